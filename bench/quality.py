@@ -1,0 +1,68 @@
+"""IDS quality of the default training settings: FedAvg, K = 20 iid HMUs, 30 rounds.
+
+Trains in-process (no MQTT; bench/inprocess.py) on the 34 non-identifier features of
+WUSTL-EHMS-2020 and scores the final global model on a stratified 20 % held-out split,
+for three seeds (each seed draws its own split, partition, init and batch order).
+The issue's target: accuracy >= 0.93 and macro-F1 >= 0.83.
+
+Run: ``.venv/bin/python bench/quality.py [--rounds 30] [--hmus 20] [--seeds 0 1 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+for entry in (ROOT, ROOT / "bench"):
+    if str(entry) not in sys.path:
+        sys.path.insert(0, str(entry))
+
+from inprocess import default_dataset, prepare_split, run_inprocess  # noqa: E402
+
+from fedlearn.config import TrainingConfig  # noqa: E402
+from fedlearn.scaling import DEFAULT_LOG  # noqa: E402
+
+TARGET_ACCURACY = 0.93
+TARGET_MACRO_F1 = 0.83
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--hmus", type=int, default=20)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--dataset", type=Path, default=default_dataset())
+    parser.add_argument("--mode", choices=("process", "thread", "serial"), default="process")
+    args = parser.parse_args()
+    cfg = TrainingConfig()
+    print(f"FedAvg, K={args.hmus} iid HMUs (all per round), {args.rounds} rounds, {cfg!r}")
+    print(f"features: 34 non-identifier columns, signed log before z-score: {DEFAULT_LOG}")
+    header = "seed  accuracy  macro_f1  precision  recall   fpr     roc_auc  s/round"
+    print(header)
+    rows = []
+    for seed in args.seeds:
+        split = prepare_split(args.dataset, args.hmus, seed=seed)
+        result = run_inprocess(split, args.rounds, cfg, mode=args.mode, seed=seed)
+        e = result.evaluation
+        rows.append(e)
+        print(
+            f"{seed:4d}  {e.accuracy:8.4f}  {e.macro_f1:8.4f}  {e.precision:9.4f}  {e.recall:6.4f}"
+            f"  {e.fpr:6.4f}  {e.roc_auc:7.4f}  {result.median_round_s:7.3f}",
+            flush=True,
+        )
+    accuracy = statistics.mean(e.accuracy for e in rows)
+    macro_f1 = statistics.mean(e.macro_f1 for e in rows)
+    recall = statistics.mean(e.recall for e in rows)
+    print(f"mean  {accuracy:8.4f}  {macro_f1:8.4f}  {'':9s}  {recall:6.4f}")
+    met = accuracy >= TARGET_ACCURACY and macro_f1 >= TARGET_MACRO_F1
+    print(
+        f"target accuracy >= {TARGET_ACCURACY} and macro-F1 >= {TARGET_MACRO_F1}:"
+        f" {'met' if met else 'NOT met'}"
+    )
+
+
+if __name__ == "__main__":
+    main()

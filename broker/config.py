@@ -1,0 +1,29 @@
+"""Typed settings of the broker section of a scenario."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from iomt_testbed.strict import Strict
+
+
+class BrokerConfig(Strict):
+    """Which broker a run uses.
+
+    With ``url`` unset the run starts its own broker on 127.0.0.1 (Mosquitto, or the
+    embedded amqtt broker where no ``mosquitto`` binary exists).  With ``url`` set
+    (``mqtt://host:port`` or ``mqtts://host:port``) agents attach to that broker with
+    the credentials in ``credentials_file``; that is what field trials use.
+    """
+
+    kind: Literal["auto", "mosquitto", "amqtt"] = "auto"
+    url: str | None = None
+    credentials_file: str | None = Field(
+        None, description="YAML of {agent_id: password} for an external broker"
+    )
+    ca_file: str | None = Field(None, description="CA certificate for mqtts:// URLs")
+    tls: bool = Field(False, description="local broker: also open a TLS listener and use it")
+    max_packet_mb: float = Field(16.0, gt=0, le=256)
+    persistence: bool = True

@@ -1,0 +1,57 @@
+"""The one entry point of a run's broker: start Mosquitto or amqtt, or attach to a URL."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from broker.config import BrokerConfig
+from broker.embedded import AmqttBroker
+from broker.external import attach_external
+from broker.handle import BrokerHandle
+from broker.mosquitto import MosquittoBroker, find_mosquitto
+from iomt_testbed.errors import BrokerError
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def start_broker(
+    config: BrokerConfig, run_dir: Path, run_id: str, hmu_ids: Sequence[str]
+) -> AsyncIterator[BrokerHandle]:
+    """Yield a handle on the run's broker and stop it (if we started it) on the way out.
+
+    ``config.url`` set: attach to that broker, start nothing.  Otherwise start Mosquitto
+    (``kind`` auto or mosquitto) or, with ``kind: amqtt`` or no Mosquitto installed
+    under ``auto``, the embedded amqtt broker, whose differences are logged.
+    """
+    if config.url is not None:
+        yield await asyncio.to_thread(attach_external, config)
+        return
+    kind = config.kind
+    if kind == "auto":
+        if find_mosquitto() is not None:
+            kind = "mosquitto"
+        else:
+            log.warning(
+                "no mosquitto binary found; falling back to the embedded amqtt broker "
+                "(no max_packet_size, no persistence, SUBSCRIBE outside read grants refused)"
+            )
+            kind = "amqtt"
+    if kind == "mosquitto":
+        mosquitto = MosquittoBroker(config, run_dir, run_id, hmu_ids)
+        try:
+            yield await mosquitto.start_async()
+        finally:
+            mosquitto.stop()
+        return
+    if kind != "amqtt":
+        raise BrokerError(f"unknown broker kind {kind!r}")
+    embedded = AmqttBroker(config, run_dir, run_id, hmu_ids)
+    try:
+        yield await embedded.start()
+    finally:
+        await embedded.stop()

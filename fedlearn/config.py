@@ -1,0 +1,49 @@
+"""Typed settings of the federation and of local IDS training (scenario sections)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from iomt_testbed.strict import Strict
+
+
+class PartitionConfig(Strict):
+    """How the training split is dealt out to the HMUs."""
+
+    kind: Literal["iid", "dirichlet", "time"] = "iid"
+    alpha: float = Field(0.5, gt=0, description="Dirichlet concentration over labels")
+    min_samples: int = Field(10, ge=1, description="every HMU gets at least this many rows")
+
+
+class FederationConfig(Strict):
+    """Who takes part and for how long."""
+
+    hmus: int = Field(5, ge=1, le=1000)
+    clients_per_round: int = Field(5, ge=1)
+    rounds: int = Field(10, ge=1)
+    round_deadline_s: float = Field(30.0, gt=0, description="a round closes at this age")
+    online_timeout_s: float = Field(60.0, gt=0, description="wait this long for HMUs")
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="stratified held-out split")
+    partition: PartitionConfig = PartitionConfig()
+
+    @model_validator(mode="after")
+    def _k_within_hmus(self) -> FederationConfig:
+        if self.clients_per_round > self.hmus:
+            raise ValueError(
+                f"clients_per_round ({self.clients_per_round}) exceeds hmus ({self.hmus})"
+            )
+        return self
+
+
+class TrainingConfig(Strict):
+    """Local training of the IDS MLP at each HMU."""
+
+    hidden: tuple[int, ...] = (64, 64)
+    epochs: int = Field(2, ge=1)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    optimizer: Literal["adam", "sgd"] = "adam"
+    class_weight: Literal["none", "balanced"] = "balanced"
+    threads: int = Field(1, ge=1, description="torch threads per trainer")

@@ -1,0 +1,153 @@
+"""The HMU agent: drives ``HmuSession`` over MQTT and trains in a worker, never in the loop.
+
+Training is handed to an executor (a thread or process pool shared by the HMUs of one
+launcher, or a single worker thread in a standalone ``iomt hmu``) so the agent keeps
+answering while it trains.  A bad message from anyone is counted and dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fedlearn.config import TrainingConfig
+from fedlearn.model import Weights
+from fedlearn.train import TrainResult, train_local
+from hmu_agent.session import HmuSession, SendUpdate, StartTraining, Stop
+from iomt_testbed.errors import PeerError, ProtocolViolation
+from wire import topics
+from wire.bus import Bus, Delivery
+from wire.envelope import BROADCAST, new_envelope
+from wire.frame import Frame, decode_frame, encode_frame
+from wire.messages import GlobalModel, ModelUpdate, RunComplete, Status, TrainRequest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HmuSetup:
+    """Everything one HMU needs: who it is, its local data and how to train."""
+
+    run_id: str
+    hmu_id: str
+    x: np.ndarray
+    y: np.ndarray
+    training: TrainingConfig
+    seed: int
+    client_kwargs: dict[str, Any]
+
+
+@dataclass
+class HmuOutcome:
+    hmu_id: str
+    rounds_trained: int
+    reason: str
+    rejected: dict[str, int]
+
+
+def round_seed(seed: int, hmu_id: str, round_: int) -> int:
+    """A training seed unique to (scenario seed, HMU, round), stable across processes."""
+    digits = int("".join(c for c in hmu_id if c.isdigit()) or "0")
+    return int(np.random.SeedSequence([seed, digits, round_]).generate_state(1)[0])
+
+
+class HmuAgent:
+    """One hospital management unit connected to the broker."""
+
+    def __init__(self, setup: HmuSetup, executor: Executor | None = None) -> None:
+        self.setup = setup
+        self.executor = executor
+        self.session = HmuSession(setup.hmu_id, topics.SERVER_ID)
+        self.rejected: Counter[str] = Counter()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> HmuOutcome:
+        s = self.setup
+        status_topic = topics.status(s.run_id, s.hmu_id)
+        async with Bus(s.client_kwargs, will=(status_topic, self._status("offline"))) as bus:
+            self.bus = bus
+            await bus.subscribe(topics.inbox(s.run_id, s.hmu_id), topics.global_model(s.run_id))
+            await bus.publish(status_topic, self._status("online"), retain=True)
+            reason = await self._loop(bus)
+            for task in list(self._tasks):
+                task.cancel()
+            await bus.publish(status_topic, self._status("offline"), retain=True)
+        return HmuOutcome(s.hmu_id, self.session.rounds_trained, reason, dict(self.rejected))
+
+    async def _loop(self, bus: Bus) -> str:
+        while True:
+            delivery = await bus.receive()
+            assert delivery is not None
+            try:
+                for action in self._on_delivery(delivery):
+                    if isinstance(action, Stop):
+                        return action.reason
+            except PeerError as exc:
+                self.rejected[type(exc).__name__] += 1
+                log.warning("%s: rejected message on %s: %s", self.setup.hmu_id, delivery.topic, exc)
+
+    def _on_delivery(self, delivery: Delivery) -> list[Any]:
+        s = self.setup
+        frame = decode_frame(delivery.payload)
+        env = frame.envelope
+        if env.run_id != s.run_id or env.recipient not in (s.hmu_id, BROADCAST):
+            raise ProtocolViolation(f"message for {env.recipient!r} in run {env.run_id!r}")
+        message = frame.message
+        if isinstance(message, TrainRequest):
+            if delivery.topic != topics.inbox(s.run_id, s.hmu_id):
+                raise ProtocolViolation(f"train request on {delivery.topic}")
+            actions = self.session.train_request(env.sender, env.round)
+            for action in actions:
+                if isinstance(action, StartTraining):
+                    self._start_training(action.round, frame)
+            return []
+        if isinstance(message, RunComplete):
+            return self.session.run_complete(env.sender, message.reason)
+        if isinstance(message, GlobalModel):
+            return []  # the aggregated model after each round; nothing to do with it here
+        raise ProtocolViolation(f"unexpected {message.type!r} message on {delivery.topic}")
+
+    def _start_training(self, round_: int, frame: Frame) -> None:
+        task = asyncio.create_task(self._train(round_, frame.tensors))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _train(self, round_: int, weights: Weights) -> None:
+        s = self.setup
+        loop = asyncio.get_running_loop()
+        seed = round_seed(s.seed, s.hmu_id, round_)
+        try:
+            result: TrainResult = await loop.run_in_executor(
+                self.executor, train_local, weights, s.x, s.y, s.training, seed
+            )
+        except (ValueError, KeyError, RuntimeError) as exc:
+            # weights that do not fit our model are the sender's fault
+            self.rejected["DecodeError"] += 1
+            log.warning("%s: cannot train from round %d weights: %s", s.hmu_id, round_, exc)
+            self.session.training_done(round_)
+            return
+        for action in self.session.training_done(round_):
+            if isinstance(action, SendUpdate):
+                await self._send_update(action.round, result)
+
+    async def _send_update(self, round_: int, result: TrainResult) -> None:
+        s = self.setup
+        env = new_envelope(s.run_id, round_, s.hmu_id, topics.SERVER_ID, "update")
+        message = ModelUpdate(
+            num_samples=result.num_samples,
+            loss=float(result.loss),
+            train_seconds=float(result.seconds),
+            tensors=[],
+        )
+        await self.bus.publish(topics.update(s.run_id, s.hmu_id), encode_frame(env, message, result.weights))
+
+    def _status(self, state: str) -> bytes:
+        s = self.setup
+        env = new_envelope(s.run_id, 0, s.hmu_id, BROADCAST, "status")
+        return encode_frame(env, Status(role="hmu", state=state, samples=len(s.y)))  # type: ignore[arg-type]

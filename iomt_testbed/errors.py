@@ -1,0 +1,71 @@
+"""The one error hierarchy of the testbed, and the CLI exit code of each branch.
+
+    TestbedError                      every error the testbed raises on purpose
+     ├── UsageError        (exit 2)   a bad command line or option
+     ├── ScenarioError     (exit 2)   a scenario file that does not validate
+     ├── DataError         (exit 1)   a dataset or capture that is missing or malformed
+     ├── BrokerError       (exit 1)   the broker cannot be started, reached or joined
+     ├── RunError          (exit 1)   a run that cannot go on (no HMU online, ...)
+     ├── QkdError          (exit 1)   key distribution that cannot run as configured
+     └── PeerError         (never fatal) a peer sent something we refuse
+          ├── DecodeError              the bytes are not a valid frame or message
+          ├── ProtocolViolation        a valid message at the wrong time or place
+          └── AuthenticationError      a message that fails its MAC or AEAD tag
+
+A ``PeerError`` is the peer's fault: agents count it, log it and go on; it never
+reaches the CLI.  Every other branch maps to an exit code and a one-line message
+that says what to do.
+"""
+
+from __future__ import annotations
+
+
+class TestbedError(Exception):
+    """Base of every error raised on purpose by the testbed."""
+
+    __test__ = False  # not a pytest test class, despite the name
+    exit_code = 1
+
+
+class UsageError(TestbedError):
+    """A bad command line: unknown option, malformed ``--set`` and the like."""
+
+    exit_code = 2
+
+
+class ScenarioError(TestbedError):
+    """A scenario file that cannot be read or does not validate."""
+
+    exit_code = 2
+
+
+class DataError(TestbedError):
+    """A dataset, pcap or feature table that is missing or malformed."""
+
+
+class BrokerError(TestbedError):
+    """The MQTT broker cannot be started, reached or authenticated against."""
+
+
+class RunError(TestbedError):
+    """A run that cannot go on, for example because no HMU came online."""
+
+
+class QkdError(TestbedError):
+    """Key distribution that cannot run with the given parameters."""
+
+
+class PeerError(TestbedError):
+    """Something a peer sent that we refuse; counted and dropped, never fatal."""
+
+
+class DecodeError(PeerError):
+    """Bytes that are not a valid frame, envelope, message or tensor bundle."""
+
+
+class ProtocolViolation(PeerError):
+    """A well-formed message that is not allowed in the receiver's current state."""
+
+
+class AuthenticationError(PeerError):
+    """A message whose MAC or AEAD tag does not verify (tampered or wrong key)."""

@@ -1,0 +1,91 @@
+"""One agent at a time against an existing broker: ``iomt server`` and ``iomt hmu``.
+
+Both derive their share of the data from the scenario and its seed (see
+``scenarios.data_plan``), so they agree with each other without exchanging rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from broker import BrokerHandle, client_kwargs
+from broker.external import attach_external
+from fedlearn.train import warm_up
+from hmu_agent.runner import HmuAgent, HmuOutcome
+from iomt_testbed.errors import UsageError
+from scenarios.data_plan import prepare_data
+from scenarios.launcher import build_results, hmu_ids, hmu_setup, run_log, server_setup
+from scenarios.results import write_results
+from scenarios.schema import Scenario, scenario_yaml
+from server_agent.runner import ServerAgent
+from wire.topics import SERVER_ID, check_part
+
+
+def _handle(scenario: Scenario, url: str | None, creds: Path | None, ca: Path | None) -> BrokerHandle:
+    """The broker named on the command line, else the scenario's ``broker.url``."""
+    config = scenario.broker.model_copy(
+        update={
+            k: str(v)
+            for k, v in (("url", url), ("credentials_file", creds), ("ca_file", ca))
+            if v is not None
+        }
+    )
+    if config.url is None or config.credentials_file is None:
+        raise UsageError("give --broker-url and --credentials (or broker.url and broker.credentials_file)")
+    return attach_external(config)
+
+
+def _run_id(scenario: Scenario, run_id: str | None) -> str:
+    try:
+        return check_part(run_id or scenario.name, "run id")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+async def run_server_alone(
+    scenario: Scenario,
+    run_id: str | None,
+    url: str | None,
+    creds: Path | None,
+    ca: Path | None,
+    out_root: Path,
+) -> dict[str, Any]:
+    started = time.monotonic()
+    handle = _handle(scenario, url, creds, ca)
+    rid = _run_id(scenario, run_id)
+    data = await asyncio.to_thread(prepare_data, scenario)
+    run_dir = out_root / rid
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "scenario.yaml").write_text(scenario_yaml(scenario))
+    with run_log(run_dir):
+        setup = server_setup(scenario, data, rid, run_dir, client_kwargs(handle, SERVER_ID), None)
+        outcome = await ServerAgent(setup).run()
+        results = build_results(
+            scenario, rid, handle, data, outcome,
+            mode="server-only", wall_time_s=time.monotonic() - started,
+        )
+        write_results(run_dir, results)
+    return results
+
+
+async def run_hmu_alone(
+    scenario: Scenario,
+    hmu: str,
+    run_id: str | None,
+    url: str | None,
+    creds: Path | None,
+    ca: Path | None,
+) -> HmuOutcome:
+    if hmu not in hmu_ids(scenario):
+        raise UsageError(f"--id {hmu}: the scenario has {', '.join(hmu_ids(scenario)[:3])}...")
+    handle = _handle(scenario, url, creds, ca)
+    rid = _run_id(scenario, run_id)
+    data = await asyncio.to_thread(prepare_data, scenario)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="train") as pool:
+        await asyncio.get_running_loop().run_in_executor(pool, warm_up)
+        agent = HmuAgent(hmu_setup(scenario, data, rid, hmu, client_kwargs(handle, hmu)), pool)
+        return await agent.run()

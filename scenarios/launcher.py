@@ -1,0 +1,304 @@
+"""Launch a scenario: a broker, the FL server and every HMU, in one process or in many.
+
+The same agent classes run in every shape: as tasks in this process (the default),
+as separate ``iomt server`` / ``iomt hmu`` processes (``--processes``), or one at a
+time on field hardware pointed at a remote broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from broker import BrokerHandle, client_kwargs, start_broker
+from fedlearn.model import init_weights
+from fedlearn.train import warm_up
+from hmu_agent.runner import HmuAgent, HmuOutcome, HmuSetup
+from scenarios.data_plan import FederatedData, prepare_data
+from scenarios.results import write_results
+from scenarios.schema import Scenario, scenario_yaml
+from server_agent.runner import ServerAgent, ServerOutcome, ServerSetup
+from wire.topics import SERVER_ID, hmu_id
+
+log = logging.getLogger(__name__)
+
+RoundCallback = Callable[[dict[str, Any]], None]
+
+
+def make_run_id(name: str) -> str:
+    """``<name>-<UTC time>-<4 hex>``: unique, sortable and a valid topic level."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{name[:40]}-{stamp}-{secrets.token_hex(2)}"
+
+
+def hmu_ids(scenario: Scenario) -> list[str]:
+    return [hmu_id(i) for i in range(scenario.federation.hmus)]
+
+
+@contextlib.contextmanager
+def run_log(run_dir: Path) -> Iterator[None]:
+    """Send the testbed's log records to ``run_dir/run.log`` for the duration."""
+    handler = logging.FileHandler(run_dir / "run.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+        handler.close()
+
+
+def prepare_run_dir(scenario: Scenario, out_root: Path, run_id: str) -> Path:
+    run_dir = out_root / run_id
+    run_dir.mkdir(parents=True, exist_ok=False)
+    (run_dir / "scenario.yaml").write_text(scenario_yaml(scenario))
+    return run_dir
+
+
+def server_setup(
+    scenario: Scenario,
+    data: FederatedData,
+    run_id: str,
+    run_dir: Path,
+    kwargs: dict[str, Any],
+    on_round: RoundCallback | None,
+) -> ServerSetup:
+    return ServerSetup(
+        run_id=run_id,
+        hmus=hmu_ids(scenario),
+        federation=scenario.federation,
+        hidden=scenario.training.hidden,
+        initial_weights=init_weights(data.n_features, scenario.training.hidden, scenario.seed),
+        x_test=data.x_test,
+        y_test=data.y_test,
+        seed=scenario.seed,
+        run_dir=run_dir,
+        client_kwargs=kwargs,
+        on_round=on_round,
+    )
+
+
+def hmu_setup(
+    scenario: Scenario, data: FederatedData, run_id: str, hmu: str, kwargs: dict[str, Any]
+) -> HmuSetup:
+    x, y = data.parts[hmu]
+    return HmuSetup(
+        run_id=run_id,
+        hmu_id=hmu,
+        x=x,
+        y=y,
+        training=scenario.training,
+        seed=scenario.seed,
+        client_kwargs=kwargs,
+    )
+
+
+def build_results(
+    scenario: Scenario,
+    run_id: str,
+    handle: BrokerHandle,
+    data: FederatedData,
+    outcome: ServerOutcome,
+    *,
+    mode: str,
+    wall_time_s: float,
+    hmus: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "scenario": scenario.name,
+        "run_id": run_id,
+        "seed": scenario.seed,
+        "mode": mode,
+        "broker": {"kind": handle.kind, "url": handle.url, "tls": handle.tls},
+        "data": {
+            "dataset": str(data.dataset),
+            "rows": data.rows,
+            "features": list(data.feature_names),
+            "keep_identifiers": scenario.data.keep_identifiers,
+            "test_rows": len(data.y_test),
+        },
+        "completed": outcome.completed,
+        "reason": outcome.reason,
+        "rounds": outcome.rounds,
+        "final": outcome.final,
+        "rejected": outcome.rejected,
+        "hmus": hmus or {},
+        "wall_time_s": round(wall_time_s, 3),
+    }
+
+
+@dataclass
+class RunOutput:
+    run_dir: Path
+    results: dict[str, Any]
+
+
+async def launch(
+    scenario: Scenario,
+    out_root: Path,
+    *,
+    processes: bool = False,
+    on_round: RoundCallback | None = None,
+    on_start: Callable[[str, str], None] | None = None,
+    executor: Executor | None = None,
+) -> RunOutput:
+    """Run ``scenario`` end to end and write its run directory."""
+    started = time.monotonic()
+    run_id = make_run_id(scenario.name)
+    data = await asyncio.to_thread(prepare_data, scenario)
+    run_dir = prepare_run_dir(scenario, out_root, run_id)
+    hmus = hmu_ids(scenario)
+    with run_log(run_dir):
+        log.info("run %s: %d HMUs, %d rows from %s", run_id, len(hmus), data.rows, data.dataset)
+        async with start_broker(scenario.broker, run_dir, run_id, hmus) as handle:
+            log.info("broker: %s at %s", handle.kind, handle.url)
+            if on_start is not None:
+                on_start(run_id, handle.url)
+            if processes:
+                outcome, hmu_report = await _run_processes(scenario, data, run_id, run_dir, handle, on_round)
+            else:
+                outcome, hmu_report = await _run_in_process(
+                    scenario, data, run_id, run_dir, handle, on_round, executor
+                )
+        results = build_results(
+            scenario, run_id, handle, data, outcome,
+            mode="processes" if processes else "in-process",
+            wall_time_s=time.monotonic() - started,
+            hmus=hmu_report,
+        )
+        write_results(run_dir, results)
+        log.info("run %s: %s", run_id, outcome.reason)
+    return RunOutput(run_dir, results)
+
+
+async def _run_in_process(
+    scenario: Scenario,
+    data: FederatedData,
+    run_id: str,
+    run_dir: Path,
+    handle: BrokerHandle,
+    on_round: RoundCallback | None,
+    executor: Executor | None,
+) -> tuple[ServerOutcome, dict[str, Any]]:
+    own_executor = executor is None
+    pool = executor or ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="train")
+    try:
+        await asyncio.get_running_loop().run_in_executor(pool, warm_up)
+        agents = [
+            HmuAgent(hmu_setup(scenario, data, run_id, h, client_kwargs(handle, h)), pool)
+            for h in hmu_ids(scenario)
+        ]
+        hmu_tasks = [asyncio.create_task(a.run(), name=a.setup.hmu_id) for a in agents]
+        server = ServerAgent(
+            server_setup(scenario, data, run_id, run_dir, client_kwargs(handle, SERVER_ID), on_round)
+        )
+        try:
+            outcome = await server.run()
+        finally:
+            # HMUs leave on the run-complete message; give them a moment, then stop them
+            done, pending = await asyncio.wait(hmu_tasks, timeout=5.0)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        report: dict[str, Any] = {}
+        for task in hmu_tasks:
+            if task.cancelled():
+                report[task.get_name()] = {"state": "cancelled"}
+            elif task.exception() is not None:
+                report[task.get_name()] = {"state": "failed", "error": str(task.exception())}
+            else:
+                result: HmuOutcome = task.result()
+                report[result.hmu_id] = {
+                    "state": "done",
+                    "rounds_trained": result.rounds_trained,
+                    "rejected": result.rejected,
+                }
+        return outcome, report
+    finally:
+        if own_executor:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def write_credentials(run_dir: Path, handle: BrokerHandle) -> Path:
+    """The agents' passwords for their own processes (owner-only file in the run directory)."""
+    path = run_dir / "credentials.yaml"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        yaml.safe_dump({k: c.password for k, c in handle.credentials.items()}, fh)
+    return path
+
+
+def agent_command(role: str, scenario_file: Path, run_id: str, handle: BrokerHandle, creds: Path) -> list[str]:
+    cmd = [
+        sys.executable, "-m", "scenarios.cli", role,
+        "--scenario", str(scenario_file),
+        "--run-id", run_id,
+        "--broker-url", handle.url,
+        "--credentials", str(creds),
+    ]
+    if handle.ca_file is not None:
+        cmd += ["--ca-file", str(handle.ca_file)]
+    return cmd
+
+
+async def _run_processes(
+    scenario: Scenario,
+    data: FederatedData,
+    run_id: str,
+    run_dir: Path,
+    handle: BrokerHandle,
+    on_round: RoundCallback | None,
+) -> tuple[ServerOutcome, dict[str, Any]]:
+    """Each HMU as its own OS process; the server stays here so progress can be shown."""
+    creds = write_credentials(run_dir, handle)
+    scenario_file = run_dir / "scenario.yaml"
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    logs = run_dir / "agents"
+    logs.mkdir(exist_ok=True)
+    try:
+        for hmu in hmu_ids(scenario):
+            cmd = [*agent_command("hmu", scenario_file, run_id, handle, creds), "--id", hmu]
+            with (logs / f"{hmu}.log").open("wb") as out:
+                procs[hmu] = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        server = ServerAgent(
+            server_setup(scenario, data, run_id, run_dir, client_kwargs(handle, SERVER_ID), on_round)
+        )
+        outcome = await server.run()
+        deadline = time.monotonic() + 15.0
+        report: dict[str, Any] = {}
+        for hmu, proc in procs.items():
+            while proc.poll() is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            report[hmu] = {"state": "done" if proc.returncode == 0 else "failed", "exit": proc.returncode}
+        return outcome, report
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -1,0 +1,116 @@
+"""The scenario file: its typed schema and a loader that names the YAML path of every error."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError
+
+from broker.config import BrokerConfig
+from fedlearn.config import FederationConfig, TrainingConfig
+from iomt_testbed.errors import ScenarioError, UsageError
+from iomt_testbed.strict import Strict
+from traffic.config import DataConfig
+
+_NAME = r"^[a-z0-9][a-z0-9_-]{0,47}$"
+
+
+class Scenario(Strict):
+    """A whole experiment: who federates, how they train, on what data, over which broker."""
+
+    name: str = Field(pattern=_NAME, description="lower-case letters, digits, '-' and '_'")
+    description: str = ""
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+    federation: FederationConfig = FederationConfig()
+    training: TrainingConfig = TrainingConfig()
+    data: DataConfig = DataConfig()
+    broker: BrokerConfig = BrokerConfig()
+
+
+def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
+    """Read, override (``key.path=value``) and validate a scenario file.
+
+    Raises ``ScenarioError`` naming the file, and the YAML path and line of every error.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: no such scenario file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{path}: cannot read: {exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+        lines = _line_index(yaml.compose(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError(f"{path}:{where} is not valid YAML: {problem}") from None
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{path}: a scenario is a YAML mapping with at least 'name'")
+    for item in overrides:
+        apply_override(raw, item)
+    return validate_scenario(raw, source=str(path), lines=lines)
+
+
+def validate_scenario(
+    raw: dict[str, Any], *, source: str = "scenario", lines: dict[tuple[str, ...], int] | None = None
+) -> Scenario:
+    """Validate a parsed scenario mapping; every error is reported with its path."""
+    try:
+        return Scenario.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(str(p) for p in err["loc"])
+            where = ".".join(loc) or "(top level)"
+            line = (lines or {}).get(loc)
+            at = f" (line {line})" if line else ""
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.append(f"{where}{at}: {msg}")
+        count = f"{len(problems)} errors: " if len(problems) > 1 else ""
+        raise ScenarioError(f"{source}: {count}{'; '.join(problems)}") from None
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """Apply one ``--set key.path=value`` to a parsed scenario; the value is YAML."""
+    key, sep, value = item.partition("=")
+    if not sep or not re.fullmatch(r"[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)*", key):
+        raise UsageError(f"--set {item!r}: expected key.path=value, e.g. federation.rounds=5")
+    try:
+        parsed = yaml.safe_load(value) if value != "" else ""
+    except yaml.YAMLError:
+        parsed = value
+    node = raw
+    *parents, leaf = key.split(".")
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise UsageError(f"--set {key}: {part!r} is not a section")
+        node = child
+    node[leaf] = parsed
+
+
+def scenario_yaml(scenario: Scenario) -> str:
+    """The fully resolved scenario, every default spelt out, as YAML."""
+    return yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)
+
+
+def _line_index(node: yaml.Node | None, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
+    """Map each key path of a composed YAML document to its 1-based line."""
+    index: dict[tuple[str, ...], int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            path = (*prefix, str(key_node.value))
+            index[path] = key_node.start_mark.line + 1
+            index.update(_line_index(value_node, path))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            path = (*prefix, str(i))
+            index[path] = item.start_mark.line + 1
+            index.update(_line_index(item, path))
+    return index

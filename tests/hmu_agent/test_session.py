@@ -1,0 +1,40 @@
+"""The HMU's session core: only the server invites, rounds move forward, stale results drop."""
+
+import pytest
+
+from hmu_agent.session import HmuPhase, HmuSession, SendUpdate, StartTraining, Stop
+from iomt_testbed.errors import ProtocolViolation
+
+
+def test_invite_train_send():
+    s = HmuSession("hmu-01", "server")
+    assert s.train_request("server", 1) == [StartTraining(1)]
+    assert s.phase is HmuPhase.TRAINING
+    assert s.training_done(1) == [SendUpdate(1)]
+    assert s.phase is HmuPhase.IDLE and s.rounds_trained == 1
+
+
+def test_only_the_server_may_invite_and_rounds_only_move_forward():
+    s = HmuSession("hmu-01", "server")
+    with pytest.raises(ProtocolViolation, match="not the server"):
+        s.train_request("hmu-02", 1)
+    s.train_request("server", 2)
+    with pytest.raises(ProtocolViolation, match="already at 2"):
+        s.train_request("server", 2)  # a replayed invitation
+
+
+def test_a_newer_round_makes_the_running_result_stale():
+    s = HmuSession("hmu-01", "server")
+    s.train_request("server", 1)
+    s.train_request("server", 2)
+    assert s.training_done(1) == []
+    assert s.training_done(2) == [SendUpdate(2)]
+
+
+def test_run_complete_stops_and_refuses_more_work():
+    s = HmuSession("hmu-01", "server")
+    with pytest.raises(ProtocolViolation):
+        s.run_complete("hmu-02", "x")
+    assert s.run_complete("server", "done") == [Stop("done")]
+    with pytest.raises(ProtocolViolation, match="ended"):
+        s.train_request("server", 5)

@@ -1,0 +1,113 @@
+"""End to end over a real Mosquitto: scenarios run through the CLI, agents survive failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scenarios.results import FINAL_FIELDS, ROUND_FIELDS
+
+pytestmark = pytest.mark.integration
+
+TINY = """\
+name: tiny
+seed: 3
+federation:
+  hmus: 3
+  clients_per_round: 3
+  rounds: 2
+  round_deadline_s: 20
+training:
+  epochs: 1
+"""
+
+
+def iomt(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "scenarios.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def tiny(tmp_path: Path, dataset_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY + f"data:\n  dataset: {dataset_path}\n")
+    return path
+
+
+def only_run_dir(out: Path) -> Path:
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    return run_dir
+
+
+def check_results(results: dict, rounds: int, hmus: int) -> None:
+    for key in ("scenario", "seed", "broker", "rounds", "final"):
+        assert key in results
+    assert results["broker"]["kind"] == "mosquitto"
+    assert results["broker"]["url"].startswith("mqtt://127.0.0.1:")
+    assert results["completed"] is True
+    assert [r["round"] for r in results["rounds"]] == list(range(1, rounds + 1))
+    for record in results["rounds"]:
+        assert set(ROUND_FIELDS) <= set(record)
+        assert len(record["received"]) == hmus
+        assert record["bytes_up"] > 0 and record["bytes_down"] > 0
+    assert set(FINAL_FIELDS) <= set(results["final"])
+    assert 0.5 < results["final"]["accuracy"] <= 1.0
+
+
+def test_cli_run_completes_and_writes_results(tiny: Path, tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    proc = iomt("run", str(tiny), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    run_dir = only_run_dir(out)
+    results = json.loads((run_dir / "results.json").read_text())
+    check_results(results, rounds=2, hmus=3)
+    assert results["seed"] == 3 and results["scenario"] == "tiny"
+    assert (run_dir / "scenario.yaml").is_file() and (run_dir / "run.log").is_file()
+    assert (run_dir / "checkpoints" / "global.npz").is_file()
+    state = json.loads((run_dir / "checkpoints" / "state.json").read_text())
+    assert state["round"] == 2
+    assert "accuracy" in proc.stdout
+
+
+def test_cli_run_with_separate_processes(tiny: Path, tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    proc = iomt("run", str(tiny), "--out", str(out), "--processes")
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((only_run_dir(out) / "results.json").read_text())
+    check_results(results, rounds=2, hmus=3)
+    assert results["mode"] == "processes"
+    assert all(h["state"] == "done" for h in results["hmus"].values())
+
+
+def test_misspelt_key_fails_validate_with_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "typo.yaml"
+    path.write_text("name: typo\nfederation:\n  hmus: 3\n  rouns: 2\n")
+    proc = iomt("validate", str(path))
+    assert proc.returncode == 2
+    assert "federation.rouns" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_missing_dataset_says_how_to_get_it(tmp_path: Path) -> None:
+    path = tmp_path / "nodata.yaml"
+    path.write_text("name: nodata\n")
+    env = {"IOMT_DATASET": ""}
+    proc = iomt("run", str(path), "--out", str(tmp_path / "runs"), env=env, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "iomt data fetch" in proc.stderr or "IOMT_DATASET" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

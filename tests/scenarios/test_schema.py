@@ -1,0 +1,62 @@
+"""Scenario files are validated strictly, with every error's YAML path and line."""
+
+from pathlib import Path
+
+import pytest
+
+from iomt_testbed.errors import ScenarioError, UsageError
+from scenarios.schema import load_scenario
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+@pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_scenarios_validate(path):
+    scenario = load_scenario(path)
+    assert scenario.federation.clients_per_round <= scenario.federation.hmus
+
+
+def write(tmp_path, text):
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_misspelt_key_is_named_with_its_path_and_line(tmp_path):
+    path = write(tmp_path, "name: x\nfederation:\n  hmus: 3\n  clients_pr_round: 2\n")
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(path)
+    assert "federation.clients_pr_round (line 4): unknown key" in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_every_error_is_reported(tmp_path):
+    path = write(tmp_path, "name: x\nseed: -1\nfederation:\n  rounds: many\n")
+    message = str(pytest.raises(ScenarioError, load_scenario, path).value)
+    assert "2 errors" in message and "seed" in message and "federation.rounds" in message
+    assert "\n" not in message
+
+
+def test_k_cannot_exceed_hmus(tmp_path):
+    path = write(tmp_path, "name: x\nfederation:\n  hmus: 2\n  clients_per_round: 3\n")
+    with pytest.raises(ScenarioError, match="exceeds hmus"):
+        load_scenario(path)
+
+
+def test_overrides_are_yaml_typed_and_validated(tmp_path):
+    path = write(tmp_path, "name: x\n")
+    scenario = load_scenario(path, ["federation.rounds=4", "training.hidden=[32, 16]"])
+    assert scenario.federation.rounds == 4 and scenario.training.hidden == (32, 16)
+    with pytest.raises(ScenarioError, match="federation.roundz"):
+        load_scenario(path, ["federation.roundz=4"])
+    with pytest.raises(UsageError):
+        load_scenario(path, ["no-equals-sign"])
+
+
+def test_bad_yaml_and_missing_file_are_one_line_errors(tmp_path):
+    path = write(tmp_path, "name: x\nfederation: [unclosed\n")
+    assert "not valid YAML" in str(pytest.raises(ScenarioError, load_scenario, path).value)
+    assert "no such scenario" in str(
+        pytest.raises(ScenarioError, load_scenario, tmp_path / "nope.yaml").value
+    )
+    assert "mapping" in str(pytest.raises(ScenarioError, load_scenario, write(tmp_path, "- 1\n")).value)

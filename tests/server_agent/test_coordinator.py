@@ -1,0 +1,130 @@
+"""The server's round state machine, driven with in-memory events and a fake clock."""
+
+import numpy as np
+import pytest
+
+from iomt_testbed.errors import ProtocolViolation
+from server_agent.coordinator import Aggregate, Finish, Invite, Phase, RoundCoordinator
+
+HMUS = ["hmu-01", "hmu-02", "hmu-03", "hmu-04"]
+
+
+def make(k=2, rounds=2, seed=0, deadline=10.0, online_timeout=30.0):
+    return RoundCoordinator(
+        HMUS,
+        clients_per_round=k,
+        rounds=rounds,
+        round_deadline_s=deadline,
+        online_timeout_s=online_timeout,
+        rng=np.random.default_rng(seed),
+        now=0.0,
+    )
+
+
+def bring_online(core, hmus=HMUS, now=1.0):
+    actions = []
+    for h in hmus:
+        actions += core.hmu_status(h, True, now)
+    return actions
+
+
+def test_first_round_opens_when_every_hmu_is_online():
+    core = make()
+    assert bring_online(core, HMUS[:3]) == []
+    (invite,) = core.hmu_status("hmu-04", True, 1.0)
+    assert isinstance(invite, Invite) and invite.round == 1 and len(invite.hmus) == 2
+    assert core.phase is Phase.TRAINING
+
+
+def test_selection_is_reproducible_from_the_seed_and_varies_with_it():
+    picks = []
+    for seed in (1, 1, 2, 3, 4):
+        core = make(seed=seed)
+        picks.append(bring_online(core)[0].hmus)
+    assert picks[0] == picks[1]
+    assert len(set(picks)) > 1
+
+
+def test_round_closes_when_all_selected_answer_then_finishes():
+    core = make(rounds=2)
+    (invite,) = bring_online(core)
+    first, second = invite.hmus
+    assert core.update_arrived(first, 1, "u1", 2.0) == []
+    (agg,) = core.update_arrived(second, 1, "u2", 2.5)
+    assert isinstance(agg, Aggregate) and agg.updates == {first: "u1", second: "u2"}
+    assert not agg.timed_out
+    (invite2,) = core.round_done(1, 3.0)
+    assert invite2.round == 2
+    for h in invite2.hmus:
+        actions = core.update_arrived(h, 2, "u", 4.0)
+    (finish,) = core.round_done(2, 5.0)
+    assert isinstance(finish, Finish) and finish.completed
+    assert core.phase is Phase.FINISHED
+
+
+def test_deadline_closes_a_round_with_what_arrived():
+    core = make(k=3, deadline=10.0)
+    (invite,) = bring_online(core, now=0.0)
+    core.update_arrived(invite.hmus[0], 1, "u", 1.0)
+    assert core.tick(9.9) == []
+    assert core.next_wakeup() == pytest.approx(10.0)
+    (agg,) = core.tick(10.0)
+    assert agg.timed_out and list(agg.updates) == [invite.hmus[0]]
+
+
+def test_offline_selected_hmu_does_not_hold_the_round():
+    core = make(k=2)
+    (invite,) = bring_online(core)
+    a, b = invite.hmus
+    core.update_arrived(a, 1, "u", 2.0)
+    (agg,) = core.hmu_status(b, False, 2.5)
+    assert list(agg.updates) == [a]
+    (invite2,) = core.round_done(1, 3.0)
+    assert b not in invite2.hmus
+
+
+@pytest.mark.parametrize(
+    "who, rnd, match",
+    [("hmu-01", 2, "round 2"), ("hmu-09", 1, "not selected")],
+)
+def test_unwanted_updates_are_violations(who, rnd, match):
+    core = make(k=4)
+    bring_online(core)
+    with pytest.raises(ProtocolViolation, match=match):
+        core.update_arrived(who, rnd, "u", 2.0)
+
+
+def test_duplicate_update_is_a_violation():
+    core = make(k=4)
+    bring_online(core)
+    core.update_arrived("hmu-01", 1, "u", 2.0)
+    with pytest.raises(ProtocolViolation, match="second"):
+        core.update_arrived("hmu-01", 1, "u", 2.0)
+
+
+def test_online_timeout_starts_with_who_is_there_or_gives_up():
+    core = make(k=3, online_timeout=30.0)
+    bring_online(core, ["hmu-02"])
+    (invite,) = core.tick(30.0)
+    assert invite.hmus == ("hmu-02",)
+    nobody = make(online_timeout=30.0)
+    (finish,) = nobody.tick(31.0)
+    assert isinstance(finish, Finish) and not finish.completed
+
+
+def test_excluded_hmu_is_never_selected_again():
+    core = make(k=4, rounds=3)
+    bring_online(core)
+    assert core.exclude("hmu-03", 2.0) == []  # three others still owe updates
+    for h in ("hmu-01", "hmu-02", "hmu-04"):
+        actions = core.update_arrived(h, 1, "u", 2.0)
+    assert isinstance(actions[0], Aggregate)
+    (invite,) = core.round_done(1, 3.0)
+    assert "hmu-03" not in invite.hmus
+    with pytest.raises(ProtocolViolation):
+        core.update_arrived("hmu-03", 2, "u", 4.0)
+
+
+def test_unknown_status_sender_is_a_violation():
+    with pytest.raises(ProtocolViolation, match="unknown"):
+        make().hmu_status("hmu-99", True, 1.0)

@@ -1,0 +1,31 @@
+"""Pure cores import no I/O: no asyncio, MQTT clients, subprocesses or packet capture."""
+
+import subprocess
+import sys
+
+import pytest
+
+CORES = [
+    "wire.codec",
+    "wire.envelope",
+    "wire.messages",
+    "wire.frame",
+    "wire.topics",
+    "server_agent.coordinator",
+    "hmu_agent.session",
+    "fedlearn.partition",
+    "fedlearn.aggregate",
+    "fedlearn.scaling",
+    "scenarios.schema",
+]
+IO_MODULES = ["asyncio", "aiomqtt", "paho", "subprocess", "influxdb_client", "scapy"]
+
+
+@pytest.mark.parametrize("module", CORES)
+def test_core_imports_no_io_module(module):
+    probe = (
+        "import sys, importlib; importlib.import_module(%r); "
+        "print(','.join(m for m in %r if m in sys.modules))" % (module, IO_MODULES)
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"{module} pulls in {out.stdout.strip()}"

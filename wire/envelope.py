@@ -1,0 +1,46 @@
+"""The envelope every wire message travels in: who, to whom, when, for which run and round."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Literal
+
+from pydantic import Field
+
+from iomt_testbed.strict import Strict
+
+SCHEMA_VERSION = 1
+BROADCAST = "*"
+
+Cipher = Literal["none", "aes-256-gcm", "otp"]
+
+
+class Envelope(Strict):
+    """Routing metadata, sent in clear and bound to the payload as AEAD associated data."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    run_id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    round: int = Field(ge=0)
+    message_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    sender: str = Field(min_length=1, max_length=64)
+    recipient: str = Field(min_length=1, max_length=64)
+    created_at: float = Field(ge=0)
+    type: str = Field(min_length=1, max_length=32)
+    cipher: Cipher = "none"
+
+
+def new_envelope(
+    run_id: str, round_: int, sender: str, recipient: str, type_: str, *, cipher: Cipher = "none"
+) -> Envelope:
+    """An envelope with a fresh random message id and the current wall-clock time."""
+    return Envelope(
+        run_id=run_id,
+        round=round_,
+        message_id=uuid.uuid4().hex,
+        sender=sender,
+        recipient=recipient,
+        created_at=time.time(),
+        type=type_,
+        cipher=cipher,
+    )

@@ -1,0 +1,59 @@
+"""One strictly validated model per wire message, told apart by its ``type`` field."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, TypeAdapter
+
+from iomt_testbed.strict import Strict
+from wire.codec import TensorSpec
+
+
+class Status(Strict):
+    """An agent's presence; retained, and sent as the last will with ``offline``."""
+
+    type: Literal["status"] = "status"
+    role: Literal["hmu", "server", "channel"]
+    state: Literal["online", "offline"]
+    samples: int = Field(0, ge=0)
+
+
+class TrainRequest(Strict):
+    """Server -> HMU: train on your data from the attached global weights."""
+
+    type: Literal["train"] = "train"
+    deadline_s: float = Field(gt=0)
+    tensors: list[TensorSpec]
+
+
+class ModelUpdate(Strict):
+    """HMU -> server: locally trained weights for the round in the envelope."""
+
+    type: Literal["update"] = "update"
+    num_samples: int = Field(ge=1)
+    loss: float
+    train_seconds: float = Field(ge=0)
+    tensors: list[TensorSpec]
+
+
+class GlobalModel(Strict):
+    """Server -> everyone: the aggregated model after a round."""
+
+    type: Literal["global"] = "global"
+    accuracy: float = Field(ge=0, le=1)
+    tensors: list[TensorSpec]
+
+
+class RunComplete(Strict):
+    """Server -> everyone: the run is over; agents may disconnect."""
+
+    type: Literal["complete"] = "complete"
+    reason: str = Field(max_length=200)
+
+
+Message = Annotated[
+    Status | TrainRequest | ModelUpdate | GlobalModel | RunComplete,
+    Field(discriminator="type"),
+]
+MESSAGE_ADAPTER: TypeAdapter[Message] = TypeAdapter(Message)
