@@ -13,7 +13,8 @@ server             read: every status, update and metrics topic (the filters of
                    ``wire.topics``), every ``classical(h, "hmu")`` and
                    ``quantum(h, "rx")``;  write: every inbox, the global model,
                    every ``classical(h, "server")``, its own status and metrics
-QKD channel        read: every ``quantum(h, "tx")``; write: every
+QKD channel        read: every ``quantum(h, "tx")``, the global model (to see the
+                   run end); write: every
                    ``quantum(h, "rx")``, its own status and metrics
 =================  ===========================================================
 
@@ -138,6 +139,7 @@ def acl_for_run(
         AclRule("write", topics.global_model(run_id)),
     ]
     channel = [
+        AclRule("read", topics.global_model(run_id)),
         AclRule("write", topics.status(run_id, topics.CHANNEL_ID)),
         AclRule("write", topics.metrics(run_id, topics.CHANNEL_ID)),
     ]

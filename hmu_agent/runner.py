@@ -20,12 +20,25 @@ from fedlearn.config import TrainingConfig
 from fedlearn.model import Weights
 from fedlearn.train import TrainResult, train_local
 from hmu_agent.session import HmuSession, SendUpdate, StartTraining, Stop
-from iomt_testbed.errors import PeerError, ProtocolViolation
+from iomt_testbed.errors import PeerError, ProtocolViolation, QkdError
+from qkd_channel.alice import AliceSession
+from qkd_channel.channel import prepare
+from qkd_channel.config import QkdConfig
+from qkd_channel.transport import pack_states
 from wire import topics
 from wire.bus import Bus, Delivery
-from wire.envelope import BROADCAST, new_envelope
+from wire.envelope import BROADCAST, Envelope, new_envelope
 from wire.frame import Frame, decode_frame, encode_frame
-from wire.messages import GlobalModel, ModelUpdate, RunComplete, Status, TrainRequest
+from wire.link_cipher import LinkCipher
+from wire.messages import (
+    GlobalModel,
+    KeyRequest,
+    ModelUpdate,
+    QubitBatch,
+    RunComplete,
+    Status,
+    TrainRequest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +54,9 @@ class HmuSetup:
     training: TrainingConfig
     seed: int
     client_kwargs: dict[str, Any]
+    qkd: QkdConfig | None = None
+    secret: bytes | None = None
+    """Enrolment secret shared with the server; authenticates QKD post-processing."""
 
 
 @dataclass
@@ -49,6 +65,7 @@ class HmuOutcome:
     rounds_trained: int
     reason: str
     rejected: dict[str, int]
+    key_sessions: int = 0
 
 
 def round_seed(seed: int, hmu_id: str, round_: int) -> int:
@@ -66,6 +83,12 @@ class HmuAgent:
         self.session = HmuSession(setup.hmu_id, topics.SERVER_ID)
         self.rejected: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.qkd = setup.qkd if setup.qkd is not None and setup.qkd.enabled else None
+        if self.qkd is not None and not setup.secret:
+            raise QkdError(f"{setup.hmu_id}: QKD needs an enrolment secret")
+        self.alice: AliceSession | None = None
+        self.link: LinkCipher | None = None
+        self.key_sessions = 0
 
     async def run(self) -> HmuOutcome:
         s = self.setup
@@ -73,35 +96,47 @@ class HmuAgent:
         async with Bus(s.client_kwargs, will=(status_topic, self._status("offline"))) as bus:
             self.bus = bus
             await bus.subscribe(topics.inbox(s.run_id, s.hmu_id), topics.global_model(s.run_id))
+            if self.qkd is not None:
+                await bus.subscribe(topics.classical(s.run_id, s.hmu_id, "server"))
             await bus.publish(status_topic, self._status("online"), retain=True)
             reason = await self._loop(bus)
             for task in list(self._tasks):
                 task.cancel()
             await bus.publish(status_topic, self._status("offline"), retain=True)
-        return HmuOutcome(s.hmu_id, self.session.rounds_trained, reason, dict(self.rejected))
+        return HmuOutcome(
+            s.hmu_id, self.session.rounds_trained, reason, dict(self.rejected), self.key_sessions
+        )
 
     async def _loop(self, bus: Bus) -> str:
         while True:
             delivery = await bus.receive()
             assert delivery is not None
             try:
-                for action in self._on_delivery(delivery):
+                if delivery.topic == topics.classical(self.setup.run_id, self.setup.hmu_id, "server"):
+                    await self._on_key_frame(bus, delivery.payload)
+                    continue
+                for action in await self._on_delivery(delivery):
                     if isinstance(action, Stop):
                         return action.reason
             except PeerError as exc:
                 self.rejected[type(exc).__name__] += 1
                 log.warning("%s: rejected message on %s: %s", self.setup.hmu_id, delivery.topic, exc)
 
-    def _on_delivery(self, delivery: Delivery) -> list[Any]:
+    async def _on_delivery(self, delivery: Delivery) -> list[Any]:
         s = self.setup
-        frame = decode_frame(delivery.payload)
+        frame = decode_frame(delivery.payload, open_=self._open)
         env = frame.envelope
         if env.run_id != s.run_id or env.recipient not in (s.hmu_id, BROADCAST):
             raise ProtocolViolation(f"message for {env.recipient!r} in run {env.run_id!r}")
         message = frame.message
+        if isinstance(message, KeyRequest):
+            await self._start_key_session(env, message)
+            return []
         if isinstance(message, TrainRequest):
             if delivery.topic != topics.inbox(s.run_id, s.hmu_id):
                 raise ProtocolViolation(f"train request on {delivery.topic}")
+            if self.qkd is not None and env.cipher == "none":
+                raise ProtocolViolation("plaintext train request refused: this link needs a QKD key")
             actions = self.session.train_request(env.sender, env.round)
             for action in actions:
                 if isinstance(action, StartTraining):
@@ -112,6 +147,50 @@ class HmuAgent:
         if isinstance(message, GlobalModel):
             return []  # the aggregated model after each round; nothing to do with it here
         raise ProtocolViolation(f"unexpected {message.type!r} message on {delivery.topic}")
+
+    # -- key distribution -------------------------------------------------------
+
+    def _open(self, envelope: Envelope, sealed: bytes, associated_data: bytes) -> bytes:
+        if self.link is None:
+            raise ProtocolViolation(f"sealed {envelope.type!r} frame but no key is accepted yet")
+        return self.link.open(envelope, sealed, associated_data)
+
+    async def _start_key_session(self, env: Envelope, request: KeyRequest) -> None:
+        """Prepare B92 states for a fresh session and send them into the quantum channel."""
+        s = self.setup
+        if self.qkd is None or env.sender != topics.SERVER_ID:
+            raise ProtocolViolation(f"key request from {env.sender!r} on a link without QKD")
+        self.key_sessions += 1
+        rng = np.random.default_rng([s.seed, round_seed(s.seed, s.hmu_id, 0), self.key_sessions])
+        bits = prepare(request.qubits, rng)
+        assert s.secret is not None
+        self.alice = AliceSession(self.qkd, s.secret, request.session_id, bits, rng)
+        batch = QubitBatch(session_id=request.session_id, qubits=request.qubits, tensors=[])
+        out = new_envelope(s.run_id, env.round, s.hmu_id, topics.CHANNEL_ID, "qubits")
+        await self.bus.publish(
+            topics.quantum(s.run_id, s.hmu_id, "tx"), encode_frame(out, batch, pack_states(bits))
+        )
+
+    async def _on_key_frame(self, bus: Bus, payload: bytes) -> None:
+        """One authenticated post-processing frame from the server's side of the session."""
+        alice = self.alice
+        if alice is None or alice.finished:
+            raise ProtocolViolation("post-processing frame outside a key session")
+        replies = await asyncio.to_thread(alice.receive, payload)
+        for reply in replies:
+            await bus.publish(topics.classical(self.setup.run_id, self.setup.hmu_id, "hmu"), reply)
+        outcome = alice.outcome
+        if outcome is None:
+            return
+        if outcome.aborted or outcome.key is None:
+            self.link = None
+            log.warning("%s: key session aborted: %s", self.setup.hmu_id, outcome.reason)
+        else:
+            assert self.qkd is not None
+            self.link = LinkCipher(outcome.key, outcome.session_id, "hmu", self.qkd.cipher)
+            log.info("%s: key accepted (%d bits)", self.setup.hmu_id, 8 * len(outcome.key))
+
+    # -- training -------------------------------------------------------------------
 
     def _start_training(self, round_: int, frame: Frame) -> None:
         task = asyncio.create_task(self._train(round_, frame.tensors))
@@ -138,14 +217,27 @@ class HmuAgent:
 
     async def _send_update(self, round_: int, result: TrainResult) -> None:
         s = self.setup
-        env = new_envelope(s.run_id, round_, s.hmu_id, topics.SERVER_ID, "update")
+        link = self.link
+        if self.qkd is not None and link is None:
+            log.warning("%s: no key; round %d update not sent", s.hmu_id, round_)
+            return
+        env = new_envelope(
+            s.run_id, round_, s.hmu_id, topics.SERVER_ID, "update",
+            cipher=link.cipher if link else "none", key_id=link.key_id if link else "",
+        )
         message = ModelUpdate(
             num_samples=result.num_samples,
             loss=float(result.loss),
             train_seconds=float(result.seconds),
             tensors=[],
         )
-        await self.bus.publish(topics.update(s.run_id, s.hmu_id), encode_frame(env, message, result.weights))
+        try:
+            data = encode_frame(env, message, result.weights, seal=link.seal if link else None)
+        except QkdError as exc:  # a one-time pad that is used up: refuse to send
+            log.warning("%s: round %d update not sent: %s", s.hmu_id, round_, exc)
+            self.rejected["OtpExhausted"] += 1
+            return
+        await self.bus.publish(topics.update(s.run_id, s.hmu_id), data)
 
     def _status(self, state: str) -> bytes:
         s = self.setup

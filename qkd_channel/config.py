@@ -88,6 +88,11 @@ class QkdConfig(Strict):
         if self.target_key_bits is None:
             return self.qubits
         rates = honest_rates(self.link())
+        if rates.qber >= self.qber_threshold:
+            raise QkdError(
+                f"expected QBER {rates.qber:.4f} of this link is not below the threshold "
+                f"{self.qber_threshold}: no number of qubits yields a key"
+            )
         n = 4096
         while n <= 2**30:
             sifted = n * rates.conclusive

@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from broker import BrokerHandle, client_kwargs
 from broker.external import attach_external
 from fedlearn.train import warm_up
@@ -39,6 +41,22 @@ def _handle(scenario: Scenario, url: str | None, creds: Path | None, ca: Path | 
     return attach_external(config)
 
 
+def load_enrolment(scenario: Scenario, path: Path | None) -> dict[str, bytes]:
+    """HMU enrolment secrets ``{hmu: hex}`` from ``path``; required when QKD is on."""
+    if not scenario.qkd.enabled:
+        return {}
+    if path is None:
+        raise UsageError("this scenario uses QKD: give --enrolment FILE ({hmu_id: hex secret})")
+    try:
+        raw = yaml.safe_load(path.read_text())
+        secrets = {str(k): bytes.fromhex(str(v)) for k, v in (raw or {}).items()}
+    except (OSError, yaml.YAMLError, ValueError, AttributeError) as exc:
+        raise UsageError(f"--enrolment {path}: expected a YAML mapping hmu_id: hex secret ({exc})") from None
+    if not secrets:
+        raise UsageError(f"--enrolment {path}: no secrets in it")
+    return secrets
+
+
 def _run_id(scenario: Scenario, run_id: str | None) -> str:
     try:
         return check_part(run_id or scenario.name, "run id")
@@ -53,8 +71,10 @@ async def run_server_alone(
     creds: Path | None,
     ca: Path | None,
     out_root: Path,
+    enrolment_file: Path | None = None,
 ) -> dict[str, Any]:
     started = time.monotonic()
+    enrolment = load_enrolment(scenario, enrolment_file)
     handle = _handle(scenario, url, creds, ca)
     rid = _run_id(scenario, run_id)
     data = await asyncio.to_thread(prepare_data, scenario)
@@ -62,7 +82,9 @@ async def run_server_alone(
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "scenario.yaml").write_text(scenario_yaml(scenario))
     with run_log(run_dir):
-        setup = server_setup(scenario, data, rid, run_dir, client_kwargs(handle, SERVER_ID), None)
+        setup = server_setup(
+            scenario, data, rid, run_dir, client_kwargs(handle, SERVER_ID), None, enrolment, handle
+        )
         outcome = await ServerAgent(setup).run()
         results = build_results(
             scenario, rid, handle, data, outcome,
@@ -79,13 +101,18 @@ async def run_hmu_alone(
     url: str | None,
     creds: Path | None,
     ca: Path | None,
+    enrolment_file: Path | None = None,
 ) -> HmuOutcome:
     if hmu not in hmu_ids(scenario):
         raise UsageError(f"--id {hmu}: the scenario has {', '.join(hmu_ids(scenario)[:3])}...")
+    enrolment = load_enrolment(scenario, enrolment_file)
+    if scenario.qkd.enabled and hmu not in enrolment:
+        raise UsageError(f"--enrolment has no secret for {hmu}")
     handle = _handle(scenario, url, creds, ca)
     rid = _run_id(scenario, run_id)
     data = await asyncio.to_thread(prepare_data, scenario)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="train") as pool:
         await asyncio.get_running_loop().run_in_executor(pool, warm_up)
-        agent = HmuAgent(hmu_setup(scenario, data, rid, hmu, client_kwargs(handle, hmu)), pool)
+        setup = hmu_setup(scenario, data, rid, hmu, client_kwargs(handle, hmu), enrolment.get(hmu))
+        agent = HmuAgent(setup, pool)
         return await agent.run()

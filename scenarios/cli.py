@@ -124,6 +124,9 @@ RunIdOpt = Annotated[str | None, typer.Option("--run-id", help="run id shared by
 UrlOpt = Annotated[str | None, typer.Option("--broker-url", help="mqtt://host:port or mqtts://host:port")]
 CredsOpt = Annotated[Path | None, typer.Option("--credentials", help="YAML {agent_id: password}")]
 CaOpt = Annotated[Path | None, typer.Option("--ca-file", help="CA certificate for mqtts://")]
+EnrolOpt = Annotated[
+    Path | None, typer.Option("--enrolment", help="YAML {hmu_id: hex secret}, needed with QKD")
+]
 
 
 @app.command()
@@ -134,6 +137,7 @@ def server(
     broker_url: UrlOpt = None,
     credentials: CredsOpt = None,
     ca_file: CaOpt = None,
+    enrolment: EnrolOpt = None,
     out: Annotated[Path, typer.Option("--out", help="parent folder of run directories")] = Path("runs"),
     set_: SetOpt = None,
 ) -> None:
@@ -142,7 +146,9 @@ def server(
     from scenarios.schema import load_scenario
 
     scenario = load_scenario(scenario_file, set_ or [])
-    results = asyncio.run(run_server_alone(scenario, run_id, broker_url, credentials, ca_file, out))
+    results = asyncio.run(
+        run_server_alone(scenario, run_id, broker_url, credentials, ca_file, out, enrolment)
+    )
     typer.echo(f"server: {results['reason']}; accuracy {results['final'].get('accuracy', 0):.4f}")
 
 
@@ -155,6 +161,7 @@ def hmu(
     broker_url: UrlOpt = None,
     credentials: CredsOpt = None,
     ca_file: CaOpt = None,
+    enrolment: EnrolOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """Run one HMU alone against a broker (what a Raspberry Pi runs)."""
@@ -162,8 +169,52 @@ def hmu(
     from scenarios.schema import load_scenario
 
     scenario = load_scenario(scenario_file, set_ or [])
-    outcome = asyncio.run(run_hmu_alone(scenario, id_, run_id, broker_url, credentials, ca_file))
+    outcome = asyncio.run(
+        run_hmu_alone(scenario, id_, run_id, broker_url, credentials, ca_file, enrolment)
+    )
     typer.echo(f"{outcome.hmu_id}: trained {outcome.rounds_trained} rounds; {outcome.reason}")
+
+
+qkd_app = typer.Typer(no_args_is_help=True, help="B92 quantum key distribution.")
+app.add_typer(qkd_app, name="qkd")
+
+
+@qkd_app.command("simulate")
+@guarded
+def qkd_simulate(
+    qubits: Annotated[int, typer.Option("--qubits", min=64, help="qubits Alice sends")],
+    seed: Annotated[int, typer.Option("--seed", help="random seed")],
+    eve: Annotated[
+        str | None,
+        typer.Option("--eve", help="intercept-resend | intercept-resend-b92 | helstrom | usd"),
+    ] = None,
+    eve_fraction: Annotated[
+        float, typer.Option("--eve-fraction", min=0.0, max=1.0, help="share of qubits attacked")
+    ] = 1.0,
+    length_km: Annotated[float, typer.Option("--length-km", min=0.0, help="fibre length")] = 10.0,
+    backend: Annotated[str, typer.Option("--backend", help="numpy | qiskit")] = "numpy",
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """One B92 session over a simulated link; an abort is a result, not an error."""
+    import json
+
+    from iomt_testbed.errors import UsageError
+    from qkd_channel.eve import EVE_MODELS
+    from qkd_channel.simulation import simulate
+
+    if eve is not None and eve not in EVE_MODELS:
+        raise UsageError(f"--eve {eve}: choose one of {', '.join(EVE_MODELS)}")
+    if backend not in ("numpy", "qiskit"):
+        raise UsageError(f"--backend {backend}: choose numpy or qiskit")
+    result = simulate(
+        qubits, eve_model=eve, eve_fraction=eve_fraction, length_km=length_km,
+        backend=backend, seed=seed,  # type: ignore[arg-type]
+    )
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        for key, value in result.items():
+            typer.echo(f"{key:>16}: {value}")
 
 
 def main() -> None:

@@ -23,17 +23,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from broker import BrokerHandle, client_kwargs, start_broker
 from fedlearn.model import init_weights
 from fedlearn.train import warm_up
 from hmu_agent.runner import HmuAgent, HmuOutcome, HmuSetup
+from qkd_channel.agent import ChannelAgent, ChannelOutcome, ChannelSetup
 from scenarios.data_plan import FederatedData, prepare_data
 from scenarios.results import write_results
 from scenarios.schema import Scenario, scenario_yaml
 from server_agent.runner import ServerAgent, ServerOutcome, ServerSetup
-from wire.topics import SERVER_ID, hmu_id
+from wire.topics import CHANNEL_ID, SERVER_ID, hmu_id
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,32 @@ def make_run_id(name: str) -> str:
 
 def hmu_ids(scenario: Scenario) -> list[str]:
     return [hmu_id(i) for i in range(scenario.federation.hmus)]
+
+
+def make_enrolment(hmus: list[str]) -> dict[str, bytes]:
+    """A fresh 256-bit enrolment secret per HMU: it authenticates QKD post-processing."""
+    return {h: secrets.token_bytes(32) for h in hmus}
+
+
+def write_secret_file(path: Path, values: dict[str, str]) -> Path:
+    """An owner-only YAML mapping (passwords, enrolment secrets) for agents' own processes."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        yaml.safe_dump(values, fh)
+    return path
+
+
+def channel_setup(scenario: Scenario, run_id: str, kwargs: dict[str, Any]) -> ChannelSetup:
+    hmus = hmu_ids(scenario)
+    rng = np.random.default_rng([scenario.seed, 0xE5E])
+    return ChannelSetup(
+        run_id=run_id,
+        hmus=hmus,
+        qkd=scenario.qkd,
+        eavesdroppers=scenario.qkd.eavesdroppers_for(hmus, rng),
+        seed=scenario.seed,
+        client_kwargs=kwargs,
+    )
 
 
 @contextlib.contextmanager
@@ -83,6 +111,8 @@ def server_setup(
     run_dir: Path,
     kwargs: dict[str, Any],
     on_round: RoundCallback | None,
+    enrolment: dict[str, bytes] | None = None,
+    handle: BrokerHandle | None = None,
 ) -> ServerSetup:
     return ServerSetup(
         run_id=run_id,
@@ -96,11 +126,19 @@ def server_setup(
         run_dir=run_dir,
         client_kwargs=kwargs,
         on_round=on_round,
+        qkd=scenario.qkd,
+        secrets=enrolment or {},
+        revoke=handle.revoke if handle is not None else None,
     )
 
 
 def hmu_setup(
-    scenario: Scenario, data: FederatedData, run_id: str, hmu: str, kwargs: dict[str, Any]
+    scenario: Scenario,
+    data: FederatedData,
+    run_id: str,
+    hmu: str,
+    kwargs: dict[str, Any],
+    secret: bytes | None = None,
 ) -> HmuSetup:
     x, y = data.parts[hmu]
     return HmuSetup(
@@ -111,6 +149,8 @@ def hmu_setup(
         training=scenario.training,
         seed=scenario.seed,
         client_kwargs=kwargs,
+        qkd=scenario.qkd,
+        secret=secret,
     )
 
 
@@ -124,8 +164,9 @@ def build_results(
     mode: str,
     wall_time_s: float,
     hmus: dict[str, Any] | None = None,
+    channel: ChannelOutcome | None = None,
 ) -> dict[str, Any]:
-    return {
+    results: dict[str, Any] = {
         "scenario": scenario.name,
         "run_id": run_id,
         "seed": scenario.seed,
@@ -146,6 +187,16 @@ def build_results(
         "hmus": hmus or {},
         "wall_time_s": round(wall_time_s, 3),
     }
+    if scenario.qkd.enabled:
+        links = channel.links if channel is not None else {}
+        results["qkd"] = {
+            h: {**outcome.qkd.get(h, {"status": "no-session"}), "link": links.get(h, {})}
+            for h in hmu_ids(scenario)
+        }
+        results["isolated"] = outcome.isolated
+        results["qkd_threshold"] = scenario.qkd.qber_threshold
+        results["qkd_keying_s"] = outcome.keying_seconds
+    return results
 
 
 @dataclass
@@ -175,21 +226,43 @@ async def launch(
             log.info("broker: %s at %s", handle.kind, handle.url)
             if on_start is not None:
                 on_start(run_id, handle.url)
-            if processes:
-                outcome, hmu_report = await _run_processes(scenario, data, run_id, run_dir, handle, on_round)
-            else:
-                outcome, hmu_report = await _run_in_process(
-                    scenario, data, run_id, run_dir, handle, on_round, executor
+            enrolment = make_enrolment(hmus)
+            channel_task = None
+            if scenario.qkd.enabled:
+                channel = ChannelAgent(channel_setup(scenario, run_id, client_kwargs(handle, CHANNEL_ID)))
+                channel_task = asyncio.create_task(channel.run(), name=CHANNEL_ID)
+            try:
+                runner = _run_processes if processes else _run_in_process
+                outcome, hmu_report = await runner(
+                    scenario, data, run_id, run_dir, handle, on_round, enrolment, executor
                 )
+            finally:
+                channel_outcome = await _stop(channel_task)
         results = build_results(
             scenario, run_id, handle, data, outcome,
             mode="processes" if processes else "in-process",
             wall_time_s=time.monotonic() - started,
             hmus=hmu_report,
+            channel=channel_outcome,
         )
         write_results(run_dir, results)
         log.info("run %s: %s", run_id, outcome.reason)
     return RunOutput(run_dir, results)
+
+
+async def _stop(task: asyncio.Task[ChannelOutcome] | None) -> ChannelOutcome | None:
+    """The channel agent's outcome; it leaves on the run-complete message."""
+    if task is None:
+        return None
+    done, _ = await asyncio.wait([task], timeout=5.0)
+    if not done:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return None
+    if task.exception() is not None:
+        log.warning("the QKD channel agent failed: %s", task.exception())
+        return None
+    return task.result()
 
 
 async def _run_in_process(
@@ -199,6 +272,7 @@ async def _run_in_process(
     run_dir: Path,
     handle: BrokerHandle,
     on_round: RoundCallback | None,
+    enrolment: dict[str, bytes],
     executor: Executor | None,
 ) -> tuple[ServerOutcome, dict[str, Any]]:
     own_executor = executor is None
@@ -206,12 +280,17 @@ async def _run_in_process(
     try:
         await asyncio.get_running_loop().run_in_executor(pool, warm_up)
         agents = [
-            HmuAgent(hmu_setup(scenario, data, run_id, h, client_kwargs(handle, h)), pool)
+            HmuAgent(
+                hmu_setup(scenario, data, run_id, h, client_kwargs(handle, h), enrolment[h]), pool
+            )
             for h in hmu_ids(scenario)
         ]
         hmu_tasks = [asyncio.create_task(a.run(), name=a.setup.hmu_id) for a in agents]
         server = ServerAgent(
-            server_setup(scenario, data, run_id, run_dir, client_kwargs(handle, SERVER_ID), on_round)
+            server_setup(
+                scenario, data, run_id, run_dir, client_kwargs(handle, SERVER_ID), on_round,
+                enrolment, handle,
+            )
         )
         try:
             outcome = await server.run()
@@ -232,6 +311,7 @@ async def _run_in_process(
                 report[result.hmu_id] = {
                     "state": "done",
                     "rounds_trained": result.rounds_trained,
+                    "key_sessions": result.key_sessions,
                     "rejected": result.rejected,
                 }
         return outcome, report
@@ -242,14 +322,23 @@ async def _run_in_process(
 
 def write_credentials(run_dir: Path, handle: BrokerHandle) -> Path:
     """The agents' passwords for their own processes (owner-only file in the run directory)."""
-    path = run_dir / "credentials.yaml"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        yaml.safe_dump({k: c.password for k, c in handle.credentials.items()}, fh)
-    return path
+    passwords = {k: c.password for k, c in handle.credentials.items()}
+    return write_secret_file(run_dir / "credentials.yaml", passwords)
 
 
-def agent_command(role: str, scenario_file: Path, run_id: str, handle: BrokerHandle, creds: Path) -> list[str]:
+def write_enrolment(run_dir: Path, enrolment: dict[str, bytes]) -> Path:
+    """Each HMU's enrolment secret, hex, for agents' own processes (owner-only)."""
+    return write_secret_file(run_dir / "enrolment.yaml", {h: k.hex() for h, k in enrolment.items()})
+
+
+def agent_command(
+    role: str,
+    scenario_file: Path,
+    run_id: str,
+    handle: BrokerHandle,
+    creds: Path,
+    enrolment: Path | None = None,
+) -> list[str]:
     cmd = [
         sys.executable, "-m", "scenarios.cli", role,
         "--scenario", str(scenario_file),
@@ -257,6 +346,8 @@ def agent_command(role: str, scenario_file: Path, run_id: str, handle: BrokerHan
         "--broker-url", handle.url,
         "--credentials", str(creds),
     ]
+    if enrolment is not None:
+        cmd += ["--enrolment", str(enrolment)]
     if handle.ca_file is not None:
         cmd += ["--ca-file", str(handle.ca_file)]
     return cmd
@@ -269,20 +360,29 @@ async def _run_processes(
     run_dir: Path,
     handle: BrokerHandle,
     on_round: RoundCallback | None,
+    enrolment: dict[str, bytes],
+    executor: Executor | None = None,
 ) -> tuple[ServerOutcome, dict[str, Any]]:
     """Each HMU as its own OS process; the server stays here so progress can be shown."""
     creds = write_credentials(run_dir, handle)
+    enrolment_file = write_enrolment(run_dir, enrolment) if scenario.qkd.enabled else None
     scenario_file = run_dir / "scenario.yaml"
     procs: dict[str, subprocess.Popen[bytes]] = {}
     logs = run_dir / "agents"
     logs.mkdir(exist_ok=True)
     try:
         for hmu in hmu_ids(scenario):
-            cmd = [*agent_command("hmu", scenario_file, run_id, handle, creds), "--id", hmu]
+            cmd = [
+                *agent_command("hmu", scenario_file, run_id, handle, creds, enrolment_file),
+                "--id", hmu,
+            ]
             with (logs / f"{hmu}.log").open("wb") as out:
                 procs[hmu] = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
         server = ServerAgent(
-            server_setup(scenario, data, run_id, run_dir, client_kwargs(handle, SERVER_ID), on_round)
+            server_setup(
+                scenario, data, run_id, run_dir, client_kwargs(handle, SERVER_ID), on_round,
+                enrolment, handle,
+            )
         )
         outcome = await server.run()
         deadline = time.monotonic() + 15.0

@@ -13,6 +13,7 @@ from broker.config import BrokerConfig
 from fedlearn.config import FederationConfig, TrainingConfig
 from iomt_testbed.errors import ScenarioError, UsageError
 from iomt_testbed.strict import Strict
+from qkd_channel.config import QkdConfig
 from traffic.config import DataConfig
 
 _NAME = r"^[a-z0-9][a-z0-9_-]{0,47}$"
@@ -28,6 +29,7 @@ class Scenario(Strict):
     training: TrainingConfig = TrainingConfig()
     data: DataConfig = DataConfig()
     broker: BrokerConfig = BrokerConfig()
+    qkd: QkdConfig = QkdConfig()
 
 
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
@@ -62,7 +64,7 @@ def validate_scenario(
 ) -> Scenario:
     """Validate a parsed scenario mapping; every error is reported with its path."""
     try:
-        return Scenario.model_validate(raw)
+        scenario = Scenario.model_validate(raw)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -74,6 +76,21 @@ def validate_scenario(
             problems.append(f"{where}{at}: {msg}")
         count = f"{len(problems)} errors: " if len(problems) > 1 else ""
         raise ScenarioError(f"{source}: {count}{'; '.join(problems)}") from None
+    _check_cross_references(scenario, source)
+    return scenario
+
+
+def _check_cross_references(scenario: Scenario, source: str) -> None:
+    """Keys that name things defined elsewhere in the scenario."""
+    hmus = {f"hmu-{i + 1:02d}" for i in range(scenario.federation.hmus)}
+    for i, eve in enumerate(scenario.qkd.eavesdroppers):
+        if isinstance(eve.hmus, list):
+            unknown = sorted(set(eve.hmus) - hmus)
+            if unknown:
+                raise ScenarioError(
+                    f"{source}: qkd.eavesdroppers.{i}.hmus: no such HMU {', '.join(unknown)}"
+                    f" (the scenario has hmu-01..hmu-{scenario.federation.hmus:02d})"
+                )
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:

@@ -5,11 +5,16 @@ ticks; it answers with actions (invite these HMUs, aggregate these updates, fini
 Time is always passed in, and the only randomness (client selection) comes from the
 ``numpy.random.Generator`` given at construction, so a run is reproducible from its seed.
 
-    WAITING --all HMUs online, or online timeout with at least one--> TRAINING
+    WAITING --all HMUs online, or online timeout with at least one--> KEYING or TRAINING
+    KEYING --every online HMU has a key or is excluded, or deadline--> TRAINING
     TRAINING --every selected HMU answered or went offline, or deadline--> AGGREGATING
+    AGGREGATING --round_done, rounds left, rekey due--> KEYING
     AGGREGATING --round_done, rounds left--> TRAINING
     AGGREGATING --round_done, last round--> FINISHED
     any --abort--> FINISHED
+
+With ``keys_required`` an HMU is eligible only while it holds an accepted key; keys
+are dropped and renewed every ``rekey_rounds`` rounds (0: never).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from iomt_testbed.errors import ProtocolViolation
 
 class Phase(Enum):
     WAITING = "waiting"
+    KEYING = "keying"
     TRAINING = "training"
     AGGREGATING = "aggregating"
     FINISHED = "finished"
@@ -35,6 +41,14 @@ class Invite:
     """Send the current global model to ``hmus`` for ``round``."""
 
     round: int
+    hmus: tuple[str, ...]
+    deadline_s: float
+
+
+@dataclass(frozen=True)
+class Rekey:
+    """Run a fresh key session with each of ``hmus`` before the next round."""
+
     hmus: tuple[str, ...]
     deadline_s: float
 
@@ -57,7 +71,7 @@ class Finish:
     reason: str
 
 
-Action = Invite | Aggregate | Finish
+Action = Invite | Rekey | Aggregate | Finish
 
 
 @dataclass
@@ -81,6 +95,9 @@ class RoundCoordinator:
         online_timeout_s: float,
         rng: np.random.Generator,
         now: float,
+        keys_required: bool = False,
+        rekey_rounds: int = 0,
+        key_deadline_s: float = 30.0,
     ) -> None:
         if clients_per_round < 1 or rounds < 1:
             raise ValueError("clients_per_round and rounds must be at least 1")
@@ -91,6 +108,12 @@ class RoundCoordinator:
         self.online_timeout_s = online_timeout_s
         self._rng = rng
         self._started_at = now
+        self.keys_required = keys_required
+        self.rekey_rounds = rekey_rounds
+        self.key_deadline_s = key_deadline_s
+        self.keyed: set[str] = set()
+        self._keying_since = 0.0
+        self._keying: set[str] = set()
         self.phase = Phase.WAITING
         self.online: dict[str, bool] = {h: False for h in self.hmus}
         self.excluded: set[str] = set()
@@ -105,16 +128,35 @@ class RoundCoordinator:
             raise ProtocolViolation(f"status from unknown HMU {hmu!r}")
         self.online[hmu] = online
         if self.phase is Phase.WAITING and all(self.online.values()):
-            return self._open_round(now)
+            return self._next_round(now)
+        if self.phase is Phase.KEYING and not online:
+            self._keying.discard(hmu)
+            return self._open_if_keyed(now)
         if self.phase is Phase.TRAINING and not online:
             return self._close_if_settled(now)
+        return []
+
+    def key_accepted(self, hmu: str, now: float) -> list[Action]:
+        """``hmu`` and the server now share a confirmed key."""
+        if hmu not in self.online:
+            raise ProtocolViolation(f"key for unknown HMU {hmu!r}")
+        if hmu in self.excluded:
+            raise ProtocolViolation(f"key for isolated HMU {hmu!r}")
+        self.keyed.add(hmu)
+        self._keying.discard(hmu)
+        if self.phase is Phase.KEYING:
+            return self._open_if_keyed(now)
         return []
 
     def exclude(self, hmu: str, now: float) -> list[Action]:
         """Never select ``hmu`` again (it was isolated); its pending update is dropped."""
         self.excluded.add(hmu)
+        self.keyed.discard(hmu)
+        self._keying.discard(hmu)
         if self.current is not None:
             self.current.updates.pop(hmu, None)
+        if self.phase is Phase.KEYING:
+            return self._open_if_keyed(now)
         if self.phase is Phase.TRAINING:
             return self._close_if_settled(now)
         return []
@@ -138,9 +180,12 @@ class RoundCoordinator:
     def tick(self, now: float) -> list[Action]:
         """The clock moved: enforce the online timeout and the round deadline."""
         if self.phase is Phase.WAITING and now - self._started_at >= self.online_timeout_s:
-            if any(self._eligible()):
-                return self._open_round(now)
+            if any(self.online.values()):
+                return self._next_round(now)
             return self._finish(False, f"no HMU came online within {self.online_timeout_s:g} s")
+        if self.phase is Phase.KEYING and now - self._keying_since >= self.key_deadline_s:
+            self._keying.clear()  # whoever has no key by now sits this round out
+            return self._open_round(now)
         rnd = self.current
         if self.phase is Phase.TRAINING and rnd and now - rnd.opened_at >= self.round_deadline_s:
             return self._close(timed_out=True)
@@ -155,7 +200,7 @@ class RoundCoordinator:
         self.completed_rounds = round_
         if round_ >= self.rounds:
             return self._finish(True, f"completed {round_} rounds")
-        return self._open_round(now)
+        return self._next_round(now)
 
     def abort(self, reason: str) -> list[Action]:
         return self._finish(False, reason)
@@ -164,6 +209,8 @@ class RoundCoordinator:
         """When ``tick`` next needs calling (absolute time), if ever."""
         if self.phase is Phase.WAITING:
             return self._started_at + self.online_timeout_s
+        if self.phase is Phase.KEYING:
+            return self._keying_since + self.key_deadline_s
         if self.phase is Phase.TRAINING and self.current is not None:
             return self.current.opened_at + self.round_deadline_s
         return None
@@ -171,7 +218,34 @@ class RoundCoordinator:
     # -- internals ----------------------------------------------------------------
 
     def _eligible(self) -> list[str]:
-        return [h for h in self.hmus if self.online[h] and h not in self.excluded]
+        return [
+            h
+            for h in self.hmus
+            if self.online[h]
+            and h not in self.excluded
+            and (h in self.keyed or not self.keys_required)
+        ]
+
+    def _next_round(self, now: float) -> list[Action]:
+        """Open the next round, after a key session where one is due."""
+        if not self.keys_required:
+            return self._open_round(now)
+        done = self.completed_rounds
+        if self.rekey_rounds and done and done % self.rekey_rounds == 0:
+            self.keyed.clear()
+        need = tuple(
+            h for h in self.hmus
+            if self.online[h] and h not in self.excluded and h not in self.keyed
+        )
+        if not need:
+            return self._open_round(now)
+        self.phase = Phase.KEYING
+        self._keying_since = now
+        self._keying = set(need)
+        return [Rekey(hmus=need, deadline_s=self.key_deadline_s)]
+
+    def _open_if_keyed(self, now: float) -> list[Action]:
+        return [] if self._keying else self._open_round(now)
 
     def _open_round(self, now: float) -> list[Action]:
         eligible = self._eligible()

@@ -11,9 +11,10 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,13 +25,26 @@ from fedlearn.aggregate import fedavg
 from fedlearn.config import FederationConfig
 from fedlearn.evaluate import Evaluation, evaluate
 from fedlearn.model import Weights, check_weights
-from iomt_testbed.errors import DecodeError, PeerError, ProtocolViolation, RunError
-from server_agent.coordinator import Aggregate, Finish, Invite, Phase, RoundCoordinator
+from iomt_testbed.errors import DecodeError, PeerError, ProtocolViolation, QkdError, RunError
+from qkd_channel.bob import BobSession
+from qkd_channel.config import QkdConfig
+from qkd_channel.session import SessionOutcome
+from qkd_channel.transport import unpack_detections
+from server_agent.coordinator import Aggregate, Finish, Invite, Phase, Rekey, RoundCoordinator
 from wire import topics
 from wire.bus import Bus, Delivery
-from wire.envelope import BROADCAST, new_envelope
+from wire.envelope import BROADCAST, Envelope, new_envelope
 from wire.frame import decode_frame, encode_frame
-from wire.messages import GlobalModel, ModelUpdate, RunComplete, Status, TrainRequest
+from wire.link_cipher import LinkCipher
+from wire.messages import (
+    DetectionRecord,
+    GlobalModel,
+    KeyRequest,
+    ModelUpdate,
+    RunComplete,
+    Status,
+    TrainRequest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +64,11 @@ class ServerSetup:
     run_dir: Path
     client_kwargs: dict[str, Any]
     on_round: Callable[[dict[str, Any]], None] | None = None
+    qkd: QkdConfig | None = None
+    secrets: dict[str, bytes] = field(default_factory=dict)
+    """Enrolment secret of each HMU; authenticates QKD post-processing."""
+    revoke: Callable[[str], Awaitable[bool]] | None = None
+    """Withdraw an HMU's right to publish updates at the broker."""
 
 
 @dataclass
@@ -62,6 +81,9 @@ class ServerOutcome:
     final: dict[str, Any]
     weights: Weights
     rejected: dict[str, int] = field(default_factory=dict)
+    qkd: dict[str, dict[str, Any]] = field(default_factory=dict)
+    isolated: list[str] = field(default_factory=list)
+    keying_seconds: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -80,7 +102,18 @@ class ServerAgent:
         self.rejected: Counter[str] = Counter()
         self._bytes = _RoundBytes()
         self._round_started = 0.0
-        self._selected: dict[int, tuple[str, ...]] = {}
+        self.qkd = setup.qkd if setup.qkd is not None and setup.qkd.enabled else None
+        missing = [h for h in setup.hmus if self.qkd is not None and not setup.secrets.get(h)]
+        if missing:
+            raise QkdError(f"QKD needs an enrolment secret for {', '.join(missing)}")
+        self.links: dict[str, LinkCipher] = {}
+        self.bobs: dict[str, BobSession] = {}
+        self.pending_sessions: dict[str, str] = {}
+        self.qkd_report: dict[str, dict[str, Any]] = {}
+        self.isolated: list[str] = []
+        self.keying_seconds: list[float] = []
+        self._keying_started = 0.0
+        self._rng = np.random.default_rng([setup.seed, 0xB0B])
 
     async def run(self) -> ServerOutcome:
         s = self.setup
@@ -93,12 +126,20 @@ class ServerAgent:
             online_timeout_s=fed.online_timeout_s,
             rng=np.random.default_rng([s.seed, 0x5E]),
             now=time.monotonic(),
+            keys_required=self.qkd is not None,
+            rekey_rounds=self.qkd.rekey_rounds if self.qkd is not None else 0,
+            key_deadline_s=fed.round_deadline_s,
         )
         self.core = core
         status_topic = topics.status(s.run_id, topics.SERVER_ID)
         async with Bus(s.client_kwargs, will=(status_topic, self._status("offline"))) as bus:
             self.bus = bus
             await bus.subscribe(topics.status_filter(s.run_id), topics.update_filter(s.run_id))
+            if self.qkd is not None:
+                for hmu in s.hmus:
+                    await bus.subscribe(
+                        topics.quantum(s.run_id, hmu, "rx"), topics.classical(s.run_id, hmu, "hmu")
+                    )
             await bus.publish(status_topic, self._status("online"), retain=True)
             finish = await self._loop(bus, core)
             await bus.publish(topics.global_model(s.run_id), self._frame_complete(finish.reason))
@@ -113,6 +154,9 @@ class ServerAgent:
             final=final.as_dict(),
             weights=self.weights,
             rejected=dict(self.rejected),
+            qkd=self.qkd_report,
+            isolated=self.isolated,
+            keying_seconds=self.keying_seconds,
         )
 
     async def _loop(self, bus: Bus, core: RoundCoordinator) -> Finish:
@@ -131,15 +175,23 @@ class ServerAgent:
                 actions = core.tick(now)
                 continue
             try:
-                actions = self._on_delivery(delivery, core, now)
+                actions = await self._on_delivery(delivery, core, now)
             except PeerError as exc:
                 self.rejected[type(exc).__name__] += 1
                 log.warning("server: rejected message on %s: %s", delivery.topic, exc)
 
-    def _on_delivery(self, delivery: Delivery, core: RoundCoordinator, now: float) -> list[Any]:
+    async def _on_delivery(
+        self, delivery: Delivery, core: RoundCoordinator, now: float
+    ) -> list[Any]:
         s = self.setup
+        link = topics.qkd_link_of(delivery.topic, s.run_id)
+        if link is not None and self.qkd is not None:
+            hmu, leg = link
+            if leg == "classical/hmu":
+                return await self._on_key_frame(hmu, delivery.payload, core)
+            return await self._on_detections(hmu, delivery.payload, core)
         agent = topics.agent_of(delivery.topic, s.run_id)
-        frame = decode_frame(delivery.payload)
+        frame = decode_frame(delivery.payload, open_=self._open)
         env = frame.envelope
         if agent is None or env.sender != agent or env.run_id != s.run_id:
             raise ProtocolViolation(f"{env.sender!r} wrote on {delivery.topic}")
@@ -148,6 +200,8 @@ class ServerAgent:
                 return []
             return core.hmu_status(agent, frame.message.state == "online", now)
         if isinstance(frame.message, ModelUpdate):
+            if self.qkd is not None and env.cipher == "none":
+                raise ProtocolViolation(f"plaintext update from {agent} refused: QKD is on")
             self._bytes.up += frame.size
             try:
                 check_weights(frame.tensors, self.setup.initial_weights)
@@ -163,6 +217,9 @@ class ServerAgent:
         if isinstance(action, Invite):
             await self._invite(action)
             return []
+        if isinstance(action, Rekey):
+            await self._rekey(action)
+            return []
         if isinstance(action, Aggregate):
             await self._aggregate(action)
             return self.core.round_done(action.round, time.monotonic())
@@ -172,11 +229,18 @@ class ServerAgent:
         s = self.setup
         self._bytes = _RoundBytes()
         self._round_started = time.monotonic()
-        self._selected[invite.round] = invite.hmus
         request = TrainRequest(deadline_s=invite.deadline_s, tensors=[])
         for hmu in invite.hmus:
-            env = new_envelope(s.run_id, invite.round, topics.SERVER_ID, hmu, "train")
-            data = encode_frame(env, request, self.weights)
+            link = self.links.get(hmu)
+            env = new_envelope(
+                s.run_id, invite.round, topics.SERVER_ID, hmu, "train",
+                cipher=link.cipher if link else "none", key_id=link.key_id if link else "",
+            )
+            try:
+                data = encode_frame(env, request, self.weights, seal=link.seal if link else None)
+            except QkdError as exc:  # a one-time pad that is used up: refuse to send
+                log.warning("round %d: no invitation for %s: %s", invite.round, hmu, exc)
+                continue
             await self.bus.publish(topics.inbox(s.run_id, hmu), data)
             self._bytes.down += len(data)
         log.info("round %d: invited %s", invite.round, ", ".join(invite.hmus))
@@ -191,7 +255,9 @@ class ServerAgent:
             log.warning("round %d: no update arrived before the deadline", agg.round)
         evaluation = await asyncio.to_thread(self._evaluate, self.weights)
         env = new_envelope(s.run_id, agg.round, topics.SERVER_ID, BROADCAST, "global")
-        data = encode_frame(env, GlobalModel(accuracy=evaluation.accuracy, tensors=[]), self.weights)
+        # under QKD the weights leave the server only sealed, inside invitations
+        shared = None if self.qkd is not None else self.weights
+        data = encode_frame(env, GlobalModel(accuracy=evaluation.accuracy, tensors=[]), shared)
         await self.bus.publish(topics.global_model(s.run_id), data, retain=True)
         self._bytes.down += len(data)
         record = {
@@ -212,6 +278,91 @@ class ServerAgent:
         await asyncio.to_thread(self._checkpoint, record)
         if s.on_round is not None:
             s.on_round(record)
+
+    # -- key distribution -------------------------------------------------------
+
+    def _open(self, envelope: Envelope, sealed: bytes, associated_data: bytes) -> bytes:
+        link = self.links.get(envelope.sender)
+        if link is None:
+            raise ProtocolViolation(f"sealed frame from {envelope.sender!r}, which holds no key")
+        return link.open(envelope, sealed, associated_data)
+
+    async def _rekey(self, rekey: Rekey) -> None:
+        """Ask each HMU to start a fresh B92 session; its old key is retired."""
+        s = self.setup
+        assert self.qkd is not None
+        self._keying_started = time.monotonic()
+        qubits = self.qkd.planned_qubits()
+        round_ = self.core.completed_rounds
+        for hmu in rekey.hmus:
+            self.links.pop(hmu, None)
+            session_id = secrets.token_hex(8)
+            self.pending_sessions[hmu] = session_id
+            self.bobs.pop(hmu, None)
+            env = new_envelope(s.run_id, round_, topics.SERVER_ID, hmu, "key-request")
+            request = KeyRequest(session_id=session_id, qubits=qubits)
+            await self.bus.publish(topics.inbox(s.run_id, hmu), encode_frame(env, request))
+        log.info("key sessions started with %s", ", ".join(rekey.hmus))
+
+    async def _on_detections(self, hmu: str, payload: bytes, core: RoundCoordinator) -> list[Any]:
+        """The detector's record of an HMU's qubits: start the server's side of the session."""
+        frame = decode_frame(payload)
+        record = frame.message
+        if frame.envelope.sender != topics.CHANNEL_ID or not isinstance(record, DetectionRecord):
+            raise ProtocolViolation(f"{frame.envelope.sender!r} sent {record.type!r} as detections")
+        if self.pending_sessions.get(hmu) != record.session_id:
+            raise ProtocolViolation(f"detections for {hmu} session {record.session_id}, not pending")
+        assert self.qkd is not None
+        detections = unpack_detections(frame.tensors, record.qubits)
+        bob = BobSession(self.qkd, self.setup.secrets[hmu], record.session_id, detections, self._rng)
+        self.bobs[hmu] = bob
+        frames = await asyncio.to_thread(bob.start)
+        return await self._forward_key_frames(hmu, bob, frames, core)
+
+    async def _on_key_frame(self, hmu: str, payload: bytes, core: RoundCoordinator) -> list[Any]:
+        bob = self.bobs.get(hmu)
+        if bob is None or bob.finished:
+            raise ProtocolViolation(f"post-processing frame from {hmu} outside a session")
+        frames = await asyncio.to_thread(bob.receive, payload)
+        return await self._forward_key_frames(hmu, bob, frames, core)
+
+    async def _forward_key_frames(
+        self, hmu: str, bob: BobSession, frames: list[bytes], core: RoundCoordinator
+    ) -> list[Any]:
+        for out in frames:
+            await self.bus.publish(topics.classical(self.setup.run_id, hmu, "server"), out)
+        if bob.outcome is None:
+            return []
+        self.pending_sessions.pop(hmu, None)
+        if not self.pending_sessions:
+            self.keying_seconds.append(round(time.monotonic() - self._keying_started, 4))
+        return await self._session_done(hmu, bob.outcome, core)
+
+    async def _session_done(self, hmu: str, outcome: SessionOutcome, core: RoundCoordinator) -> list[Any]:
+        assert self.qkd is not None
+        st = outcome.stats
+        previous = self.qkd_report.get(hmu, {})
+        self.qkd_report[hmu] = {
+            "qber": st.qber,
+            "qber_upper": st.qber_upper,
+            "conclusive_rate": st.conclusive / st.qubits if st.qubits else 0.0,
+            "sifted_bits": st.sifted_bits,
+            "leaked_bits": st.leaked_bits,
+            "final_key_bits": st.final_key_bits,
+            "status": "isolated" if outcome.aborted else "accepted",
+            "reason": outcome.reason,
+            "sessions": previous.get("sessions", 0) + 1,
+        }
+        now = time.monotonic()
+        if not outcome.aborted and outcome.key is not None:
+            self.links[hmu] = LinkCipher(outcome.key, outcome.session_id, "server", self.qkd.cipher)
+            return core.key_accepted(hmu, now)
+        log.warning("isolating %s: key session aborted: %s", hmu, outcome.reason)
+        self.links.pop(hmu, None)
+        self.isolated.append(hmu)
+        if self.setup.revoke is not None and not await self.setup.revoke(hmu):
+            log.warning("the broker cannot revoke %s; its updates are ignored here", hmu)
+        return core.exclude(hmu, now)
 
     def _evaluate(self, weights: Weights) -> Evaluation:
         s = self.setup

@@ -17,6 +17,21 @@ CORES = [
     "fedlearn.aggregate",
     "fedlearn.scaling",
     "scenarios.schema",
+    "qkd_channel.channel",
+    "qkd_channel.alice",
+    "qkd_channel.bob",
+    "qkd_channel.driver",
+    "qkd_channel.config",
+    "qkd_channel.transport",
+    "wire.aead",
+    "wire.link_cipher",
+    "traffic.readings",
+    "traffic.plan",
+    "traffic.timing",
+    "traffic.flow",
+    "traffic.features",
+    "traffic.batch",
+    "traffic.truth",
 ]
 IO_MODULES = ["asyncio", "aiomqtt", "paho", "subprocess", "influxdb_client", "scapy"]
 

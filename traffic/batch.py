@@ -12,12 +12,13 @@ Python pass over the SYN packets only).  Per-side counters then come from
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from traffic.features import FlowRecords
-from traffic.flow import MAX_PAYLOADS, PROTO_TCP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
+from traffic.flow import MAX_PAYLOADS, PROTO_TCP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Packet
 
 IPV4_CODES = 1 << 32
 """Address codes below this are IPv4 addresses as integers; others index ``extra``."""
@@ -49,11 +50,40 @@ class PacketColumns:
     def __len__(self) -> int:
         return len(self.ts)
 
+    @classmethod
+    def from_packets(cls, packets: Sequence[Packet | tuple]) -> PacketColumns:
+        """Columns of ``Packet`` tuples (crafted ones, or a pcapng read packet by packet)."""
+        addresses: dict[bytes, int] = {}
+        data = b"".join(p[9] for p in packets)
+        lengths = np.array([len(p[9]) for p in packets], dtype=np.int64)
+        offsets = np.zeros(len(packets), dtype=np.int64)
+        if len(packets) > 1:
+            offsets[1:] = np.cumsum(lengths)[:-1]
+
+        def col(j: int) -> np.ndarray:
+            return np.array([p[j] for p in packets], dtype=np.int64)
+
+        return cls(
+            ts=col(0),
+            src=np.array([address_code(p[1], addresses) for p in packets], dtype=np.int64),
+            dst=np.array([address_code(p[2], addresses) for p in packets], dtype=np.int64),
+            sport=col(3), dport=col(4), proto=col(5), size=col(6), flags=col(7), seq=col(8),
+            pay_off=offsets, pay_len=lengths, data=data,
+            addresses=sorted(addresses, key=addresses.__getitem__),
+        )  # fmt: skip
+
     def address(self, code: int) -> bytes:
         """Packed address of an address code."""
         if code < IPV4_CODES:
             return int(code).to_bytes(4, "big")
         return self.addresses[code - IPV4_CODES]
+
+
+def address_code(address: bytes, table: dict[bytes, int]) -> int:
+    """Code of a packed address: IPv4 as its value, others numbered via ``table``."""
+    if len(address) == 4:
+        return int.from_bytes(address, "big")
+    return IPV4_CODES + table.setdefault(address, len(table))
 
 
 def _exclusive_cumsum(x: np.ndarray) -> np.ndarray:
@@ -110,7 +140,9 @@ def _split_flows(
         if active_ns is not None and ts_l[i] - ts_l[s] >= active_ns:
             split = True
         elif syn_l[i]:
-            if rst_l[i] - rst_l[s] > 0 or (fin_ab_l[i] - fin_ab_l[s] > 0 and fin_ba_l[i] - fin_ba_l[s] > 0):
+            if rst_l[i] - rst_l[s] > 0 or (
+                fin_ab_l[i] - fin_ab_l[s] > 0 and fin_ba_l[i] - fin_ba_l[s] > 0
+            ):
                 split = True
             elif not flags_l[i] & TCP_ACK:
                 j = next_ab_l[s] if ab_l[i] else next_ba_l[s]
@@ -235,9 +267,7 @@ def assemble(
         dport=f_dport[by_start].astype(np.int64),
         proto=cols.proto[perm][first][by_start].astype(np.int64),
         start_ns=start_ns[by_start],
-        counters={
-            name: (side[0][by_start], side[1][by_start]) for name, side in counters.items()
-        },
+        counters={name: (side[0][by_start], side[1][by_start]) for name, side in counters.items()},
         dur_ns=(last_ns - start_ns)[by_start],
         payloads=[payloads[i] for i in by_start.tolist()],
     )

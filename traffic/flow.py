@@ -92,7 +92,9 @@ class Flow:
         return self.fwd.packets + self.rev.packets
 
 
-def _update(side: Side, ts: int, size: int, flags: int, seq: int, payload: bytes, tcp: bool) -> None:
+def _update(
+    side: Side, ts: int, size: int, flags: int, seq: int, payload: bytes, tcp: bool
+) -> None:
     """Fold one packet into a side's counters (see the module docstring)."""
     if side.packets:
         interval = ts - side.last_ns

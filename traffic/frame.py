@@ -34,7 +34,14 @@ _HEADER = struct.Struct("!6s6sHBBHHHBBH4s4sHHIIBBHHH")
 OPTION_SETS: dict[int, list[tuple[str, object]]] = {
     0: [],
     4: [("MSS", 1460)],
-    12: [("MSS", 1460), ("NOP", None), ("WScale", 7), ("NOP", None), ("NOP", None), ("SAckOK", b"")],
+    12: [
+        ("MSS", 1460),
+        ("NOP", None),
+        ("WScale", 7),
+        ("NOP", None),
+        ("NOP", None),
+        ("SAckOK", b""),
+    ],
 }
 """TCP options by length: a SYN of 66 bytes carries the 12-byte set."""
 
@@ -140,7 +147,6 @@ class FrameFactory:
         if len(out) < size:
             out += b"\x00" * (size - len(out))
         return out
-
 
     def emit_flow(
         self,

@@ -25,7 +25,7 @@ from scapy.error import Scapy_Exception
 from scapy.utils import RawPcapNgReader, RawPcapReader, RawPcapWriter
 
 from iomt_testbed.errors import DataError
-from traffic.batch import IPV4_CODES, PacketColumns
+from traffic.batch import PacketColumns, address_code
 from traffic.flow import PROTO_TCP, PROTO_UDP, Packet
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def write_pcap(path: str | os.PathLike[str], times_ns: np.ndarray, frames: list[
     try:
         writer.write_header(None)
         write = writer.write_packet
-        for t, frame in zip(np.asarray(times_ns, dtype=np.int64).tolist(), frames):
+        for t, frame in zip(np.asarray(times_ns, dtype=np.int64).tolist(), frames, strict=False):
             sec, ns = divmod(t, 1_000_000_000)
             n = len(frame)
             write(frame, sec, ns, n, n)
@@ -75,10 +75,16 @@ def _open(path: Path) -> RawPcapReader:
     if not path.is_file():
         raise DataError(f"capture not found: {path}")
     try:
-        return RawPcapReader(str(path))
+        f = open(path, "rb")  # opened here so it is closed on every failure
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read capture ({exc.strerror or exc})") from None
+    try:
+        return RawPcapReader(f)
     except Scapy_Exception as exc:
+        f.close()
         raise DataError(f"{path}: not a readable pcap/pcapng capture ({exc})") from None
     except (OSError, EOFError, struct.error) as exc:
+        f.close()
         raise DataError(f"{path}: cannot read capture ({exc})") from None
 
 
@@ -230,7 +236,7 @@ def read_columns(path: str | os.PathLike[str], stats: ReadStats | None = None) -
     reader = _open(path)
     try:
         if isinstance(reader, RawPcapNgReader):
-            return _columns_from_packets(list(_read_pcapng(path, reader, stats)))
+            return PacketColumns.from_packets(list(_read_pcapng(path, reader, stats)))
         try:
             data = reader.f.read()
         except OSError as exc:
@@ -299,8 +305,8 @@ def read_columns(path: str | os.PathLike[str], stats: ReadStats | None = None) -
             stats.skipped += 1
             continue
         keep[i] = True
-        cols["src"][i] = _code(pkt.src, addresses)
-        cols["dst"][i] = _code(pkt.dst, addresses)
+        cols["src"][i] = address_code(pkt.src, addresses)
+        cols["dst"][i] = address_code(pkt.dst, addresses)
         cols["sport"][i], cols["dport"][i], cols["proto"][i] = pkt.sport, pkt.dport, pkt.proto
         cols["flags"][i], cols["seq"][i] = pkt.flags, pkt.seq
         cols["pay_off"][i], cols["pay_len"][i] = extra_at, len(pkt.payload)
@@ -314,12 +320,6 @@ def read_columns(path: str | os.PathLike[str], stats: ReadStats | None = None) -
         **{k: v[keep] for k, v in cols.items()}, data=data,
         addresses=sorted(addresses, key=addresses.__getitem__),
     )  # fmt: skip
-
-
-def _code(address: bytes, table: dict[bytes, int]) -> int:
-    if len(address) == 4:
-        return int.from_bytes(address, "big")
-    return IPV4_CODES + table.setdefault(address, len(table))
 
 
 def _record_offsets(path: Path, data: bytes, endian: str) -> np.ndarray:
@@ -338,22 +338,3 @@ def _record_offsets(path: Path, data: bytes, endian: str) -> np.ndarray:
         what = "record header" if off < end else f"record {len(out)}"
         raise DataError(f"{path}: truncated capture, {what} is cut short")
     return np.asarray(out, dtype=np.int64)
-
-
-def _columns_from_packets(packets: list[Packet]) -> PacketColumns:
-    addresses: dict[bytes, int] = {}
-    data = b"".join(p.payload for p in packets)
-    lengths = np.array([len(p.payload) for p in packets], dtype=np.int64)
-    offs = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(packets) else lengths
-
-    def col(j: int) -> np.ndarray:
-        return np.array([p[j] for p in packets], dtype=np.int64)
-
-    return PacketColumns(
-        ts=col(0),
-        src=np.array([_code(p.src, addresses) for p in packets], dtype=np.int64),
-        dst=np.array([_code(p.dst, addresses) for p in packets], dtype=np.int64),
-        sport=col(3), dport=col(4), proto=col(5), size=col(6), flags=col(7), seq=col(8),
-        pay_off=offs.astype(np.int64), pay_len=lengths, data=data,
-        addresses=sorted(addresses, key=addresses.__getitem__),
-    )  # fmt: skip

@@ -97,7 +97,8 @@ def packet_counts(
     fits = [
         n
         for n in range(tot_pkts, -1, -1)
-        if _feasible(src_bytes, n, s_max, s_min) and _feasible(dst_bytes, tot_pkts - n, d_max, d_min)
+        if _feasible(src_bytes, n, s_max, s_min)
+        and _feasible(dst_bytes, tot_pkts - n, d_max, d_min)
     ]
     if fits:
         return fits[0], tot_pkts - fits[0]

@@ -20,6 +20,8 @@ import operator
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 
+import numpy as np
+
 READING_KEYS: tuple[str, ...] = (
     "Temp", "SpO2", "Pulse_Rate", "SYS", "DIA", "Heart_rate", "Resp_Rate", "ST",
 )  # fmt: skip
@@ -49,8 +51,22 @@ def readings_json(values: Sequence[float]) -> bytes:
     """The readings as a compact JSON object with ``READING_KEYS`` in order."""
     if len(values) != len(READING_KEYS):
         raise ValueError(f"expected {len(READING_KEYS)} readings, got {len(values)}")
-    body = ",".join(f'"{k}":{format_number(float(v))}' for k, v in zip(READING_KEYS, values))
+    body = ",".join(
+        f'"{k}":{format_number(float(v))}' for k, v in zip(READING_KEYS, values, strict=False)
+    )
     return ("{" + body + "}").encode("ascii")
+
+
+def readings_messages(columns: Sequence[np.ndarray]) -> list[bytes]:
+    """``readings_json`` of every row of the eight reading ``columns`` (fast for many)."""
+    if len(columns) != len(READING_KEYS):
+        raise ValueError(f"expected {len(READING_KEYS)} reading columns, got {len(columns)}")
+    texts = []
+    for key, column in zip(READING_KEYS, columns, strict=True):
+        uniq, inverse = np.unique(np.asarray(column, dtype=np.float64), return_inverse=True)
+        words = [f'"{key}":{format_number(float(v))}' for v in uniq.tolist()]
+        texts.append([words[j] for j in inverse.tolist()])
+    return [("{" + ",".join(row) + "}").encode("ascii") for row in zip(*texts, strict=True)]
 
 
 def remaining_length(n: int) -> bytes:
@@ -68,7 +84,9 @@ def remaining_length(n: int) -> bytes:
 def publish_header(topic: bytes, message_len: int) -> bytes:
     """Fixed header plus topic of a QoS 0 PUBLISH whose message is ``message_len`` long."""
     rest = 2 + len(topic) + message_len
-    return bytes([PUBLISH_TYPE << 4]) + remaining_length(rest) + len(topic).to_bytes(2, "big") + topic
+    return (
+        bytes([PUBLISH_TYPE << 4]) + remaining_length(rest) + len(topic).to_bytes(2, "big") + topic
+    )
 
 
 def publish_overhead(topic: bytes, total: int) -> int:
@@ -166,16 +184,14 @@ def decode_many(messages: Sequence[bytes | None]) -> tuple[list[tuple[float, ...
 
     One ``json.loads`` over all of them when they are all valid JSON objects with
     numeric readings, one per message otherwise; a message that does not decode reads
-    as all zeros.
+    as all zeros.  Values go through ``float`` (a JSON ``true`` reads as 1).
     """
     zeros = (0.0,) * len(READING_KEYS)
     present = [m for m in messages if m]
     try:
         objs = json.loads(b"[" + b",".join(present) + b"]")
-        got = iter([tuple(map(float, _GET(o))) for o in objs])
-        if any(isinstance(v, bool) or not isinstance(v, int | float) for o in objs for v in _GET(o)):
-            raise TypeError("non-numeric reading")
-        values = [next(got) if m else zeros for m in messages]
+        got = iter(np.asarray([_GET(o) for o in objs], dtype=np.float64).tolist())
+        values = [tuple(next(got)) if m else zeros for m in messages]
         return values, [bool(m) for m in messages]
     except (ValueError, TypeError, KeyError):
         pass
@@ -203,9 +219,10 @@ def _values(obj: object) -> tuple[float, ...] | None:
         raw = _GET(obj)
     except KeyError:
         return None
-    if any(isinstance(v, bool) or not isinstance(v, int | float) for v in raw):
+    try:
+        return tuple(float(v) for v in raw)
+    except (TypeError, ValueError):
         return None
-    return tuple(float(v) for v in raw)
 
 
 def _decode(message: bytes) -> tuple[float, ...] | None:

@@ -52,7 +52,7 @@ from traffic.readings import (
     publish_exact,
     publish_header,
     publish_overhead,
-    readings_json,
+    readings_messages,
 )
 from traffic.timing import Rule, arrange
 from traffic.truth import TruthEntry
@@ -172,15 +172,24 @@ class Synthesizer:
         self._connack = f.connack
         self._connack_sum = word_sum(f.connack)
 
-    def build(self, raw: RawTable, rows: Sequence[int] | np.ndarray | None = None) -> Capture:
-        """The capture of ``rows`` (default: all), flows in the order given."""
+    def build(
+        self,
+        raw: RawTable,
+        rows: Sequence[int] | np.ndarray | None = None,
+        stream: int | None = None,
+    ) -> Capture:
+        """The capture of ``rows`` (default: all), flows in the order given.
+
+        ``stream`` picks an independent random stream of the configured seed (one per
+        HMU, say), so captures built from one seed do not share ports or sequence numbers.
+        """
         n_all = len(raw)
         rows = np.arange(n_all) if rows is None else np.asarray(rows, dtype=np.int64)
         if len(rows) and (rows.min() < 0 or rows.max() >= n_all):
             raise DataError(f"row index out of range 0..{n_all - 1}")
         col = {name: raw.column(name)[rows] for name in raw.columns}
         c = self.config
-        rng = np.random.default_rng(c.seed)
+        rng = np.random.default_rng(c.seed if stream is None else [c.seed, stream])
         n = len(rows)
         gaps = rng.exponential(c.mean_gap_s * 1e9, size=n).astype(np.int64)
         starts = (int(round(c.start_s * 1e9)) + np.cumsum(gaps)).tolist()
@@ -193,7 +202,7 @@ class Synthesizer:
         floats = {k: col[k].astype(float).tolist() for k in (
             "Dur", "SIntPkt", "DIntPkt", "SrcJitter", "DstJitter", "SIntPktAct", "pSrcLoss",
             "pDstLoss")}  # fmt: skip
-        readings = np.stack([col[k] for k in READING_COLUMNS], axis=1).tolist()
+        messages = readings_messages([col[k] for k in READING_COLUMNS])
         labels = np.rint(col[LABEL_COLUMN]).astype(np.int64).tolist()
         categories = col[CATEGORY_COLUMN].astype(str).tolist()
         keep = c.keep_identifiers
@@ -218,7 +227,12 @@ class Synthesizer:
                 if len(sip) != 4 or len(dip) != 4:
                     raise DataError(f"row {int(rows[i])}: only IPv4 endpoints are supported")
             else:
-                smac, dmac, sip, dip = self._sensor_mac, self._gateway_mac, self._sensor_ip, self._gateway_ip
+                smac, dmac, sip, dip = (
+                    self._sensor_mac,
+                    self._gateway_mac,
+                    self._sensor_ip,
+                    self._gateway_ip,
+                )
                 sport, dport = int(ports[i % len(ports)]), c.gateway_port
             src_plan, dst_plan, rules, statics = _flow_shape(
                 ints["SrcBytes"][i], ints["DstBytes"][i], ints["TotPkts"][i],
@@ -245,17 +259,18 @@ class Synthesizer:
                 start = starts[i] + clock_shift
             src_ns = [start + int(round((t - first) * 1e6)) for t in src_t]
             dst_ns = [start + int(round((t - first) * 1e6)) for t in dst_t]
-            payloads, ok = self._payloads(src_plan, dst_plan, readings[i])
+            payloads, ok = self._payloads(src_plan, dst_plan, messages[i])
             unread += not ok
             order = sorted(
-                [(t, 0, k) for k, t in enumerate(src_ns)] + [(t, 1, k) for k, t in enumerate(dst_ns)]
+                [(t, 0, k) for k, t in enumerate(src_ns)]
+                + [(t, 1, k) for k, t in enumerate(dst_ns)]
             )
             emit(order, statics, payloads, (smac, dmac), (sip, dip), (sport, dport),
                  isn[i], ip_ids[i], times, frames)  # fmt: skip
             last_end[key] = order[-1][0]
             truth.append(
                 TruthEntry(
-                    str(ipaddress.ip_address(sip)), str(ipaddress.ip_address(dip)), sport, dport,
+                    _text(sip), _text(dip), sport, dport,
                     6, order[0][0], labels[i], categories[i], int(rows[i]),
                 )
             )  # fmt: skip
@@ -264,10 +279,9 @@ class Synthesizer:
         return Capture(t_arr[by_time], [frames[j] for j in by_time.tolist()], truth, unread)
 
     def _payloads(
-        self, src: tuple[Segment, ...], dst: tuple[Segment, ...], values: list[float]
+        self, src: tuple[Segment, ...], dst: tuple[Segment, ...], message: bytes
     ) -> tuple[tuple[list[tuple[bytes, int]], list[tuple[bytes, int]]], bool]:
         """Payload bytes and word sums per segment of each side; whether readings fit."""
-        message = readings_json(values)
         data = [k for k, s in enumerate(src) if s.kind == Kind.DATA and s.retransmits < 0]
         src_out: list[tuple[bytes, int]] = []
         carried = False
@@ -312,6 +326,11 @@ class Synthesizer:
         return head[0] + message + b" " * (head[1] - len(message))
 
 
+@lru_cache(maxsize=256)
+def _text(address: bytes) -> str:
+    return str(ipaddress.ip_address(address))
+
+
 @lru_cache(maxsize=1024)
 def _publish_head(total: int) -> tuple[bytes, int] | None:
     """Header of a readings PUBLISH exactly ``total`` bytes long, and its message room."""
@@ -336,7 +355,9 @@ def _filler(total: int) -> bytes:
 
 
 def synthesize(
-    raw: RawTable, rows: Sequence[int] | np.ndarray | None = None, config: SynthesisConfig | None = None
+    raw: RawTable,
+    rows: Sequence[int] | np.ndarray | None = None,
+    config: SynthesisConfig | None = None,
 ) -> Capture:
     """Shorthand for ``Synthesizer(config).build(raw, rows)``."""
     return Synthesizer(config).build(raw, rows)

@@ -47,12 +47,22 @@ def spread(
     """
     if k <= 0:
         return []
-    fixed = fixed or {}
+    fixed = {i: v for i, v in fixed.items() if 0 <= i < k} if fixed else None
+    if not fixed:  # the common case, without the bookkeeping below
+        if k == 1:
+            return [max(0.0, mean)]
+        mean = max(0.0, mean)
+        var = min(max(std * std, 0.0), mean * mean * (k - 1))
+        root = math.sqrt(k - 1)
+        dev = math.sqrt(var)
+        short = max(0.0, mean - dev / root)
+        out = [short] * k
+        out[long_at % k] = mean + dev * root
+        return out
     free = [i for i in range(k) if i not in fixed]
     out = [0.0] * k
     for i, v in fixed.items():
-        if 0 <= i < k:
-            out[i] = max(0.0, v)
+        out[i] = max(0.0, v)
     if not free:
         return out
     mean = max(0.0, mean)
@@ -104,21 +114,26 @@ def _offset_window(src_span: float, dst_span: float, dur: float) -> tuple[float,
 def _best_offset(
     src_t: list[float], dst_t: list[float], lo: float, hi: float, rules: Sequence[Rule]
 ) -> tuple[float, int]:
-    """Offset in ``[lo, hi]`` satisfying the most rule weight; ties keep source first."""
+    """Offset in ``[lo, hi]`` satisfying the most rule weight (and that weight)."""
     if not dst_t:
         return lo, 0
-    bounds = sorted({src_t[r.src] - dst_t[r.dst] for r in rules if lo < src_t[r.src] - dst_t[r.dst] < hi})
+    bounds = sorted(
+        {src_t[r.src] - dst_t[r.dst] for r in rules if lo < src_t[r.src] - dst_t[r.dst] < hi}
+    )
     points = [lo, *bounds, hi]
-    candidates = [lo, hi] + [(a + b) / 2 for a, b in zip(points, points[1:])]
-    best, best_score = lo, -1
+    candidates = [lo, hi] + [(a + b) / 2 for a, b in zip(points, points[1:], strict=False)]
+    best, best_rank = lo, (-1, False, False)
     for o in candidates:
         score = 0
         for r in rules:
             gap = dst_t[r.dst] + o - src_t[r.src]
             if (gap >= 0) if r.dst_after else (gap < 0):
                 score += r.weight
-        if score > best_score or (score == best_score and lo < o < hi and not lo < best < hi):
-            best, best_score = o, score
+        # ties: the source's first packet first (it names the flow), then away from edges
+        rank = (score, o >= 0, lo < o < hi)
+        if rank > best_rank:
+            best, best_rank = o, rank
+    best_score = best_rank[0]
     return best, best_score
 
 

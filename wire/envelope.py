@@ -28,10 +28,18 @@ class Envelope(Strict):
     created_at: float = Field(ge=0)
     type: str = Field(min_length=1, max_length=32)
     cipher: Cipher = "none"
+    key_id: str = Field("", max_length=64, description="QKD session of the sealing key")
 
 
 def new_envelope(
-    run_id: str, round_: int, sender: str, recipient: str, type_: str, *, cipher: Cipher = "none"
+    run_id: str,
+    round_: int,
+    sender: str,
+    recipient: str,
+    type_: str,
+    *,
+    cipher: Cipher = "none",
+    key_id: str = "",
 ) -> Envelope:
     """An envelope with a fresh random message id and the current wall-clock time."""
     return Envelope(
@@ -43,4 +51,5 @@ def new_envelope(
         created_at=time.time(),
         type=type_,
         cipher=cipher,
+        key_id=key_id,
     )

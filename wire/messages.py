@@ -38,10 +38,43 @@ class ModelUpdate(Strict):
 
 
 class GlobalModel(Strict):
-    """Server -> everyone: the aggregated model after a round."""
+    """Server -> everyone: the aggregated model after a round.
+
+    With QKD the weights travel only inside each HMU's sealed invitation, so this
+    broadcast carries the round's accuracy and no tensors.
+    """
 
     type: Literal["global"] = "global"
     accuracy: float = Field(ge=0, le=1)
+    tensors: list[TensorSpec]
+
+
+class KeyRequest(Strict):
+    """Server -> HMU: start B92 session ``session_id`` by sending ``qubits`` qubits."""
+
+    type: Literal["key-request"] = "key-request"
+    session_id: str = Field(pattern=r"^[0-9a-f]{16,64}$")
+    qubits: int = Field(ge=64, le=2**30)
+
+
+class QubitBatch(Strict):
+    """HMU -> channel: the prepared B92 states (bit 0 -> |0>, bit 1 -> |+>), bit-packed."""
+
+    type: Literal["qubits"] = "qubits"
+    session_id: str = Field(pattern=r"^[0-9a-f]{16,64}$")
+    qubits: int = Field(ge=64, le=2**30)
+    tensors: list[TensorSpec]
+
+
+class DetectionRecord(Strict):
+    """Channel -> server: what the server's detector reported per slot, bit-packed.
+
+    ``basis`` (0 = Z, 1 = X), ``clicked`` and ``conclusive`` per qubit slot.
+    """
+
+    type: Literal["detections"] = "detections"
+    session_id: str = Field(pattern=r"^[0-9a-f]{16,64}$")
+    qubits: int = Field(ge=64, le=2**30)
     tensors: list[TensorSpec]
 
 
@@ -53,7 +86,14 @@ class RunComplete(Strict):
 
 
 Message = Annotated[
-    Status | TrainRequest | ModelUpdate | GlobalModel | RunComplete,
+    Status
+    | TrainRequest
+    | ModelUpdate
+    | GlobalModel
+    | RunComplete
+    | KeyRequest
+    | QubitBatch
+    | DetectionRecord,
     Field(discriminator="type"),
 ]
 MESSAGE_ADAPTER: TypeAdapter[Message] = TypeAdapter(Message)

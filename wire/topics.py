@@ -96,3 +96,16 @@ def agent_of(topic: str, run_id: str) -> str | None:
     if len(rest) == 3 and rest[0] == "hmu" and rest[2] in ("update", "inbox"):
         return rest[1]
     return None
+
+
+def qkd_link_of(topic: str, run_id: str) -> tuple[str, str] | None:
+    """``(hmu, "quantum/tx" | "quantum/rx" | "classical/hmu" | "classical/server")`` or None."""
+    parts = topic.split("/")
+    prefix = run_prefix(run_id).split("/")
+    rest = parts[len(prefix) :]
+    if parts[: len(prefix)] != prefix or len(rest) != 4 or rest[0] != "qkd":
+        return None
+    leg = f"{rest[2]}/{rest[3]}"
+    if leg not in ("quantum/tx", "quantum/rx", "classical/hmu", "classical/server"):
+        return None
+    return rest[1], leg

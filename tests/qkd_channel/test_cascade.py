@@ -69,7 +69,9 @@ def test_malformed_replies_and_queries_are_refused_without_state_change():
     assert corrector.next_query() is query and corrector.leaked_bits == 0
     oracle = ParityOracle(alice, plan)
     bad = ParityQuery(
-        passes=np.zeros(1, np.uint8), starts=np.array([5], np.uint32), ends=np.array([2000], np.uint32)
+        passes=np.zeros(1, np.uint8),
+        starts=np.array([5], np.uint32),
+        ends=np.array([2000], np.uint32),
     )
     with pytest.raises(ProtocolViolation, match="outside"):
         oracle.answer(bad)

@@ -46,7 +46,8 @@ def test_resend_branches_are_probabilities(model):
 @pytest.mark.parametrize("fraction", [0.3, 1.0])
 def test_simulated_signature_matches_theory(model, fraction):
     rate, qber = THEORY[model](fraction)
-    bits, det = run_numpy(N, IDEAL, make_eavesdropper(model, fraction), seed=(sorted(THEORY).index(model), round(fraction * 10)))
+    seed = (sorted(THEORY).index(model), round(fraction * 10))
+    bits, det = run_numpy(N, IDEAL, make_eavesdropper(model, fraction), seed=seed)
     got_rate, got_qber, _, conclusive = observed(bits, det)
     assert abs(got_rate - rate) <= SIGMAS * se(rate, N)
     if qber == 0.0:

@@ -1,5 +1,8 @@
 """The two post-processing state machines: honest keys agree, attacks abort, bad frames fail."""
 
+import hashlib
+import hmac
+
 import numpy as np
 import pytest
 
@@ -91,7 +94,7 @@ def test_replayed_and_reflected_frames_are_refused():
 def test_message_in_the_wrong_state_is_a_protocol_violation():
     alice, bob = sessions(seed=8)
     bob.start()
-    # a well-formed, authentic abort... but sent by the server with seq 1 before any sift
+    # an authentic abort is allowed before the sift; a second message after it is not
     early = seal(Abort(session_id="s-1", seq=0, reason="x"), mac_key(SECRET, "server"))
     alice.receive(early)  # abort is allowed in WAIT_SIFT
     assert alice.state is SessionState.ABORTED
@@ -112,9 +115,6 @@ def test_garbage_frames_are_decode_errors():
     with pytest.raises(DecodeError):
         open_frame(b"short", key)
     body = b'{"type": "nonsense"}'
-    import hashlib
-    import hmac
-
     with pytest.raises(DecodeError):
         open_frame(hmac.new(key, body, hashlib.sha256).digest() + body, key)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from iomt_testbed.errors import ProtocolViolation
-from server_agent.coordinator import Aggregate, Finish, Invite, Phase, RoundCoordinator
+from server_agent.coordinator import Aggregate, Finish, Invite, Phase, Rekey, RoundCoordinator
 
 HMUS = ["hmu-01", "hmu-02", "hmu-03", "hmu-04"]
 
@@ -128,3 +128,54 @@ def test_excluded_hmu_is_never_selected_again():
 def test_unknown_status_sender_is_a_violation():
     with pytest.raises(ProtocolViolation, match="unknown"):
         make().hmu_status("hmu-99", True, 1.0)
+
+
+def keyed(rounds=4, rekey=2, k=4):
+    return RoundCoordinator(
+        HMUS,
+        clients_per_round=k,
+        rounds=rounds,
+        round_deadline_s=10.0,
+        online_timeout_s=30.0,
+        rng=np.random.default_rng(0),
+        now=0.0,
+        keys_required=True,
+        rekey_rounds=rekey,
+        key_deadline_s=5.0,
+    )
+
+
+def test_no_hmu_trains_without_a_key():
+    core = keyed()
+    (rekey,) = bring_online(core)
+    assert isinstance(rekey, Rekey) and rekey.hmus == tuple(HMUS)
+    assert core.phase is Phase.KEYING
+    for h in HMUS[:3]:
+        assert core.key_accepted(h, 1.5) == []
+    (invite,) = core.exclude("hmu-04", 1.6)  # its link aborted: isolated
+    assert isinstance(invite, Invite) and invite.hmus == tuple(HMUS[:3])
+
+
+def test_keys_are_renewed_every_rekey_rounds():
+    core = keyed(rounds=3, rekey=2)
+    bring_online(core)
+    for h in HMUS:
+        core.key_accepted(h, 1.0)
+    for rnd in (1, 2):
+        for h in HMUS:
+            actions = core.update_arrived(h, rnd, "u", rnd + 1.0)
+        assert isinstance(actions[0], Aggregate)
+        (nxt,) = core.round_done(rnd, rnd + 1.5)
+        if rnd == 1:
+            assert isinstance(nxt, Invite)  # key still fresh
+        else:
+            assert isinstance(nxt, Rekey) and core.keyed == set()
+
+
+def test_keying_deadline_goes_on_with_the_keyed():
+    core = keyed()
+    bring_online(core, now=0.0)
+    core.key_accepted("hmu-02", 0.5)
+    assert core.tick(4.9) == []
+    (invite,) = core.tick(5.0 + 1.0)
+    assert invite.hmus == ("hmu-02",)
