@@ -7,16 +7,16 @@ line (``--debug`` shows the traceback).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 
-from iomt_testbed.errors import TestbedError
+from scenarios.cli_qkd import qkd_app
+from scenarios.cli_support import DEBUG, fail, guarded
+from scenarios.cli_traffic import data_app, traffic_app
 
 app = typer.Typer(
     add_completion=False,
@@ -25,44 +25,12 @@ app = typer.Typer(
     help="iomt-testbed: federated intrusion detection for medical IoT over MQTT.",
 )
 
-F = TypeVar("F", bound=Callable[..., Any])
-_DEBUG = {"on": False}
-
-
-def fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
-def guarded(fn: F) -> F:
-    """Turn the testbed's errors into one line and an exit code; keep tracebacks for --debug."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except TestbedError as exc:
-            if _DEBUG["on"]:
-                raise
-            raise fail(str(exc), exc.exit_code) from None
-        except KeyboardInterrupt:
-            raise fail("interrupted", 130) from None
-        except (typer.Exit, typer.Abort):
-            raise
-        except Exception as exc:  # a bug: say so plainly, keep the details for --debug
-            if _DEBUG["on"]:
-                raise
-            raise fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)", 1) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks and debug logs")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log progress to stderr")] = False,
 ) -> None:
-    _DEBUG["on"] = debug
+    DEBUG["on"] = debug
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(level)  # the run log in the run directory keeps INFO regardless
@@ -175,46 +143,9 @@ def hmu(
     typer.echo(f"{outcome.hmu_id}: trained {outcome.rounds_trained} rounds; {outcome.reason}")
 
 
-qkd_app = typer.Typer(no_args_is_help=True, help="B92 quantum key distribution.")
 app.add_typer(qkd_app, name="qkd")
-
-
-@qkd_app.command("simulate")
-@guarded
-def qkd_simulate(
-    qubits: Annotated[int, typer.Option("--qubits", min=64, help="qubits Alice sends")],
-    seed: Annotated[int, typer.Option("--seed", help="random seed")],
-    eve: Annotated[
-        str | None,
-        typer.Option("--eve", help="intercept-resend | intercept-resend-b92 | helstrom | usd"),
-    ] = None,
-    eve_fraction: Annotated[
-        float, typer.Option("--eve-fraction", min=0.0, max=1.0, help="share of qubits attacked")
-    ] = 1.0,
-    length_km: Annotated[float, typer.Option("--length-km", min=0.0, help="fibre length")] = 10.0,
-    backend: Annotated[str, typer.Option("--backend", help="numpy | qiskit")] = "numpy",
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
-) -> None:
-    """One B92 session over a simulated link; an abort is a result, not an error."""
-    import json
-
-    from iomt_testbed.errors import UsageError
-    from qkd_channel.eve import EVE_MODELS
-    from qkd_channel.simulation import simulate
-
-    if eve is not None and eve not in EVE_MODELS:
-        raise UsageError(f"--eve {eve}: choose one of {', '.join(EVE_MODELS)}")
-    if backend not in ("numpy", "qiskit"):
-        raise UsageError(f"--backend {backend}: choose numpy or qiskit")
-    result = simulate(
-        qubits, eve_model=eve, eve_fraction=eve_fraction, length_km=length_km,
-        backend=backend, seed=seed,  # type: ignore[arg-type]
-    )
-    if as_json:
-        typer.echo(json.dumps(result))
-    else:
-        for key, value in result.items():
-            typer.echo(f"{key:>16}: {value}")
+app.add_typer(traffic_app, name="traffic")
+app.add_typer(data_app, name="data")
 
 
 def main() -> None:

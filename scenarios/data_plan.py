@@ -1,14 +1,19 @@
-"""Turn a scenario's data section into each HMU's training rows and the server's test rows.
+"""Turn a scenario's data and traffic sections into each HMU's rows and the server's test rows.
 
 Every party derives the same plan from the scenario and its seed, so a standalone
-``iomt hmu`` on a Raspberry Pi and the server agree on who holds which rows without
-exchanging any.  Scaling statistics are pooled from the HMUs' own fits (counts, means
-and variances only), exactly what ``Standardiser.fit`` on their union would give; the
-held-out test rows never influence them.
+``iomt hmu`` on a Raspberry Pi and the server agree on who holds which flows without
+exchanging any. The held-out split is stratified; the rest is dealt to the HMUs by the
+scenario's partitioner. Features come from the CSV itself (``traffic.source: csv``), or
+are measured back from packets: rebuilt per HMU and replayed from pcap (``replay``), or
+read from captures someone else made (``pcap``). Scaling statistics are pooled from the
+HMUs' own fits (counts, means and variances only), exactly what ``Standardiser.fit`` on
+their union would give; the held-out rows never influence them.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +23,9 @@ from fedlearn.partition import partition, stratified_split
 from fedlearn.scaling import Standardiser
 from iomt_testbed.errors import DataError
 from scenarios.schema import Scenario
-from traffic.dataset import CsvSource, FlowTable, resolve_dataset
-from wire.topics import hmu_id
+from traffic.dataset import FlowTable, flow_table, read_wustl_csv, resolve_dataset
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -27,49 +33,115 @@ class FederatedData:
     """Scaled training rows per HMU and the server's held-out test rows."""
 
     dataset: Path
+    source: str
     feature_names: tuple[str, ...]
     parts: dict[str, tuple[np.ndarray, np.ndarray]]
     x_test: np.ndarray
     y_test: np.ndarray
     rows: int
+    synthetic: bool = False
 
     @property
     def n_features(self) -> int:
         return len(self.feature_names)
 
 
-def load_table(scenario: Scenario) -> tuple[Path, FlowTable]:
-    """The scenario's flow table and where it came from (raises ``DataError``)."""
-    data = scenario.data
-    path = resolve_dataset(data)
-    return path, CsvSource(path, data.keep_identifiers, data.limit).load()
+def cache_dir(scenario: Scenario) -> Path:
+    """Where built captures and synthetic datasets are kept between runs."""
+    if scenario.traffic.cache_dir:
+        return Path(scenario.traffic.cache_dir).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "iomt-testbed"
 
 
-def plan_data(scenario: Scenario, table: FlowTable, dataset: Path) -> FederatedData:
-    """Split, partition and scale ``table`` as ``scenario`` says, reproducibly from its seed."""
+def dataset_path(scenario: Scenario) -> tuple[Path, bool]:
+    """The dataset to use, and whether it is synthetic (``data.fallback: synthetic``)."""
+    try:
+        return resolve_dataset(scenario.data), False
+    except DataError:
+        if scenario.data.fallback != "synthetic":
+            raise
+    from traffic.synthetic import generate, write_csv
+
+    rows = scenario.data.limit or 16318
+    path = cache_dir(scenario) / "synthetic" / f"synthetic-seed{scenario.seed}-{rows}.csv"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_csv(generate(rows, np.random.default_rng([scenario.seed, 0x5F7])), path)
+    log.warning("no WUSTL-EHMS-2020 dataset found: using synthetic IoMT traffic (%s)", path)
+    return path, True
+
+
+def split_and_partition(
+    scenario: Scenario, y: np.ndarray
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Row indices of each HMU's share and of the server's test split."""
     fed = scenario.federation
     rng = np.random.default_rng([scenario.seed, 0xDA7A])
-    train_idx, test_idx = stratified_split(table.y, fed.test_fraction, rng)
+    train_idx, test_idx = stratified_split(y, fed.test_fraction, rng)
     try:
-        shares = partition(train_idx, table.y[train_idx], fed.partition, fed.hmus, rng)
+        shares = partition(train_idx, y[train_idx], fed.partition, fed.hmus, rng)
     except ValueError as exc:
         raise DataError(f"cannot partition {len(train_idx)} training rows: {exc}") from None
-    scaler = Standardiser.pooled([Standardiser.fit(table.X[share]) for share in shares])
-    parts = {
-        hmu_id(i): (scaler.transform(table.X[share]), table.y[share])
-        for i, share in enumerate(shares)
-    }
+    return shares, test_idx
+
+
+def _scaled(
+    scenario: Scenario, path: Path, train: list[FlowTable], test: FlowTable, rows: int, synthetic: bool
+) -> FederatedData:
+    scaler = Standardiser.pooled([Standardiser.fit(t.X) for t in train])
     return FederatedData(
-        dataset=dataset,
-        feature_names=table.feature_names,
-        parts=parts,
-        x_test=scaler.transform(table.X[test_idx]),
-        y_test=table.y[test_idx],
-        rows=len(table),
+        dataset=path,
+        source=scenario.traffic.source,
+        feature_names=test.feature_names,
+        parts={f"hmu-{i + 1:02d}": (scaler.transform(t.X), t.y) for i, t in enumerate(train)},
+        x_test=scaler.transform(test.X),
+        y_test=test.y,
+        rows=rows,
+        synthetic=synthetic,
     )
 
 
 def prepare_data(scenario: Scenario) -> FederatedData:
-    """Load and plan in one step."""
-    path, table = load_table(scenario)
-    return plan_data(scenario, table, path)
+    """Load, split, partition and scale as the scenario says (raises ``DataError``)."""
+    source = scenario.traffic.source
+    if source == "pcap":
+        return _from_pcaps(scenario)
+    path, synthetic = dataset_path(scenario)
+    raw = read_wustl_csv(path)
+    table = flow_table(raw, scenario.data.keep_identifiers)
+    if scenario.data.limit is not None:
+        table = table.subset(np.arange(min(scenario.data.limit, len(table))))
+    shares, test_idx = split_and_partition(scenario, table.y)
+    if source == "csv":
+        train = [table.subset(share) for share in shares]
+        return _scaled(scenario, path, train, table.subset(test_idx), len(table), synthetic)
+    from traffic.captures import build_captures
+    from traffic.source import PcapSource
+    from traffic.synthesis import SynthesisConfig
+
+    names = [f"hmu-{i + 1:02d}" for i in range(len(shares))] + ["test"]
+    captures = build_captures(
+        path, [*shares, test_idx], cache_dir(scenario) / "captures",
+        SynthesisConfig(seed=scenario.seed), names,
+    )
+    log.info(
+        "replay: %d pcaps in %s (%s)", len(captures.pcaps), captures.root,
+        "cached" if captures.cache_hit else f"built in {captures.seconds:.1f} s",
+    )
+    tables = [PcapSource(p).load() for p in captures.pcaps]
+    return _scaled(scenario, path, tables[:-1], tables[-1], len(table), synthetic)
+
+
+def _from_pcaps(scenario: Scenario) -> FederatedData:
+    from traffic.source import PcapSource
+
+    if not scenario.traffic.pcap_dir:
+        raise DataError("traffic.source is pcap but traffic.pcap_dir is not set")
+    root = Path(scenario.traffic.pcap_dir).expanduser()
+    names = [f"hmu-{i + 1:02d}.pcap" for i in range(scenario.federation.hmus)] + ["test.pcap"]
+    missing = [n for n in names if not (root / n).is_file()]
+    if missing:
+        raise DataError(f"traffic.pcap_dir {root} lacks {', '.join(missing[:3])}")
+    tables = [PcapSource(root / n).load() for n in names]
+    return _scaled(scenario, root, tables[:-1], tables[-1], sum(len(t) for t in tables), False)

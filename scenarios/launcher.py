@@ -174,6 +174,8 @@ def build_results(
         "broker": {"kind": handle.kind, "url": handle.url, "tls": handle.tls},
         "data": {
             "dataset": str(data.dataset),
+            "source": data.source,
+            "synthetic": data.synthetic,
             "rows": data.rows,
             "features": list(data.feature_names),
             "keep_identifiers": scenario.data.keep_identifiers,

@@ -14,7 +14,7 @@ from fedlearn.config import FederationConfig, TrainingConfig
 from iomt_testbed.errors import ScenarioError, UsageError
 from iomt_testbed.strict import Strict
 from qkd_channel.config import QkdConfig
-from traffic.config import DataConfig
+from traffic.config import DataConfig, TrafficConfig
 
 _NAME = r"^[a-z0-9][a-z0-9_-]{0,47}$"
 
@@ -28,6 +28,7 @@ class Scenario(Strict):
     federation: FederationConfig = FederationConfig()
     training: TrainingConfig = TrainingConfig()
     data: DataConfig = DataConfig()
+    traffic: TrafficConfig = TrafficConfig()
     broker: BrokerConfig = BrokerConfig()
     qkd: QkdConfig = QkdConfig()
 
@@ -82,6 +83,11 @@ def validate_scenario(
 
 def _check_cross_references(scenario: Scenario, source: str) -> None:
     """Keys that name things defined elsewhere in the scenario."""
+    if scenario.data.keep_identifiers and scenario.traffic.source != "csv":
+        raise ScenarioError(
+            f"{source}: data.keep_identifiers needs traffic.source csv: replayed traffic "
+            "makes identifiers uniform"
+        )
     hmus = {f"hmu-{i + 1:02d}" for i in range(scenario.federation.hmus)}
     for i, eve in enumerate(scenario.qkd.eavesdroppers):
         if isinstance(eve.hmus, list):

@@ -129,11 +129,13 @@ def build_captures(
     parts: Sequence[np.ndarray],
     cache_dir: str | os.PathLike[str],
     config: SynthesisConfig | None = None,
+    names: Sequence[str] | None = None,
 ) -> CaptureSet:
-    """One pcap (``hmu-NN.pcap`` + sidecar) per partition, cached (module docstring).
+    """One pcap (``<name>.pcap`` + sidecar) per partition, cached (module docstring).
 
-    ``parts[i]`` holds the dataset row indices of HMU ``i``; each HMU gets its own
-    random stream of ``config.seed``.
+    ``parts[i]`` holds the dataset row indices of capture ``i``, named ``names[i]``
+    (default ``hmu-01``, ``hmu-02``, ...); each gets its own random stream of
+    ``config.seed``.
     """
     config = config or SynthesisConfig()
     dataset = Path(dataset)
@@ -142,7 +144,10 @@ def build_captures(
     parts = [np.asarray(p, dtype=np.int64) for p in parts]
     key = capture_key(file_digest(dataset), parts, config)
     root = Path(cache_dir) / key[:24]
-    names = [f"hmu-{i:02d}.pcap" for i in range(len(parts))]
+    stems = list(names) if names is not None else [f"hmu-{i + 1:02d}" for i in range(len(parts))]
+    if len(stems) != len(parts) or len(set(stems)) != len(stems):
+        raise ValueError("names must give each part its own name")
+    names = [f"{stem}.pcap" for stem in stems]
     manifest = root / MANIFEST
     if _complete(root, names):
         log.info("captures cache hit: %s", root)

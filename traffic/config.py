@@ -18,7 +18,24 @@ class DataConfig(Strict):
     are left out unless ``keep_identifiers`` is set.
     """
 
-    source: Literal["csv"] = "csv"
     dataset: str | None = None
     keep_identifiers: bool = False
     limit: int | None = Field(None, ge=100, description="use only the first N rows")
+    fallback: Literal["none", "synthetic"] = Field(
+        "none", description="with no dataset found: fail (none) or generate synthetic traffic"
+    )
+
+
+class TrafficConfig(Strict):
+    """How each HMU obtains flow features.
+
+    ``csv``: read the dataset's flow features directly. ``replay``: rebuild every flow's
+    packets (scapy templates), write one pcap per HMU and one for the server's test
+    split (cached under ``cache_dir`` by dataset hash and parameters), and measure the
+    features back from the packets. ``pcap``: read ``hmu-NN.pcap`` and ``test.pcap``
+    (each with its ``.flows.jsonl`` ground truth) from ``pcap_dir``.
+    """
+
+    source: Literal["csv", "replay", "pcap"] = "csv"
+    cache_dir: str | None = Field(None, description="default: $XDG_CACHE_HOME/iomt-testbed")
+    pcap_dir: str | None = None

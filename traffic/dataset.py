@@ -287,10 +287,3 @@ def resolve_dataset(config: DataConfig) -> Path:
     if not path.is_file():
         raise DataError(f"dataset not found: {path}; {_HOW_TO_GET}")
     return path
-
-
-def source_for(config: DataConfig) -> FeatureSource:
-    """The feature source a scenario's data section asks for."""
-    if config.source == "csv":
-        return CsvSource(resolve_dataset(config), config.keep_identifiers, config.limit)
-    raise DataError(f"unknown data source {config.source!r}")  # pragma: no cover

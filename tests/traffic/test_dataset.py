@@ -22,7 +22,6 @@ from traffic.dataset import (
     FlowTable,
     read_wustl_csv,
     resolve_dataset,
-    source_for,
 )
 
 
@@ -193,8 +192,3 @@ def test_resolve_dataset(dataset_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("IOMT_DATASET", "/nonexistent/wustl.csv")
     with pytest.raises(DataError, match="dataset not found: /nonexistent/wustl.csv"):
         resolve_dataset(DataConfig())
-
-
-def test_source_for_config(dataset_path: Path) -> None:
-    source = source_for(DataConfig(dataset=str(dataset_path), limit=200))
-    assert len(source.load()) == 200

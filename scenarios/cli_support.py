@@ -1,0 +1,42 @@
+"""What every ``iomt`` command shares: one-line errors with exit codes, and --debug."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+
+from iomt_testbed.errors import TestbedError
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEBUG = {"on": False}
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def guarded(fn: F) -> F:
+    """Turn the testbed's errors into one line and an exit code; keep tracebacks for --debug."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TestbedError as exc:
+            if DEBUG["on"]:
+                raise
+            raise fail(str(exc), exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted", 130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:  # a bug: say so plainly, keep the details for --debug
+            if DEBUG["on"]:
+                raise
+            raise fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)", 1) from None
+
+    return wrapper  # type: ignore[return-value]
