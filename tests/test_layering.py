@@ -32,6 +32,7 @@ CORES = [
     "traffic.features",
     "traffic.batch",
     "traffic.truth",
+    "traffic.synthetic",
 ]
 IO_MODULES = ["asyncio", "aiomqtt", "paho", "subprocess", "influxdb_client", "scapy"]
 

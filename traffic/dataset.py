@@ -275,13 +275,18 @@ class CsvSource:
 
 
 def resolve_dataset(config: DataConfig) -> Path:
-    """Where the dataset is: the scenario's ``data.dataset``, else ``IOMT_DATASET``.
+    """Where the dataset is: the scenario's ``data.dataset``, else ``IOMT_DATASET``, else
+    where ``iomt data fetch`` saves it (``traffic.fetch.default_dataset_locations``).
 
-    Raises ``DataError`` (one line, saying how to get the data) when neither is set or
-    the file named does not exist.
+    Raises ``DataError`` (one line, saying how to get the data) when none of them holds it.
     """
+    from traffic.fetch import default_dataset_locations
+
     named = config.dataset or os.environ.get("IOMT_DATASET") or None
     if named is None:
+        for candidate in default_dataset_locations():
+            if candidate.is_file():
+                return candidate
         raise DataError(f"no dataset given; {_HOW_TO_GET}")
     path = Path(named).expanduser()
     if not path.is_file():
