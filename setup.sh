@@ -10,7 +10,7 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 packages=(mosquitto)
-[ "$want_test" = 1 ] && packages+=(victoria-metrics tshark tcpreplay iproute2)
+[ "$want_test" = 1 ] && packages+=(victoria-metrics tshark tcpreplay iproute2 chromium)
 
 sudo_cmd=()
 if [ "$(id -u)" != 0 ]; then

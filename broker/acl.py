@@ -9,7 +9,7 @@ agent              rights
 HMU ``h``          write: its update, status, metrics, ``classical(h, "hmu")``,
                    ``quantum(h, "tx")``;  read: its inbox, the global model,
                    ``classical(h, "server")``
-server             read: every status, update and metrics topic (the filters of
+server             read: ``$SYS/broker/#``, every status, update and metrics topic (the filters of
                    ``wire.topics``), every ``classical(h, "hmu")`` and
                    ``quantum(h, "rx")``;  write: every inbox, the global model,
                    every ``classical(h, "server")``, its own status and metrics
@@ -131,6 +131,7 @@ def acl_for_run(
         raise ValueError(f"cannot revoke unknown HMU(s): {', '.join(sorted(unknown))}")
 
     server = [
+        AclRule("read", "$SYS/broker/#"),  # broker counters for the metrics
         AclRule("read", topics.status_filter(run_id)),
         AclRule("read", topics.update_filter(run_id)),
         AclRule("read", topics.metrics_filter(run_id)),

@@ -109,6 +109,7 @@ def render_mosquitto_conf(
         f"password_file {files.password_file}",
         f"acl_file {files.acl_file}",
         "set_tcp_nodelay true",
+        "sys_interval 5",
         f"max_packet_size {max_packet_size}",
         "log_dest stderr",
         "log_type error",

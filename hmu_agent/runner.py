@@ -8,8 +8,10 @@ answering while it trains.  A bad message from anyone is counted and dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +23,9 @@ from fedlearn.model import Weights
 from fedlearn.train import TrainResult, train_local
 from hmu_agent.session import HmuSession, SendUpdate, StartTraining, Stop
 from iomt_testbed.errors import PeerError, ProtocolViolation, QkdError
+from monitoring import measurements
+from monitoring.point import Point
+from monitoring.publisher import MqttMetricsPublisher
 from qkd_channel.alice import AliceSession
 from qkd_channel.channel import prepare
 from qkd_channel.config import QkdConfig
@@ -57,6 +62,10 @@ class HmuSetup:
     qkd: QkdConfig | None = None
     secret: bytes | None = None
     """Enrolment secret shared with the server; authenticates QKD post-processing."""
+    emit: Callable[[Point], None] | None = None
+    """Where this HMU's own metrics go; None when the server records them for it."""
+    publisher: MqttMetricsPublisher | None = None
+    """Set when the HMU's metrics travel over MQTT to the server (field HMUs)."""
 
 
 @dataclass
@@ -99,9 +108,17 @@ class HmuAgent:
             if self.qkd is not None:
                 await bus.subscribe(topics.classical(s.run_id, s.hmu_id, "server"))
             await bus.publish(status_topic, self._status("online"), retain=True)
+            pump = None
+            if s.publisher is not None:
+                pump = asyncio.create_task(s.publisher.pump(bus.publish))
             reason = await self._loop(bus)
             for task in list(self._tasks):
                 task.cancel()
+            if pump is not None:
+                pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pump
+                await s.publisher.drain(bus.publish)  # type: ignore[union-attr]
             await bus.publish(status_topic, self._status("offline"), retain=True)
         return HmuOutcome(
             s.hmu_id, self.session.rounds_trained, reason, dict(self.rejected), self.key_sessions
@@ -211,6 +228,13 @@ class HmuAgent:
             log.warning("%s: cannot train from round %d weights: %s", s.hmu_id, round_, exc)
             self.session.training_done(round_)
             return
+        if s.emit is not None:
+            s.emit(
+                measurements.hmu_training(
+                    s.hmu_id, round_, loss=float(result.loss), samples=result.num_samples,
+                    train_s=float(result.seconds),
+                )
+            )
         for action in self.session.training_done(round_):
             if isinstance(action, SendUpdate):
                 await self._send_update(action.round, result)

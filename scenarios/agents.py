@@ -7,6 +7,7 @@ Both derive their share of the data from the scenario and its seed (see
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,10 +21,21 @@ from fedlearn.train import warm_up
 from hmu_agent.runner import HmuAgent, HmuOutcome
 from iomt_testbed.errors import UsageError
 from scenarios.data_plan import prepare_data
-from scenarios.launcher import build_results, hmu_ids, hmu_setup, run_log, server_setup
+from monitoring.publisher import MqttMetricsPublisher
+from monitoring.resources import ResourceSampler
+from monitoring.sink import MetricsSink
+from scenarios.launcher import (
+    build_results,
+    hmu_ids,
+    hmu_setup,
+    open_sink,
+    run_log,
+    server_setup,
+)
 from scenarios.results import write_results
 from scenarios.schema import Scenario, scenario_yaml
 from server_agent.runner import ServerAgent
+from wire import topics
 from wire.topics import SERVER_ID, check_part
 
 
@@ -82,14 +94,20 @@ async def run_server_alone(
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "scenario.yaml").write_text(scenario_yaml(scenario))
     with run_log(run_dir):
-        setup = server_setup(
-            scenario, data, rid, run_dir, client_kwargs(handle, SERVER_ID), None, enrolment, handle
-        )
-        outcome = await ServerAgent(setup).run()
+        sink = open_sink(scenario, rid, run_dir)
+        try:
+            setup = server_setup(
+                scenario, data, rid, run_dir, client_kwargs(handle, SERVER_ID), None,
+                enrolment, handle, sink,
+            )
+            outcome = await ServerAgent(setup).run()
+        finally:
+            metrics = await sink.aclose()
         results = build_results(
             scenario, rid, handle, data, outcome,
             mode="server-only", wall_time_s=time.monotonic() - started,
         )
+        results["metrics"] = metrics.as_dict()
         write_results(run_dir, results)
     return results
 
@@ -111,8 +129,28 @@ async def run_hmu_alone(
     handle = _handle(scenario, url, creds, ca)
     rid = _run_id(scenario, run_id)
     data = await asyncio.to_thread(prepare_data, scenario)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="train") as pool:
-        await asyncio.get_running_loop().run_in_executor(pool, warm_up)
-        setup = hmu_setup(scenario, data, rid, hmu, client_kwargs(handle, hmu), enrolment.get(hmu))
-        agent = HmuAgent(setup, pool)
-        return await agent.run()
+    publisher = None
+    if scenario.metrics.hmu_transport == "mqtt":
+        publisher = MqttMetricsPublisher(
+            topics.metrics(rid, hmu),
+            max_payload_bytes=scenario.metrics.forward_max_bytes,
+            max_lines=scenario.metrics.forward_max_lines,
+        )
+    tags = {"run": rid, "scenario": scenario.name, "hmu": hmu}
+    sink = MetricsSink.from_config(scenario.metrics, run_dir=None, tags=tags, publisher=publisher)
+    interval = scenario.metrics.resources_interval_s
+    sampler = (
+        asyncio.create_task(ResourceSampler(hmu, interval).run(sink.emit))
+        if scenario.metrics.enabled and interval > 0
+        else None
+    )
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="train") as pool:
+            await asyncio.get_running_loop().run_in_executor(pool, warm_up)
+            setup = hmu_setup(scenario, data, rid, hmu, client_kwargs(handle, hmu), enrolment.get(hmu))
+            setup = dataclasses.replace(setup, emit=sink.emit, publisher=publisher)
+            return await HmuAgent(setup, pool).run()
+    finally:
+        if sampler is not None:
+            sampler.cancel()
+        await sink.aclose()

@@ -87,6 +87,15 @@ def run(
         raise fail(f"run ended early: {output.results['reason']}", 1)
 
 
+@app.command()
+@guarded
+def report(run_dir: Annotated[Path, typer.Argument(help="a run directory (holds results.json)")]) -> None:
+    """Render the run's HTML report and PNG plots (also written at the end of every run)."""
+    from monitoring.report import render_report
+
+    typer.echo(f"report: {render_report(run_dir)}")
+
+
 AgentScenario = Annotated[Path, typer.Option("--scenario", help="scenario YAML file")]
 RunIdOpt = Annotated[str | None, typer.Option("--run-id", help="run id shared by every agent")]
 UrlOpt = Annotated[str | None, typer.Option("--broker-url", help="mqtt://host:port or mqtts://host:port")]

@@ -30,6 +30,9 @@ from broker import BrokerHandle, client_kwargs, start_broker
 from fedlearn.model import init_weights
 from fedlearn.train import warm_up
 from hmu_agent.runner import HmuAgent, HmuOutcome, HmuSetup
+from monitoring.forwarder import ForwardLimits, MetricsForwarder
+from monitoring.resources import ResourceSampler
+from monitoring.sink import MetricsSink
 from qkd_channel.agent import ChannelAgent, ChannelOutcome, ChannelSetup
 from scenarios.data_plan import FederatedData, prepare_data
 from scenarios.results import write_results
@@ -113,7 +116,13 @@ def server_setup(
     on_round: RoundCallback | None,
     enrolment: dict[str, bytes] | None = None,
     handle: BrokerHandle | None = None,
+    sink: MetricsSink | None = None,
 ) -> ServerSetup:
+    forwarder = (
+        MetricsForwarder(run_id, emit=sink.emit, limits=ForwardLimits.from_config(scenario.metrics))
+        if sink is not None
+        else None
+    )
     return ServerSetup(
         run_id=run_id,
         hmus=hmu_ids(scenario),
@@ -129,6 +138,8 @@ def server_setup(
         qkd=scenario.qkd,
         secrets=enrolment or {},
         revoke=handle.revoke if handle is not None else None,
+        emit=sink.emit if sink is not None else None,
+        forwarder=forwarder,
     )
 
 
@@ -152,6 +163,13 @@ def hmu_setup(
         qkd=scenario.qkd,
         secret=secret,
     )
+
+
+def open_sink(scenario: Scenario, run_id: str, run_dir: Path | None) -> MetricsSink:
+    """The run's metrics sink: ``metrics.lp`` in the run directory, and InfluxDB if set."""
+    strategy = "fedq" if scenario.qkd.enabled else "fedavg"
+    tags = {"run": run_id, "scenario": scenario.name, "strategy": strategy}
+    return MetricsSink.from_config(scenario.metrics, run_dir=run_dir, tags=tags)
 
 
 def build_results(
@@ -224,22 +242,18 @@ async def launch(
     hmus = hmu_ids(scenario)
     with run_log(run_dir):
         log.info("run %s: %d HMUs, %d rows from %s", run_id, len(hmus), data.rows, data.dataset)
-        async with start_broker(scenario.broker, run_dir, run_id, hmus) as handle:
-            log.info("broker: %s at %s", handle.kind, handle.url)
-            if on_start is not None:
-                on_start(run_id, handle.url)
-            enrolment = make_enrolment(hmus)
-            channel_task = None
-            if scenario.qkd.enabled:
-                channel = ChannelAgent(channel_setup(scenario, run_id, client_kwargs(handle, CHANNEL_ID)))
-                channel_task = asyncio.create_task(channel.run(), name=CHANNEL_ID)
-            try:
-                runner = _run_processes if processes else _run_in_process
-                outcome, hmu_report = await runner(
-                    scenario, data, run_id, run_dir, handle, on_round, enrolment, executor
+        sink = open_sink(scenario, run_id, run_dir)
+        sampler = _sample_resources(scenario, sink)
+        try:
+            async with start_broker(scenario.broker, run_dir, run_id, hmus) as handle:
+                outcome, hmu_report, channel_outcome = await _run_agents(
+                    scenario, data, run_id, run_dir, handle, processes, on_round, on_start,
+                    executor, sink,
                 )
-            finally:
-                channel_outcome = await _stop(channel_task)
+        finally:
+            if sampler is not None:
+                sampler.cancel()
+            metrics = await sink.aclose()
         results = build_results(
             scenario, run_id, handle, data, outcome,
             mode="processes" if processes else "in-process",
@@ -247,9 +261,58 @@ async def launch(
             hmus=hmu_report,
             channel=channel_outcome,
         )
+        results["metrics"] = metrics.as_dict()
         write_results(run_dir, results)
+        _report(run_dir)
         log.info("run %s: %s", run_id, outcome.reason)
     return RunOutput(run_dir, results)
+
+
+def _sample_resources(scenario: Scenario, sink: MetricsSink) -> asyncio.Task[None] | None:
+    interval = scenario.metrics.resources_interval_s
+    if not scenario.metrics.enabled or interval <= 0:
+        return None
+    return asyncio.create_task(ResourceSampler("launcher", interval).run(sink.emit))
+
+
+def _report(run_dir: Path) -> None:
+    """The HTML report with plots; a failure here never loses the results."""
+    try:
+        from monitoring.report import render_report
+
+        render_report(run_dir)
+    except Exception as exc:  # plotting must not turn a finished run into a failed one
+        log.warning("report not written: %s", exc)
+
+
+async def _run_agents(
+    scenario: Scenario,
+    data: FederatedData,
+    run_id: str,
+    run_dir: Path,
+    handle: BrokerHandle,
+    processes: bool,
+    on_round: RoundCallback | None,
+    on_start: Callable[[str, str], None] | None,
+    executor: Executor | None,
+    sink: MetricsSink,
+) -> tuple[ServerOutcome, dict[str, Any], ChannelOutcome | None]:
+    log.info("broker: %s at %s", handle.kind, handle.url)
+    if on_start is not None:
+        on_start(run_id, handle.url)
+    enrolment = make_enrolment(hmu_ids(scenario))
+    channel_task = None
+    if scenario.qkd.enabled:
+        channel = ChannelAgent(channel_setup(scenario, run_id, client_kwargs(handle, CHANNEL_ID)))
+        channel_task = asyncio.create_task(channel.run(), name=CHANNEL_ID)
+    try:
+        runner = _run_processes if processes else _run_in_process
+        outcome, hmu_report = await runner(
+            scenario, data, run_id, run_dir, handle, on_round, enrolment, executor, sink
+        )
+    finally:
+        channel_outcome = await _stop(channel_task)
+    return outcome, hmu_report, channel_outcome
 
 
 async def _stop(task: asyncio.Task[ChannelOutcome] | None) -> ChannelOutcome | None:
@@ -276,6 +339,7 @@ async def _run_in_process(
     on_round: RoundCallback | None,
     enrolment: dict[str, bytes],
     executor: Executor | None,
+    sink: MetricsSink | None = None,
 ) -> tuple[ServerOutcome, dict[str, Any]]:
     own_executor = executor is None
     pool = executor or ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="train")
@@ -291,7 +355,7 @@ async def _run_in_process(
         server = ServerAgent(
             server_setup(
                 scenario, data, run_id, run_dir, client_kwargs(handle, SERVER_ID), on_round,
-                enrolment, handle,
+                enrolment, handle, sink,
             )
         )
         try:
@@ -364,6 +428,7 @@ async def _run_processes(
     on_round: RoundCallback | None,
     enrolment: dict[str, bytes],
     executor: Executor | None = None,
+    sink: MetricsSink | None = None,
 ) -> tuple[ServerOutcome, dict[str, Any]]:
     """Each HMU as its own OS process; the server stays here so progress can be shown."""
     creds = write_credentials(run_dir, handle)
@@ -383,7 +448,7 @@ async def _run_processes(
         server = ServerAgent(
             server_setup(
                 scenario, data, run_id, run_dir, client_kwargs(handle, SERVER_ID), on_round,
-                enrolment, handle,
+                enrolment, handle, sink,
             )
         )
         outcome = await server.run()

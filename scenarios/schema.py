@@ -13,6 +13,7 @@ from broker.config import BrokerConfig
 from fedlearn.config import FederationConfig, TrainingConfig
 from iomt_testbed.errors import ScenarioError, UsageError
 from iomt_testbed.strict import Strict
+from monitoring.config import MetricsConfig
 from qkd_channel.config import QkdConfig
 from traffic.config import DataConfig, TrafficConfig
 
@@ -31,6 +32,7 @@ class Scenario(Strict):
     traffic: TrafficConfig = TrafficConfig()
     broker: BrokerConfig = BrokerConfig()
     qkd: QkdConfig = QkdConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
 
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:

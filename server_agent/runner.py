@@ -25,7 +25,18 @@ from fedlearn.aggregate import fedavg
 from fedlearn.config import FederationConfig
 from fedlearn.evaluate import Evaluation, evaluate
 from fedlearn.model import Weights, check_weights
-from iomt_testbed.errors import DecodeError, PeerError, ProtocolViolation, QkdError, RunError
+from iomt_testbed.errors import (
+    AuthenticationError,
+    DecodeError,
+    PeerError,
+    ProtocolViolation,
+    QkdError,
+    RunError,
+)
+from monitoring import measurements
+from monitoring.broker_stats import SYS_FILTER, BrokerStats
+from monitoring.forwarder import MetricsForwarder
+from monitoring.point import Point
 from qkd_channel.bob import BobSession
 from qkd_channel.config import QkdConfig
 from qkd_channel.session import SessionOutcome
@@ -35,6 +46,7 @@ from wire import topics
 from wire.bus import Bus, Delivery
 from wire.envelope import BROADCAST, Envelope, new_envelope
 from wire.frame import decode_frame, encode_frame
+from wire.aead import ReplayError
 from wire.link_cipher import LinkCipher
 from wire.messages import (
     DetectionRecord,
@@ -69,6 +81,10 @@ class ServerSetup:
     """Enrolment secret of each HMU; authenticates QKD post-processing."""
     revoke: Callable[[str], Awaitable[bool]] | None = None
     """Withdraw an HMU's right to publish updates at the broker."""
+    emit: Callable[[Point], None] | None = None
+    """Where metrics go (a ``MetricsSink.emit``); None: nowhere."""
+    forwarder: MetricsForwarder | None = None
+    """Accepts HMUs' metrics published over MQTT (field HMUs without InfluxDB)."""
 
 
 @dataclass
@@ -114,6 +130,9 @@ class ServerAgent:
         self.keying_seconds: list[float] = []
         self._keying_started = 0.0
         self._rng = np.random.default_rng([setup.seed, 0xB0B])
+        self._emit = setup.emit or (lambda point: None)
+        self._broker_stats = BrokerStats()
+        self._broker_stats_at = 0.0
 
     async def run(self) -> ServerOutcome:
         s = self.setup
@@ -135,6 +154,10 @@ class ServerAgent:
         async with Bus(s.client_kwargs, will=(status_topic, self._status("offline"))) as bus:
             self.bus = bus
             await bus.subscribe(topics.status_filter(s.run_id), topics.update_filter(s.run_id))
+            if s.emit is not None:
+                await bus.subscribe(SYS_FILTER, qos=0)
+            if s.forwarder is not None:
+                await bus.subscribe(topics.metrics_filter(s.run_id))
             if self.qkd is not None:
                 for hmu in s.hmus:
                     await bus.subscribe(
@@ -179,11 +202,26 @@ class ServerAgent:
             except PeerError as exc:
                 self.rejected[type(exc).__name__] += 1
                 log.warning("server: rejected message on %s: %s", delivery.topic, exc)
+                sender = topics.agent_of(delivery.topic, self.setup.run_id)
+                link = topics.qkd_link_of(delivery.topic, self.setup.run_id)
+                self._emit(
+                    measurements.security_event(
+                        _event_kind(exc),
+                        hmu=sender or (link[0] if link else None),
+                        round=core.current.number if core.current else None,
+                    )
+                )
 
     async def _on_delivery(
         self, delivery: Delivery, core: RoundCoordinator, now: float
     ) -> list[Any]:
         s = self.setup
+        if delivery.topic.startswith("$SYS/"):
+            self._observe_broker(delivery, now)
+            return []
+        if s.forwarder is not None and delivery.topic.startswith(f"{topics.run_prefix(s.run_id)}/metrics/"):
+            s.forwarder.handle(delivery.topic, delivery.payload)
+            return []
         link = topics.qkd_link_of(delivery.topic, s.run_id)
         if link is not None and self.qkd is not None:
             hmu, leg = link
@@ -248,6 +286,7 @@ class ServerAgent:
     async def _aggregate(self, agg: Aggregate) -> None:
         s = self.setup
         received = sorted(agg.updates)
+        previous = self.weights
         if received:
             pairs = [(agg.updates[h][0], agg.updates[h][1].num_samples) for h in received]
             self.weights = await asyncio.to_thread(fedavg, pairs)
@@ -276,6 +315,15 @@ class ServerAgent:
         }
         self.records.append(record)
         await asyncio.to_thread(self._checkpoint, record)
+        self._emit(measurements.fl_round_from_record(record))
+        for hmu in received:
+            local, message = agg.updates[hmu]
+            self._emit(
+                measurements.hmu_training(
+                    hmu, agg.round, loss=message.loss, samples=message.num_samples,
+                    train_s=message.train_seconds, update_norm=_distance(local, previous),
+                )
+            )
         if s.on_round is not None:
             s.on_round(record)
 
@@ -353,16 +401,31 @@ class ServerAgent:
             "reason": outcome.reason,
             "sessions": previous.get("sessions", 0) + 1,
         }
+        self._emit(
+            measurements.qkd_link_from_report(
+                hmu, self.qkd_report[hmu], qber_threshold=self.qkd.qber_threshold
+            )
+        )
         now = time.monotonic()
         if not outcome.aborted and outcome.key is not None:
             self.links[hmu] = LinkCipher(outcome.key, outcome.session_id, "server", self.qkd.cipher)
             return core.key_accepted(hmu, now)
         log.warning("isolating %s: key session aborted: %s", hmu, outcome.reason)
+        self._emit(measurements.security_event("isolation", hmu=hmu))
         self.links.pop(hmu, None)
         self.isolated.append(hmu)
         if self.setup.revoke is not None and not await self.setup.revoke(hmu):
             log.warning("the broker cannot revoke %s; its updates are ignored here", hmu)
         return core.exclude(hmu, now)
+
+    def _observe_broker(self, delivery: Delivery, now: float) -> None:
+        """Fold a ``$SYS`` counter in; emit the broker's counters every few seconds."""
+        self._broker_stats.observe(delivery.topic, delivery.payload)
+        if now - self._broker_stats_at >= 5.0:
+            point = self._broker_stats.point()
+            if point is not None:
+                self._emit(point)
+                self._broker_stats_at = now
 
     def _evaluate(self, weights: Weights) -> Evaluation:
         s = self.setup
@@ -390,3 +453,19 @@ class ServerAgent:
         rnd = self.core.completed_rounds if self.core.phase is Phase.FINISHED else 0
         env = new_envelope(self.setup.run_id, rnd, topics.SERVER_ID, BROADCAST, "complete")
         return encode_frame(env, RunComplete(reason=reason[:200]))
+
+
+def _event_kind(exc: PeerError) -> str:
+    """The security-event kind a refused message counts as."""
+    if isinstance(exc, ReplayError):
+        return "replayed"
+    if isinstance(exc, AuthenticationError):
+        return "tampered"
+    if isinstance(exc, ProtocolViolation):
+        return "unauthorised"
+    return "malformed"
+
+
+def _distance(local: Weights, reference: Weights) -> float:
+    """L2 norm of ``local - reference`` over every tensor."""
+    return float(np.sqrt(sum(float(np.sum((local[k] - reference[k]) ** 2)) for k in reference)))

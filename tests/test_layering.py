@@ -33,6 +33,11 @@ CORES = [
     "traffic.batch",
     "traffic.truth",
     "traffic.synthetic",
+    "monitoring.point",
+    "monitoring.measurements",
+    "monitoring.config",
+    "monitoring.forwarder",
+    "monitoring.broker_stats",
 ]
 IO_MODULES = ["asyncio", "aiomqtt", "paho", "subprocess", "influxdb_client", "scapy"]
 
