@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -18,9 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from fedlearn.attacks import assign_attacks
+from fedlearn.compression import Compressor
 from fedlearn.config import TrainingConfig
+from fedlearn.defence_config import AttackConfig, CompressionConfig, PrivacyConfig
 from fedlearn.model import Weights
-from fedlearn.train import TrainResult, train_local
+from hmu_agent.local_update import LocalUpdate, local_update
 from hmu_agent.session import HmuSession, SendUpdate, StartTraining, Stop
 from iomt_testbed.errors import PeerError, ProtocolViolation, QkdError
 from monitoring import measurements
@@ -62,6 +66,11 @@ class HmuSetup:
     qkd: QkdConfig | None = None
     secret: bytes | None = None
     """Enrolment secret shared with the server; authenticates QKD post-processing."""
+    hmus: tuple[str, ...] = ()
+    """Every HMU of the run: attack schedules pick their attackers among them."""
+    attacks: AttackConfig = AttackConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+    compression: CompressionConfig = CompressionConfig()
     emit: Callable[[Point], None] | None = None
     """Where this HMU's own metrics go; None when the server records them for it."""
     publisher: MqttMetricsPublisher | None = None
@@ -98,6 +107,7 @@ class HmuAgent:
         self.alice: AliceSession | None = None
         self.link: LinkCipher | None = None
         self.key_sessions = 0
+        self.compressor = Compressor(setup.compression)
 
     async def run(self) -> HmuOutcome:
         s = self.setup
@@ -218,16 +228,20 @@ class HmuAgent:
         s = self.setup
         loop = asyncio.get_running_loop()
         seed = round_seed(s.seed, s.hmu_id, round_)
+        attack = assign_attacks(s.attacks, s.hmus, round_, s.seed).get(s.hmu_id)
+        work = functools.partial(
+            local_update, weights, s.x, s.y, s.training, seed, attack=attack,
+            privacy=s.privacy, compression=s.compression, compressor=self.compressor,
+        )
         try:
-            result: TrainResult = await loop.run_in_executor(
-                self.executor, train_local, weights, s.x, s.y, s.training, seed
-            )
+            update: LocalUpdate = await loop.run_in_executor(self.executor, work)
         except (ValueError, KeyError, RuntimeError) as exc:
             # weights that do not fit our model are the sender's fault
             self.rejected["DecodeError"] += 1
             log.warning("%s: cannot train from round %d weights: %s", s.hmu_id, round_, exc)
             self.session.training_done(round_)
             return
+        result = update.result
         if s.emit is not None:
             s.emit(
                 measurements.hmu_training(
@@ -237,9 +251,9 @@ class HmuAgent:
             )
         for action in self.session.training_done(round_):
             if isinstance(action, SendUpdate):
-                await self._send_update(action.round, result)
+                await self._send_update(action.round, update)
 
-    async def _send_update(self, round_: int, result: TrainResult) -> None:
+    async def _send_update(self, round_: int, update: LocalUpdate) -> None:
         s = self.setup
         link = self.link
         if self.qkd is not None and link is None:
@@ -249,14 +263,16 @@ class HmuAgent:
             s.run_id, round_, s.hmu_id, topics.SERVER_ID, "update",
             cipher=link.cipher if link else "none", key_id=link.key_id if link else "",
         )
+        result = update.result
         message = ModelUpdate(
             num_samples=result.num_samples,
             loss=float(result.loss),
             train_seconds=float(result.seconds),
+            encoding=update.encoding,  # type: ignore[arg-type]
             tensors=[],
         )
         try:
-            data = encode_frame(env, message, result.weights, seal=link.seal if link else None)
+            data = encode_frame(env, message, update.tensors, seal=link.seal if link else None)
         except QkdError as exc:  # a one-time pad that is used up: refuse to send
             log.warning("%s: round %d update not sent: %s", s.hmu_id, round_, exc)
             self.rejected["OtpExhausted"] += 1

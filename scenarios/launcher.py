@@ -140,6 +140,9 @@ def server_setup(
         revoke=handle.revoke if handle is not None else None,
         emit=sink.emit if sink is not None else None,
         forwarder=forwarder,
+        defence=scenario.defence,
+        attacks=scenario.attacks,
+        privacy=scenario.privacy,
     )
 
 
@@ -162,12 +165,16 @@ def hmu_setup(
         client_kwargs=kwargs,
         qkd=scenario.qkd,
         secret=secret,
+        hmus=tuple(hmu_ids(scenario)),
+        attacks=scenario.attacks,
+        privacy=scenario.privacy,
+        compression=scenario.compression,
     )
 
 
 def open_sink(scenario: Scenario, run_id: str, run_dir: Path | None) -> MetricsSink:
     """The run's metrics sink: ``metrics.lp`` in the run directory, and InfluxDB if set."""
-    strategy = "fedq" if scenario.qkd.enabled else "fedavg"
+    strategy = scenario.defence.aggregator + ("+qkd" if scenario.qkd.enabled else "")
     tags = {"run": run_id, "scenario": scenario.name, "strategy": strategy}
     return MetricsSink.from_config(scenario.metrics, run_dir=run_dir, tags=tags)
 
@@ -216,6 +223,8 @@ def build_results(
         results["isolated"] = outcome.isolated
         results["qkd_threshold"] = scenario.qkd.qber_threshold
         results["qkd_keying_s"] = outcome.keying_seconds
+    results["poisoning"] = outcome.poisoning
+    results["privacy"] = outcome.privacy
     return results
 
 

@@ -11,6 +11,12 @@ from pydantic import Field, ValidationError
 
 from broker.config import BrokerConfig
 from fedlearn.config import FederationConfig, TrainingConfig
+from fedlearn.defence_config import (
+    AttackConfig,
+    CompressionConfig,
+    DefenceConfig,
+    PrivacyConfig,
+)
 from iomt_testbed.errors import ScenarioError, UsageError
 from iomt_testbed.strict import Strict
 from monitoring.config import MetricsConfig
@@ -33,6 +39,10 @@ class Scenario(Strict):
     broker: BrokerConfig = BrokerConfig()
     qkd: QkdConfig = QkdConfig()
     metrics: MetricsConfig = MetricsConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+    attacks: AttackConfig = AttackConfig()
+    defence: DefenceConfig = DefenceConfig()
+    compression: CompressionConfig = CompressionConfig()
 
 
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
@@ -91,6 +101,12 @@ def _check_cross_references(scenario: Scenario, source: str) -> None:
             "makes identifiers uniform"
         )
     hmus = {f"hmu-{i + 1:02d}" for i in range(scenario.federation.hmus)}
+    try:
+        from fedlearn.attacks import assign_attacks
+
+        assign_attacks(scenario.attacks, sorted(hmus), 10**6, scenario.seed)
+    except ValueError as exc:
+        raise ScenarioError(f"{source}: attacks: {exc}") from None
     for i, eve in enumerate(scenario.qkd.eavesdroppers):
         if isinstance(eve.hmus, list):
             unknown = sorted(set(eve.hmus) - hmus)

@@ -21,8 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from fedlearn.aggregate import fedavg
+from fedlearn.accountant import privacy_report
+from fedlearn.attacks import assign_attacks
+from fedlearn.compression import decompress
 from fedlearn.config import FederationConfig
+from fedlearn.defence_config import AttackConfig, DefenceConfig, PrivacyConfig
+from fedlearn.resilience import detection_rates
+from fedlearn.strategy import build_aggregator
 from fedlearn.evaluate import Evaluation, evaluate
 from fedlearn.model import Weights, check_weights
 from iomt_testbed.errors import (
@@ -85,6 +90,10 @@ class ServerSetup:
     """Where metrics go (a ``MetricsSink.emit``); None: nowhere."""
     forwarder: MetricsForwarder | None = None
     """Accepts HMUs' metrics published over MQTT (field HMUs without InfluxDB)."""
+    defence: DefenceConfig = DefenceConfig()
+    attacks: AttackConfig = AttackConfig()
+    """The scenario's injected attacks: ground truth for the detection rates only."""
+    privacy: PrivacyConfig = PrivacyConfig()
 
 
 @dataclass
@@ -100,6 +109,8 @@ class ServerOutcome:
     qkd: dict[str, dict[str, Any]] = field(default_factory=dict)
     isolated: list[str] = field(default_factory=list)
     keying_seconds: list[float] = field(default_factory=list)
+    poisoning: dict[str, Any] = field(default_factory=dict)
+    privacy: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -132,6 +143,7 @@ class ServerAgent:
         self._rng = np.random.default_rng([setup.seed, 0xB0B])
         self._emit = setup.emit or (lambda point: None)
         self._broker_stats = BrokerStats()
+        self.aggregator = build_aggregator(setup.defence)
         self._broker_stats_at = 0.0
 
     async def run(self) -> ServerOutcome:
@@ -180,6 +192,8 @@ class ServerAgent:
             qkd=self.qkd_report,
             isolated=self.isolated,
             keying_seconds=self.keying_seconds,
+            poisoning=self._poisoning(),
+            privacy=self._privacy(),
         )
 
     async def _loop(self, bus: Bus, core: RoundCoordinator) -> Finish:
@@ -241,13 +255,8 @@ class ServerAgent:
             if self.qkd is not None and env.cipher == "none":
                 raise ProtocolViolation(f"plaintext update from {agent} refused: QKD is on")
             self._bytes.up += frame.size
-            try:
-                check_weights(frame.tensors, self.setup.initial_weights)
-            except ValueError as exc:
-                raise DecodeError(f"update from {agent} does not fit the model: {exc}") from None
-            if not all(np.isfinite(t).all() for t in frame.tensors.values()):
-                raise DecodeError(f"update from {agent} holds NaN or infinite weights")
-            payload = (frame.tensors, frame.message)
+            weights = self._weights_of(agent, frame.message, frame.tensors)
+            payload = (weights, frame.message)
             return core.update_arrived(agent, env.round, payload, now)
         raise ProtocolViolation(f"unexpected {frame.message.type!r} message on {delivery.topic}")
 
@@ -287,11 +296,12 @@ class ServerAgent:
         s = self.setup
         received = sorted(agg.updates)
         previous = self.weights
-        if received:
-            pairs = [(agg.updates[h][0], agg.updates[h][1].num_samples) for h in received]
-            self.weights = await asyncio.to_thread(fedavg, pairs)
-        else:
+        updates = {h: (agg.updates[h][0], agg.updates[h][1].num_samples) for h in received}
+        if not received:
             log.warning("round %d: no update arrived before the deadline", agg.round)
+        result = await asyncio.to_thread(self.aggregator.aggregate, previous, updates, agg.round)
+        self.weights = result.weights
+        attackers = sorted(set(assign_attacks(s.attacks, s.hmus, agg.round, s.seed)) & set(received))
         evaluation = await asyncio.to_thread(self._evaluate, self.weights)
         env = new_envelope(s.run_id, agg.round, topics.SERVER_ID, BROADCAST, "global")
         # under QKD the weights leave the server only sealed, inside invitations
@@ -312,6 +322,9 @@ class ServerAgent:
             "duration_s": round(time.monotonic() - self._round_started, 4),
             "bytes_up": self._bytes.up,
             "bytes_down": self._bytes.down,
+            "flagged": sorted(result.flagged),
+            "attackers": attackers,
+            "trust": result.trust,
         }
         self.records.append(record)
         await asyncio.to_thread(self._checkpoint, record)
@@ -322,6 +335,7 @@ class ServerAgent:
                 measurements.hmu_training(
                     hmu, agg.round, loss=message.loss, samples=message.num_samples,
                     train_s=message.train_seconds, update_norm=_distance(local, previous),
+                    trust=result.trust.get(hmu), flagged=hmu in result.flagged,
                 )
             )
         if s.on_round is not None:
@@ -417,6 +431,35 @@ class ServerAgent:
         if self.setup.revoke is not None and not await self.setup.revoke(hmu):
             log.warning("the broker cannot revoke %s; its updates are ignored here", hmu)
         return core.exclude(hmu, now)
+
+    def _weights_of(self, agent: str, message: ModelUpdate, tensors: dict[str, np.ndarray]) -> Weights:
+        """The local weights an update stands for, checked against the model."""
+        if message.encoding != "dense":
+            try:
+                tensors = decompress(tensors, self.weights)
+            except (ValueError, KeyError, IndexError) as exc:
+                raise DecodeError(f"{message.encoding} update from {agent} does not decode: {exc}") from None
+        try:
+            check_weights(tensors, self.setup.initial_weights)
+        except ValueError as exc:
+            raise DecodeError(f"update from {agent} does not fit the model: {exc}") from None
+        if not all(np.isfinite(t).all() for t in tensors.values()):
+            raise DecodeError(f"update from {agent} holds NaN or infinite weights")
+        return tensors
+
+    def _poisoning(self) -> dict[str, Any]:
+        """Detection of the injected attackers over the run (flagged vs. ground truth)."""
+        rates = detection_rates(
+            [r["received"] for r in self.records],
+            [r["attackers"] for r in self.records],
+            [r["flagged"] for r in self.records],
+        )
+        return {"defence": self.setup.defence.aggregator, **rates.as_dict()}
+
+    def _privacy(self) -> dict[str, dict[str, Any]]:
+        """Each HMU's privacy spend: one release per update the server received."""
+        releases = Counter(h for r in self.records for h in r["received"])
+        return {h: privacy_report(self.setup.privacy, releases[h]) for h in self.setup.hmus}
 
     def _observe_broker(self, delivery: Delivery, now: float) -> None:
         """Fold a ``$SYS`` counter in; emit the broker's counters every few seconds."""

@@ -34,6 +34,8 @@ class ModelUpdate(Strict):
     num_samples: int = Field(ge=1)
     loss: float
     train_seconds: float = Field(ge=0)
+    encoding: Literal["dense", "topk", "quant8", "topk-quant8"] = "dense"
+    """``dense``: the weights; otherwise a compressed update (``fedlearn.compression``)."""
     tensors: list[TensorSpec]
 
 
