@@ -89,6 +89,37 @@ def run(
 
 @app.command()
 @guarded
+def compare(
+    files: Annotated[list[Path], typer.Argument(help="scenario YAML files")],
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="runs per scenario (seeds 1..N)")] = 5,
+    out: Annotated[Path, typer.Option("--out", help="folder for runs and the table")] = Path("runs/compare"),
+    set_: SetOpt = None,
+) -> None:
+    """Run scenarios over several seeds; write mean ± std as Markdown, CSV and PNG."""
+    from scenarios import compare as cmp
+    from scenarios.launcher import launch
+    from scenarios.progress import SweepProgress
+    from scenarios.schema import load_scenario
+
+    scenarios = [load_scenario(f, set_ or []) for f in files]  # validate all before running any
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with SweepProgress(len(scenarios) * seeds) as progress:
+        for scenario in scenarios:
+            runs = []
+            for seed in range(1, seeds + 1):
+                progress.step(f"{scenario.name} seed {seed}")
+                seeded = scenario.model_copy(update={"seed": seed})
+                runs.append(asyncio.run(launch(seeded, out / scenario.name)).results)
+            rows.append(cmp.summarise(scenario.name, range(1, seeds + 1), runs))
+    for writer, name in ((cmp.write_markdown, "compare.md"), (cmp.write_csv, "compare.csv"),
+                         (cmp.write_plot, "compare.png")):  # fmt: skip
+        typer.echo(f"wrote {writer(rows, out / name)}")
+    typer.echo((out / "compare.md").read_text())
+
+
+@app.command()
+@guarded
 def report(run_dir: Annotated[Path, typer.Argument(help="a run directory (holds results.json)")]) -> None:
     """Render the run's HTML report and PNG plots (also written at the end of every run)."""
     from monitoring.report import render_report

@@ -87,3 +87,41 @@ def final_table(results: dict[str, Any], run_dir: Path, *, stream: Any = None) -
     table.add_row("broker", results["broker"]["kind"])
     console.print(table)
     console.print(f"results: {run_dir / 'results.json'}")
+
+
+class SweepProgress:
+    """Progress over many runs: a bar in a terminal, one line per run in a log."""
+
+    def __init__(self, total: int, *, stream: Any = None) -> None:
+        self.total = total
+        self.stream = stream or sys.stderr
+        self.console = Console(file=self.stream)
+        self.done = -1
+        self.started = time.monotonic()
+        self._progress: Progress | None = None
+        self._task: Any = None
+
+    def __enter__(self) -> SweepProgress:
+        if self.console.is_terminal:
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), console=self.console,
+            )
+            self._progress.__enter__()
+            self._task = self._progress.add_task("compare", total=self.total)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=self.total)
+            self._progress.__exit__(*exc)
+
+    def step(self, what: str) -> None:
+        """A new run starts."""
+        self.done += 1
+        if self._progress is not None:
+            self._progress.update(self._task, completed=self.done, description=what)
+        else:
+            elapsed = time.monotonic() - self.started
+            print(f"compare: run {self.done + 1}/{self.total} {what} (elapsed {elapsed:.0f}s)",
+                  file=self.stream, flush=True)  # fmt: skip
