@@ -16,12 +16,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-for entry in (ROOT, ROOT / "bench"):
-    if str(entry) not in sys.path:
-        sys.path.insert(0, str(entry))
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]  # bench/traffic.py
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-from inprocess import default_dataset, prepare_split, run_inprocess  # noqa: E402
-
+from bench.inprocess import default_dataset, prepare_split, run_inprocess  # noqa: E402
 from fedlearn.config import TrainingConfig  # noqa: E402
 from fedlearn.scaling import DEFAULT_LOG  # noqa: E402
 

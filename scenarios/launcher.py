@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from adversary.mitm import MitmProxy, route_through, start_eves
 from broker import BrokerHandle, client_kwargs, start_broker
 from fedlearn.model import init_weights
 from fedlearn.train import warm_up
@@ -225,6 +227,8 @@ def build_results(
         results["qkd_keying_s"] = outcome.keying_seconds
     results["poisoning"] = outcome.poisoning
     results["privacy"] = outcome.privacy
+    if scenario.mitm.enabled:
+        results["mitm"] = outcome.mitm
     return results
 
 
@@ -314,14 +318,26 @@ async def _run_agents(
     if scenario.qkd.enabled:
         channel = ChannelAgent(channel_setup(scenario, run_id, client_kwargs(handle, CHANNEL_ID)))
         channel_task = asyncio.create_task(channel.run(), name=CHANNEL_ID)
+    eve_rng = np.random.default_rng([scenario.seed, 0xE7E])
     try:
-        runner = _run_processes if processes else _run_in_process
-        outcome, hmu_report = await runner(
-            scenario, data, run_id, run_dir, handle, on_round, enrolment, executor, sink
-        )
+        async with start_eves(scenario.mitm, handle.host, handle.port, eve_rng) as eves:
+            runner = _run_processes if processes else _run_in_process
+            outcome, hmu_report = await runner(
+                scenario, data, run_id, run_dir, handle, on_round, enrolment, executor, sink, eves
+            )
+            outcome.mitm = {
+                h: {**p.policy.report(), "proxy": dataclasses.asdict(p.stats)}  # type: ignore[attr-defined]
+                for h, p in eves.items()
+            }
     finally:
         channel_outcome = await _stop(channel_task)
     return outcome, hmu_report, channel_outcome
+
+
+def hmu_kwargs(handle: BrokerHandle, hmu: str, eves: dict[str, MitmProxy]) -> dict[str, Any]:
+    """How an HMU reaches the broker: directly, or through Eve where she sits on its path."""
+    kwargs = client_kwargs(handle, hmu)
+    return route_through(kwargs, eves[hmu]) if hmu in eves else kwargs
 
 
 async def _stop(task: asyncio.Task[ChannelOutcome] | None) -> ChannelOutcome | None:
@@ -349,6 +365,7 @@ async def _run_in_process(
     enrolment: dict[str, bytes],
     executor: Executor | None,
     sink: MetricsSink | None = None,
+    eves: dict[str, MitmProxy] | None = None,
 ) -> tuple[ServerOutcome, dict[str, Any]]:
     own_executor = executor is None
     pool = executor or ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="train")
@@ -356,7 +373,8 @@ async def _run_in_process(
         await asyncio.get_running_loop().run_in_executor(pool, warm_up)
         agents = [
             HmuAgent(
-                hmu_setup(scenario, data, run_id, h, client_kwargs(handle, h), enrolment[h]), pool
+                hmu_setup(scenario, data, run_id, h, hmu_kwargs(handle, h, eves or {}), enrolment[h]),
+                pool,
             )
             for h in hmu_ids(scenario)
         ]
@@ -413,12 +431,13 @@ def agent_command(
     handle: BrokerHandle,
     creds: Path,
     enrolment: Path | None = None,
+    broker_url: str | None = None,
 ) -> list[str]:
     cmd = [
         sys.executable, "-m", "scenarios.cli", role,
         "--scenario", str(scenario_file),
         "--run-id", run_id,
-        "--broker-url", handle.url,
+        "--broker-url", broker_url or handle.url,
         "--credentials", str(creds),
     ]
     if enrolment is not None:
@@ -438,6 +457,7 @@ async def _run_processes(
     enrolment: dict[str, bytes],
     executor: Executor | None = None,
     sink: MetricsSink | None = None,
+    eves: dict[str, MitmProxy] | None = None,
 ) -> tuple[ServerOutcome, dict[str, Any]]:
     """Each HMU as its own OS process; the server stays here so progress can be shown."""
     creds = write_credentials(run_dir, handle)
@@ -448,8 +468,10 @@ async def _run_processes(
     logs.mkdir(exist_ok=True)
     try:
         for hmu in hmu_ids(scenario):
+            proxy = (eves or {}).get(hmu)
+            url = f"mqtt://{proxy.host}:{proxy.port}" if proxy is not None else None
             cmd = [
-                *agent_command("hmu", scenario_file, run_id, handle, creds, enrolment_file),
+                *agent_command("hmu", scenario_file, run_id, handle, creds, enrolment_file, url),
                 "--id", hmu,
             ]
             with (logs / f"{hmu}.log").open("wb") as out:

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError
 
+from adversary.config import MitmConfig
 from broker.config import BrokerConfig
 from fedlearn.config import FederationConfig, TrainingConfig
 from fedlearn.defence_config import (
@@ -43,6 +44,7 @@ class Scenario(Strict):
     attacks: AttackConfig = AttackConfig()
     defence: DefenceConfig = DefenceConfig()
     compression: CompressionConfig = CompressionConfig()
+    mitm: MitmConfig = MitmConfig()
 
 
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
@@ -101,6 +103,9 @@ def _check_cross_references(scenario: Scenario, source: str) -> None:
             "makes identifiers uniform"
         )
     hmus = {f"hmu-{i + 1:02d}" for i in range(scenario.federation.hmus)}
+    unknown = sorted(set(scenario.mitm.hmus) - hmus)
+    if unknown:
+        raise ScenarioError(f"{source}: mitm.hmus: no such HMU {', '.join(unknown)}")
     try:
         from fedlearn.attacks import assign_attacks
 

@@ -111,6 +111,8 @@ class ServerOutcome:
     keying_seconds: list[float] = field(default_factory=list)
     poisoning: dict[str, Any] = field(default_factory=dict)
     privacy: dict[str, dict[str, Any]] = field(default_factory=dict)
+    mitm: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Filled by the launcher: what a man-in-the-middle on an HMU's path saw and did."""
 
 
 @dataclass

@@ -38,6 +38,10 @@ CORES = [
     "monitoring.config",
     "monitoring.forwarder",
     "monitoring.broker_stats",
+    "adversary.mqtt_codec",
+    "adversary.policy",
+    "adversary.config",
+    "hmu_agent.local_update",
 ]
 IO_MODULES = ["asyncio", "aiomqtt", "paho", "subprocess", "influxdb_client", "scapy"]
 
