@@ -1,9 +1,10 @@
 """What an HMU sends for a round: train, then (if scheduled) attack, privatise, compress.
 
 The order is the one a real HMU would follow: a Byzantine HMU poisons its data
-(label flipping) or its update (sign flipping, scaling, noise); every HMU then clips
-and adds its differential-privacy noise to the update, and compresses it (top-k with
-error feedback, 8-bit codes). Encryption comes last, in the runner. Runs in a worker.
+(label flipping) or its update (sign flipping, scaling, noise); an honest HMU clips
+and adds its differential-privacy noise to the update; every HMU compresses (top-k
+with error feedback, 8-bit codes). Encryption comes last, in the runner. Runs in a
+worker thread.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def local_update(
     weights = result.weights
     if attack is not None and attack.kind != "label-flip":
         weights = apply_update_attack(global_w, weights, attack.kind, attack.scale, rng)
-    if privacy is not None and privacy.mechanism != "none":
+    if attack is None and privacy is not None and privacy.mechanism != "none":
+        # an attacker wants its poison to arrive intact, so it adds no noise
         weights = privatize(global_w, weights, privacy, rng)
     if compression is not None and compression.kind != "none":
         assert compressor is not None, "compression needs the HMU's compressor (error feedback)"
