@@ -101,12 +101,35 @@ def replay(
     pcap: Annotated[Path, typer.Argument(help="capture to send")],
     iface: Annotated[str, typer.Option("--iface", help="network interface to send on")],
     speed: Annotated[float, typer.Option("--speed", help="timing multiplier; 0 = top speed")] = 1.0,
+    max_gap: Annotated[
+        float | None, typer.Option("--max-gap", help="cap each gap (seconds) before scaling")
+    ] = None,
 ) -> None:
     """Send a capture onto an interface with its original timing (scaled by --speed)."""
-    from traffic.live import replay_command
+    from traffic.replay import replay_command
 
-    report = replay_command(pcap, iface, speed)
-    typer.echo(f"sent {report.packets} packets in {report.seconds:.2f} s on {iface}")
+    report = replay_command(pcap, iface, speed, max_gap)
+    typer.echo(
+        f"sent {report.packets} packets in {report.seconds:.2f} s on {iface} ({report.backend})"
+    )
+
+
+@traffic_app.command("capture")
+@guarded
+def capture(
+    iface: Annotated[str, typer.Argument(help="interface to sniff")],
+    out: Annotated[Path, typer.Option("--out", help="pcap to write")],
+    truth: Annotated[
+        Path | None, typer.Option("--truth", help="sidecar of the replayed capture, to label flows")
+    ] = None,
+    count: Annotated[int, typer.Option("--count", min=0, help="stop after N packets")] = 0,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="stop after S seconds")] = None,
+) -> None:
+    """Capture IoMT traffic live (what an HMU in a field trial trains on) into a pcap."""
+    from traffic.live import capture_command
+
+    captured = capture_command(iface, out, truth=truth, count=count, timeout_s=timeout)
+    typer.echo(f"captured {len(captured.frames)} packets -> {out} (kernel drops {captured.dropped})")
 
 
 @data_app.command("fetch")

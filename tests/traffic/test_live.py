@@ -1,0 +1,335 @@
+"""Live mode: a capture replayed in one network namespace, sniffed in another, same features.
+
+The namespace tests need root (CI runs them as root): two namespaces joined by a veth
+pair, link-local addresses on the pair only and no routes, so nothing leaves them.
+The replayer runs in namespace A, the sniffer in namespace B (one subprocess each,
+``ip netns exec``); both namespaces are deleted whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from iomt_testbed.errors import DataError, UsageError
+from traffic.captures import BuildReport, build_capture
+from traffic.dataset import FEATURE_COLUMNS, RawTable
+from traffic.live import Captured, LiveCapture, capture_command, label_capture, rebase_truth
+from traffic.replay import ReplayReport, read_frames, replay_pcap, send_offsets
+from traffic.source import PcapSource, extract
+from traffic.truth import read_truth
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMING = (
+    "Dur", "SIntPkt", "DIntPkt", "SrcJitter", "DstJitter", "SrcLoad", "DstLoad", "Load",
+    "Rate", "SIntPktAct", "DIntPktAct",
+)  # fmt: skip
+EXACT = tuple(c for c in FEATURE_COLUMNS if c not in TIMING)
+MS = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def flows50(raw: RawTable, dataset_path: Path, tmp_path_factory) -> BuildReport:
+    """The first 50 records (350 packets), flows 20 ms apart on average (~1.1 s in all)."""
+    from traffic.synthesis import SynthesisConfig
+
+    out = tmp_path_factory.mktemp("live") / "first50.pcap"
+    return build_capture(dataset_path, out, 50, SynthesisConfig(mean_gap_s=0.02), raw)
+
+
+# -- the schedule and the ground truth, no privileges needed ---------------------------
+
+
+def test_send_offsets_follow_the_capture_clock():
+    t = np.array([5, 5 + MS, 5 + 3 * MS, 5 + 10_000 * MS, 5 + 10_001 * MS], dtype=np.int64)
+    assert send_offsets(t).tolist() == [0, MS, 3 * MS, 10_000 * MS, 10_001 * MS]
+    assert send_offsets(t, 2.0).tolist() == [0, MS // 2, 3 * MS // 2, 5_000 * MS, 10_001 * MS // 2]
+    assert send_offsets(t, 1.0, max_gap_s=0.5).tolist() == [0, MS, 3 * MS, 503 * MS, 504 * MS]
+    assert send_offsets(t, 4.0, max_gap_s=0.5)[-1] == 126 * MS  # capped first, then divided
+    for top in (0.0, -1.0, float("inf")):
+        assert not send_offsets(t, top).any()
+    # a capture out of time order never sends a packet before its predecessor
+    assert send_offsets(np.array([10, 4, 12]) * MS).tolist() == [0, 0, 2 * MS]
+    with pytest.raises(ValueError):
+        send_offsets(t, float("nan"))
+
+
+def test_a_missing_capture_or_interface_is_a_one_line_error(flows50: BuildReport, tmp_path):
+    with pytest.raises(DataError, match="capture not found") as missing:
+        replay_pcap(tmp_path / "nothing.pcap", "lo")
+    with pytest.raises(UsageError, match="no network interface 'iomt-nope0'") as no_iface:
+        replay_pcap(flows50.pcap, "iomt-nope0")
+    with pytest.raises(UsageError, match="no network interface"):
+        LiveCapture("iomt-nope0").start()
+    assert "\n" not in str(missing.value) + str(no_iface.value)
+    not_pcap = tmp_path / "text.pcap"
+    not_pcap.write_text("hello\n")
+    with pytest.raises(DataError, match="not a readable"):
+        replay_pcap(not_pcap, "lo")
+
+
+def _shifted(flows: BuildReport, out: Path, drop_flow: int | None = None) -> Captured:
+    """The capture as a live sniffer would see it: 1 h later, each packet up to 20 us
+    late (seeded), optionally without one flow's packets."""
+    times, frames = read_frames(flows.pcap)
+    rng = np.random.default_rng(7)
+    live = times + 3600 * 1_000_000_000 + rng.integers(0, 20_000, len(times))
+    live = np.maximum.accumulate(live)  # late, never reordered
+    keep = np.ones(len(frames), dtype=bool)
+    if drop_flow is not None:
+        port = read_truth(flows.truth)[drop_flow].sport.to_bytes(2, "big")
+        keep = np.array([port not in (f[34:36], f[36:38]) for f in frames])
+    return Captured(live[keep], [f for f, k in zip(frames, keep, strict=True) if k])
+
+
+def test_ground_truth_follows_the_flows_onto_live_times(flows50: BuildReport, tmp_path):
+    offline, records = PcapSource(flows50.pcap).load_with_records()
+    source = _shifted(flows50, tmp_path).source(tmp_path / "live.pcap", flows50.truth)
+    live, live_records = source.load_with_records()
+    assert live_records.tolist() == records.tolist() == list(range(50))
+    assert live.y.tolist() == offline.y.tolist()
+    exact = [FEATURE_COLUMNS.index(c) for c in EXACT]
+    assert np.array_equal(live.X[:, exact], offline.X[:, exact])
+    dur = FEATURE_COLUMNS.index("Dur")
+    assert np.abs(live.X[:, dur] - offline.X[:, dur]).max() <= 20e-6 + 1e-7  # the jitter
+    # every rebased start is a live flow start, one hour after the replayed one
+    moved = read_truth(tmp_path / "live.flows.jsonl")
+    before = {e.record: e.start_ns for e in read_truth(flows50.truth)}
+    shift = [e.start_ns - before[e.record] - 3600 * 1_000_000_000 for e in moved]
+    assert all(0 <= s < 20_000 for s in shift)
+    # the sidecar of the replayed capture is never overwritten by its own "live" copy
+    with pytest.raises(UsageError, match="overwrite"):
+        label_capture(flows50.pcap, flows50.truth)
+    before_bytes = flows50.pcap.read_bytes()
+    with pytest.raises(UsageError, match="overwrite"):
+        _shifted(flows50, tmp_path).save(flows50.pcap, flows50.truth)
+    assert flows50.pcap.read_bytes() == before_bytes
+
+
+def test_a_lost_flow_is_reported_or_left_out(flows50: BuildReport, tmp_path):
+    lossy = _shifted(flows50, tmp_path, drop_flow=10)
+    with pytest.raises(DataError, match="1 of 50 replayed flows were not captured"):
+        lossy.save(tmp_path / "lossy.pcap", flows50.truth)
+    table, records = lossy.source(
+        tmp_path / "lossy.pcap", flows50.truth, strict=False
+    ).load_with_records()
+    assert len(table) == 49 and 10 not in records.tolist()
+
+
+def test_rebasing_pairs_repeated_five_tuples_in_start_order(flows50: BuildReport):
+    truth = read_truth(flows50.truth)[:3]
+    same = [replace(e, sport=50000) for e in truth]
+    keys = [(e.src, e.dst, e.sport, e.dport, e.proto, 10**12 + 7 * i) for i, e in enumerate(same)]
+    keys.append(("10.9.9.9", "10.0.1.150", 1, 1111, 6, 5))  # captured, never replayed
+    rebased = rebase_truth(same, keys[::-1])
+    assert [e.record for e in rebased] == [0, 1, 2]
+    assert [e.start_ns for e in rebased] == [10**12, 10**12 + 7, 10**12 + 14]
+
+
+# -- live replay and capture in a pair of network namespaces (root) ---------------------
+
+CAPTURE = """
+import json, sys
+from traffic.live import LiveCapture
+iface, count, timeout, out, truth = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), *sys.argv[4:]
+capture = LiveCapture(iface, count=count)
+capture.start()
+print("ready", flush=True)
+finished = capture.wait(timeout)
+got = capture.stop()
+got.save(out, truth, strict=False)
+print(json.dumps({"finished": finished, "packets": len(got), "dropped": got.dropped}))
+"""
+
+REPLAY = """
+import json, sys
+from dataclasses import asdict
+from traffic.replay import replay_pcap
+pcap, iface, speed, gap, backend = sys.argv[1:]
+report = replay_pcap(pcap, iface, speed=float(speed), max_gap_s=float(gap) if gap else None,
+                     backend=backend)
+print(json.dumps(asdict(report)))
+"""
+
+
+@dataclass
+class NetnsPair:
+    a: str
+    b: str
+    iface_a: str = "iomt-va"
+    iface_b: str = "iomt-vb"
+
+
+def _ip(*args: str) -> None:
+    done = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"ip {' '.join(args)}: {done.stderr.strip()}")
+
+
+@pytest.fixture(scope="module")
+def netns() -> Iterator[NetnsPair]:
+    """Two fresh network namespaces joined by a veth pair; deleted afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("live capture needs root: it creates network namespaces and raw sockets")
+    if shutil.which("ip") is None:
+        pytest.skip("live capture needs iproute2's `ip netns` (apt-get install iproute2)")
+    tag = uuid.uuid4().hex[:8]
+    pair = NetnsPair(f"iomt-a-{tag}", f"iomt-b-{tag}")
+    created = []
+    try:
+        for name in (pair.a, pair.b):
+            try:
+                _ip("netns", "add", name)
+            except RuntimeError as exc:
+                pytest.skip(f"cannot create network namespaces here: {exc}")
+            created.append(name)
+        _ip("-n", pair.a, "link", "add", pair.iface_a, "type", "veth",
+            "peer", "name", pair.iface_b, "netns", pair.b)  # fmt: skip
+        for ns, iface, addr in ((pair.a, pair.iface_a, "169.254.77.1/30"),
+                                (pair.b, pair.iface_b, "169.254.77.2/30")):  # fmt: skip
+            _ip("-n", ns, "addr", "add", addr, "dev", iface)
+            _ip("-n", ns, "link", "set", iface, "up")
+            if shutil.which("ethtool"):  # veth does no GRO by default; make sure
+                subprocess.run(["ip", "netns", "exec", ns, "ethtool", "-K", iface, "gro", "off"],
+                               capture_output=True, check=False)  # fmt: skip
+        yield pair
+    finally:
+        for name in created:
+            subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)
+
+
+def _in_netns(ns: str, script: str, *args: object, **popen) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT),
+               os.environ.get("PYTHONPATH")])))  # fmt: skip
+    return subprocess.Popen(
+        ["ip", "netns", "exec", ns, sys.executable, "-c", script, *map(str, args)],
+        cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen,
+    )  # fmt: skip
+
+
+def _ready(proc: subprocess.Popen, timeout: float) -> bool:
+    readable, _, _ = select.select([proc.stdout], [], [], timeout)
+    return bool(readable) and proc.stdout.readline().strip() == "ready"
+
+
+def _replay_live(
+    pair: NetnsPair, flows: BuildReport, out: Path, speed: float, max_gap_s: float | None,
+    backend: str,
+) -> tuple[ReplayReport, dict]:  # fmt: skip
+    """Sniff in B, replay in A; the live pcap and its sidecar are written to ``out``."""
+    capture = _in_netns(pair.b, CAPTURE, pair.iface_b, flows.packets, 15, out, flows.truth)
+    replay = None
+    try:
+        assert _ready(capture, 15), capture.stderr.read() if capture.poll() is not None else ""
+        replay = _in_netns(pair.a, REPLAY, flows.pcap, pair.iface_a, speed,
+                           "" if max_gap_s is None else max_gap_s, backend)  # fmt: skip
+        sent, err = replay.communicate(timeout=30)
+        assert replay.returncode == 0, err
+        got, err = capture.communicate(timeout=30)
+        assert capture.returncode == 0, err
+    finally:
+        for proc in (capture, replay):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return ReplayReport(**json.loads(sent)), json.loads(got.strip().splitlines()[-1])
+
+
+def _timing_match(live: np.ndarray, offline: np.ndarray) -> np.ndarray:
+    """Per flow: every timing feature within 5 % (ms-valued ones also within 0.05 ms,
+    ``Dur`` within 50 us, which covers jitters near zero)."""
+    ok = np.ones(len(live), dtype=bool)
+    for name in TIMING:
+        j = FEATURE_COLUMNS.index(name)
+        floor = {"Dur": 50e-6}.get(name, 0.05 if "Int" in name or "Jitter" in name else 0.0)
+        ok &= np.abs(live[:, j] - offline[:, j]) <= 0.05 * np.abs(offline[:, j]) + floor
+    return ok
+
+
+def test_live_capture_yields_the_offline_features(netns: NetnsPair, flows50: BuildReport, tmp_path):
+    """Timed replay (scapy sender, speed 1) captured live: same flows, same features.
+
+    Sizes, counts and readings must be equal.  Timing features carry the replay's
+    scheduling error.  Measured on this shared 2-core VM (load 3-4): with the sender at
+    SCHED_FIFO, |Dur error| median 9-15 us (~0.1 % of these ~12 ms flows), 90th
+    percentile 20-95 us, and 96-100 % of flows have every timing feature within 5 %;
+    at normal priority the median holds (~15 us) but CPU contention stalls spoil
+    15-50 % of flows by up to a few ms.  So: median Dur error < 1 % always and, with
+    real-time priority, at least 90 % of flows with every timing feature within 5 %.
+    Both are clock measurements on a shared machine, and a burst of contention on the
+    host (the VM's CPUs stolen) spoils one run now and then: timing gets one more run.
+    Sizes and counts get none.
+    """
+    offline, records = PcapSource(flows50.pcap).load_with_records()
+    exact = [FEATURE_COLUMNS.index(c) for c in EXACT]
+    dur = FEATURE_COLUMNS.index("Dur")
+    for attempt in (1, 2):
+        out = tmp_path / f"live-{attempt}.pcap"
+        report, got = _replay_live(netns, flows50, out, 1.0, None, "auto")
+        assert report.packets == flows50.packets == got["packets"] and got["dropped"] == 0
+        assert got["finished"]
+        assert report.backend == "scapy"  # auto: timed replays go through the scapy loop
+        assert report.span_s == pytest.approx(1.1, abs=0.3)
+        assert report.seconds >= report.span_s  # an absolute schedule: never early
+        live, live_records = PcapSource(out).load_with_records()
+        assert live_records.tolist() == records.tolist() and live.y.tolist() == offline.y.tolist()
+        assert np.array_equal(live.X[:, exact], offline.X[:, exact])
+        X, X0 = live.X.astype(np.float64), offline.X.astype(np.float64)
+        match = _timing_match(X, X0).mean()
+        median = np.median(np.abs(X[:, dur] - X0[:, dur]) / X0[:, dur])
+        late = report.seconds - report.span_s
+        if median < 0.01 and late < 0.25 and (match >= 0.9 or not report.realtime):
+            break
+    assert median < 0.01, f"median Dur error {median:.2%} in two runs"
+    assert late < 0.25, f"the replay ended {late:.3f} s late in two runs"
+    assert match >= 0.9 or not report.realtime, f"{match:.0%} of flows on time in two runs"
+
+
+@pytest.mark.parametrize(("speed", "max_gap_s", "backend"),
+                         [(0.0, None, "auto"), (1.0, 0.002, "tcpreplay")],
+                         ids=["top-speed", "gaps-capped"])  # fmt: skip
+def test_tcpreplay_replays_every_packet(
+    netns: NetnsPair, flows50: BuildReport, tmp_path, speed: float, max_gap_s: float | None,
+    backend: str,
+):  # fmt: skip
+    """tcpreplay at top speed, and timed with gaps capped at 2 ms: every packet arrives,
+    so every size and count feature is exact (its timing drifts, see traffic.replay)."""
+    if shutil.which("tcpreplay") is None:
+        pytest.skip("tcpreplay is not installed (apt-get install tcpreplay)")
+    report, got = _replay_live(netns, flows50, tmp_path / "live.pcap", speed, max_gap_s, backend)
+    assert report.packets == flows50.packets == got["packets"] and got["dropped"] == 0
+    times, _ = read_frames(flows50.pcap)
+    assert report.backend == "tcpreplay"
+    if max_gap_s is None:
+        assert report.span_s == 0.0 and report.seconds < 0.05  # vs 1.1 s of capture time
+    else:  # a re-timed copy: ~0.3 s of gaps <= 2 ms instead of 1.1 s
+        assert report.span_s == pytest.approx(send_offsets(times, 1.0, max_gap_s)[-1] / 1e9)
+        assert report.span_s < 0.5 * (times[-1] - times[0]) / 1e9
+        assert report.span_s <= report.seconds < (times[-1] - times[0]) / 1e9
+    extracted = extract(tmp_path / "live.pcap")
+    assert len(extracted.flows) == 50
+    live = PcapSource(tmp_path / "live.pcap").load()
+    offline = PcapSource(flows50.pcap).load()
+    exact = [FEATURE_COLUMNS.index(c) for c in EXACT]
+    assert np.array_equal(live.X[:, exact], offline.X[:, exact])
+
+
+def test_capture_command_writes_what_it_caught(tmp_path):
+    """The CLI's capture: a timeout ends it and the pcap holds exactly what was caught."""
+    if os.geteuid() != 0:
+        pytest.skip("live capture needs root: it opens a raw packet socket")
+    out = tmp_path / "idle.pcap"
+    captured = capture_command("lo", out, timeout_s=0.2, bpf="tcp port 1")
+    assert out.is_file() and captured.dropped == 0
+    assert len(read_frames(out)[1]) == len(captured)
