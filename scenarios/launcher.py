@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -259,10 +259,8 @@ async def launch(
         sampler = _sample_resources(scenario, sink)
         try:
             async with start_broker(scenario.broker, run_dir, run_id, hmus) as handle:
-                outcome, hmu_report, channel_outcome = await _run_agents(
-                    scenario, data, run_id, run_dir, handle, processes, on_round, on_start,
-                    executor, sink,
-                )
+                run = _Run(scenario, data, run_id, run_dir, handle, sink, on_round, executor)
+                outcome, hmu_report, channel_outcome = await _run_agents(run, processes, on_start)
         finally:
             if sampler is not None:
                 sampler.cancel()
@@ -298,33 +296,55 @@ def _report(run_dir: Path) -> None:
         log.warning("report not written: %s", exc)
 
 
+@dataclass
+class _Run:
+    """One run's shared parts, handed to whichever shape runs the agents."""
+
+    scenario: Scenario
+    data: FederatedData
+    run_id: str
+    run_dir: Path
+    handle: BrokerHandle
+    sink: MetricsSink
+    on_round: RoundCallback | None = None
+    executor: Executor | None = None
+    enrolment: dict[str, bytes] = field(default_factory=dict)
+    eves: dict[str, MitmProxy] = field(default_factory=dict)
+
+    def server(self) -> ServerAgent:
+        kwargs = client_kwargs(self.handle, SERVER_ID)
+        return ServerAgent(
+            server_setup(
+                self.scenario, self.data, self.run_id, self.run_dir, kwargs, self.on_round,
+                self.enrolment, self.handle, self.sink,
+            )
+        )
+
+    def hmu_kwargs(self, hmu: str) -> dict[str, Any]:
+        """How an HMU reaches the broker: directly, or through Eve where she sits on its path."""
+        kwargs = client_kwargs(self.handle, hmu)
+        return route_through(kwargs, self.eves[hmu]) if hmu in self.eves else kwargs
+
+
 async def _run_agents(
-    scenario: Scenario,
-    data: FederatedData,
-    run_id: str,
-    run_dir: Path,
-    handle: BrokerHandle,
-    processes: bool,
-    on_round: RoundCallback | None,
-    on_start: Callable[[str, str], None] | None,
-    executor: Executor | None,
-    sink: MetricsSink,
+    run: _Run, processes: bool, on_start: Callable[[str, str], None] | None
 ) -> tuple[ServerOutcome, dict[str, Any], ChannelOutcome | None]:
+    scenario, handle = run.scenario, run.handle
     log.info("broker: %s at %s", handle.kind, handle.url)
     if on_start is not None:
-        on_start(run_id, handle.url)
-    enrolment = make_enrolment(hmu_ids(scenario))
+        on_start(run.run_id, handle.url)
+    run.enrolment = make_enrolment(hmu_ids(scenario))
     channel_task = None
     if scenario.qkd.enabled:
-        channel = ChannelAgent(channel_setup(scenario, run_id, client_kwargs(handle, CHANNEL_ID)))
+        kwargs = client_kwargs(handle, CHANNEL_ID)
+        channel = ChannelAgent(channel_setup(scenario, run.run_id, kwargs))
         channel_task = asyncio.create_task(channel.run(), name=CHANNEL_ID)
     eve_rng = np.random.default_rng([scenario.seed, 0xE7E])
     try:
         async with start_eves(scenario.mitm, handle.host, handle.port, eve_rng) as eves:
+            run.eves = eves
             runner = _run_processes if processes else _run_in_process
-            outcome, hmu_report = await runner(
-                scenario, data, run_id, run_dir, handle, on_round, enrolment, executor, sink, eves
-            )
+            outcome, hmu_report = await runner(run)
             outcome.mitm = {
                 h: {**p.policy.report(), "proxy": dataclasses.asdict(p.stats)}  # type: ignore[attr-defined]
                 for h, p in eves.items()
@@ -332,12 +352,6 @@ async def _run_agents(
     finally:
         channel_outcome = await _stop(channel_task)
     return outcome, hmu_report, channel_outcome
-
-
-def hmu_kwargs(handle: BrokerHandle, hmu: str, eves: dict[str, MitmProxy]) -> dict[str, Any]:
-    """How an HMU reaches the broker: directly, or through Eve where she sits on its path."""
-    kwargs = client_kwargs(handle, hmu)
-    return route_through(kwargs, eves[hmu]) if hmu in eves else kwargs
 
 
 async def _stop(task: asyncio.Task[ChannelOutcome] | None) -> ChannelOutcome | None:
@@ -355,38 +369,22 @@ async def _stop(task: asyncio.Task[ChannelOutcome] | None) -> ChannelOutcome | N
     return task.result()
 
 
-async def _run_in_process(
-    scenario: Scenario,
-    data: FederatedData,
-    run_id: str,
-    run_dir: Path,
-    handle: BrokerHandle,
-    on_round: RoundCallback | None,
-    enrolment: dict[str, bytes],
-    executor: Executor | None,
-    sink: MetricsSink | None = None,
-    eves: dict[str, MitmProxy] | None = None,
-) -> tuple[ServerOutcome, dict[str, Any]]:
+async def _run_in_process(run: _Run) -> tuple[ServerOutcome, dict[str, Any]]:
+    scenario, executor = run.scenario, run.executor
     own_executor = executor is None
     pool = executor or ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="train")
     try:
         await asyncio.get_running_loop().run_in_executor(pool, warm_up)
         agents = [
             HmuAgent(
-                hmu_setup(scenario, data, run_id, h, hmu_kwargs(handle, h, eves or {}), enrolment[h]),
+                hmu_setup(scenario, run.data, run.run_id, h, run.hmu_kwargs(h), run.enrolment[h]),
                 pool,
             )
             for h in hmu_ids(scenario)
         ]
         hmu_tasks = [asyncio.create_task(a.run(), name=a.setup.hmu_id) for a in agents]
-        server = ServerAgent(
-            server_setup(
-                scenario, data, run_id, run_dir, client_kwargs(handle, SERVER_ID), on_round,
-                enrolment, handle, sink,
-            )
-        )
         try:
-            outcome = await server.run()
+            outcome = await run.server().run()
         finally:
             # HMUs leave on the run-complete message; give them a moment, then stop them
             done, pending = await asyncio.wait(hmu_tasks, timeout=5.0)
@@ -447,42 +445,26 @@ def agent_command(
     return cmd
 
 
-async def _run_processes(
-    scenario: Scenario,
-    data: FederatedData,
-    run_id: str,
-    run_dir: Path,
-    handle: BrokerHandle,
-    on_round: RoundCallback | None,
-    enrolment: dict[str, bytes],
-    executor: Executor | None = None,
-    sink: MetricsSink | None = None,
-    eves: dict[str, MitmProxy] | None = None,
-) -> tuple[ServerOutcome, dict[str, Any]]:
+async def _run_processes(run: _Run) -> tuple[ServerOutcome, dict[str, Any]]:
     """Each HMU as its own OS process; the server stays here so progress can be shown."""
+    run_dir, handle = run.run_dir, run.handle
     creds = write_credentials(run_dir, handle)
-    enrolment_file = write_enrolment(run_dir, enrolment) if scenario.qkd.enabled else None
+    enrolment_file = write_enrolment(run_dir, run.enrolment) if run.scenario.qkd.enabled else None
     scenario_file = run_dir / "scenario.yaml"
     procs: dict[str, subprocess.Popen[bytes]] = {}
     logs = run_dir / "agents"
     logs.mkdir(exist_ok=True)
     try:
-        for hmu in hmu_ids(scenario):
-            proxy = (eves or {}).get(hmu)
+        for hmu in hmu_ids(run.scenario):
+            proxy = run.eves.get(hmu)
             url = f"mqtt://{proxy.host}:{proxy.port}" if proxy is not None else None
             cmd = [
-                *agent_command("hmu", scenario_file, run_id, handle, creds, enrolment_file, url),
+                *agent_command("hmu", scenario_file, run.run_id, handle, creds, enrolment_file, url),
                 "--id", hmu,
             ]
             with (logs / f"{hmu}.log").open("wb") as out:
                 procs[hmu] = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        server = ServerAgent(
-            server_setup(
-                scenario, data, run_id, run_dir, client_kwargs(handle, SERVER_ID), on_round,
-                enrolment, handle, sink,
-            )
-        )
-        outcome = await server.run()
+        outcome = await run.server().run()
         deadline = time.monotonic() + 15.0
         report: dict[str, Any] = {}
         for hmu, proc in procs.items():
