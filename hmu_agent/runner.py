@@ -12,7 +12,6 @@ import contextlib
 import functools
 import logging
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -28,8 +27,8 @@ from hmu_agent.local_update import LocalUpdate, local_update
 from hmu_agent.session import HmuSession, SendUpdate, StartTraining, Stop
 from iomt_testbed.errors import PeerError, ProtocolViolation, QkdError
 from monitoring import measurements
-from monitoring.point import Point
 from monitoring.publisher import MqttMetricsPublisher
+from monitoring.sink import MetricsSink
 from qkd_channel.alice import AliceSession
 from qkd_channel.channel import prepare
 from qkd_channel.config import QkdConfig
@@ -71,7 +70,7 @@ class HmuSetup:
     attacks: AttackConfig = AttackConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     compression: CompressionConfig = CompressionConfig()
-    emit: Callable[[Point], None] | None = None
+    metrics: MetricsSink | None = None
     """Where this HMU's own metrics go; None when the server records them for it."""
     publisher: MqttMetricsPublisher | None = None
     """Set when the HMU's metrics travel over MQTT to the server (field HMUs)."""
@@ -124,6 +123,8 @@ class HmuAgent:
             reason = await self._loop(bus)
             for task in list(self._tasks):
                 task.cancel()
+            if s.metrics is not None:
+                await s.metrics.aflush()
             if pump is not None:
                 pump.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -242,8 +243,8 @@ class HmuAgent:
             self.session.training_done(round_)
             return
         result = update.result
-        if s.emit is not None:
-            s.emit(
+        if s.metrics is not None:
+            s.metrics.emit(
                 measurements.hmu_training(
                     s.hmu_id, round_, loss=float(result.loss), samples=result.num_samples,
                     train_s=float(result.seconds),

@@ -148,7 +148,7 @@ async def run_hmu_alone(
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="train") as pool:
             await asyncio.get_running_loop().run_in_executor(pool, warm_up)
             setup = hmu_setup(scenario, data, rid, hmu, client_kwargs(handle, hmu), enrolment.get(hmu))
-            setup = dataclasses.replace(setup, emit=sink.emit, publisher=publisher)
+            setup = dataclasses.replace(setup, metrics=sink, publisher=publisher)
             return await HmuAgent(setup, pool).run()
     finally:
         if sampler is not None:

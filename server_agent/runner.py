@@ -180,6 +180,7 @@ class ServerAgent:
             await bus.publish(status_topic, self._status("online"), retain=True)
             finish = await self._loop(bus, core)
             await bus.publish(topics.global_model(s.run_id), self._frame_complete(finish.reason))
+            await self._linger(bus, core)
             await bus.publish(status_topic, self._status("offline"), retain=True)
         if not self.records and not finish.completed:
             raise RunError(f"run {s.run_id} did not start: {finish.reason}")
@@ -227,6 +228,26 @@ class ServerAgent:
                         round=core.current.number if core.current else None,
                     )
                 )
+
+    async def _linger(self, bus: Bus, core: RoundCoordinator, limit_s: float = 3.0) -> None:
+        """After the run: take the HMUs' last metrics until they have all gone offline."""
+        if self.setup.forwarder is None:
+            return
+        until = time.monotonic() + limit_s
+        while any(core.online.values()) and (left := until - time.monotonic()) > 0:
+            delivery = await bus.receive(timeout=left)
+            if delivery is None:
+                return
+            try:
+                agent = topics.agent_of(delivery.topic, self.setup.run_id)
+                if agent is not None and delivery.topic == topics.status(self.setup.run_id, agent):
+                    frame = decode_frame(delivery.payload)
+                    if isinstance(frame.message, Status) and frame.envelope.sender in core.online:
+                        core.online[frame.envelope.sender] = frame.message.state == "online"
+                    continue
+                await self._on_delivery(delivery, core, time.monotonic())
+            except PeerError as exc:
+                log.debug("after the run: ignored %s: %s", delivery.topic, exc)
 
     async def _on_delivery(
         self, delivery: Delivery, core: RoundCoordinator, now: float

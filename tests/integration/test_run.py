@@ -85,13 +85,20 @@ def test_cli_run_completes_and_writes_results(tiny: Path, tmp_path: Path) -> Non
 
 
 def test_cli_run_with_separate_processes(tiny: Path, tmp_path: Path) -> None:
+    """Each HMU its own process, sending its metrics over MQTT as a field HMU would."""
     out = tmp_path / "runs"
-    proc = iomt("run", str(tiny), "--out", str(out), "--processes")
+    field = ["--set", "metrics.hmu_transport=mqtt", "--set", "metrics.resources_interval_s=0.2"]
+    proc = iomt("run", str(tiny), "--out", str(out), "--processes", *field)
     assert proc.returncode == 0, proc.stderr
-    results = json.loads((only_run_dir(out) / "results.json").read_text())
+    run_dir = only_run_dir(out)
+    results = json.loads((run_dir / "results.json").read_text())
     check_results(results, rounds=2, hmus=3)
     assert results["mode"] == "processes"
     assert all(h["state"] == "done" for h in results["hmus"].values())
+    # the server forwarded what the HMU processes measured of themselves
+    lines = (run_dir / "metrics.lp").read_text().splitlines()
+    forwarded = {line.split(",hmu=")[1].split(",")[0] for line in lines if line.startswith("resources,")}
+    assert {"hmu-01", "hmu-02", "hmu-03"} <= forwarded
 
 
 def test_misspelt_key_fails_validate_with_exit_2(tmp_path: Path) -> None:
