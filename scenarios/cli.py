@@ -93,25 +93,34 @@ def compare(
     files: Annotated[list[Path], typer.Argument(help="scenario YAML files")],
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="runs per scenario (seeds 1..N)")] = 5,
     out: Annotated[Path, typer.Option("--out", help="folder for runs and the table")] = Path("runs/compare"),
+    baseline: Annotated[
+        str | None,
+        typer.Option("--baseline", help="name of the clean scenario: adds poison resilience"),
+    ] = None,
     set_: SetOpt = None,
 ) -> None:
     """Run scenarios over several seeds; write mean ± std as Markdown, CSV and PNG."""
+    from iomt_testbed.errors import UsageError
     from scenarios import compare as cmp
     from scenarios.launcher import launch
     from scenarios.progress import SweepProgress
     from scenarios.schema import load_scenario
 
     scenarios = [load_scenario(f, set_ or []) for f in files]  # validate all before running any
+    names = [s.name for s in scenarios]
+    if baseline is not None and baseline not in names:
+        raise UsageError(f"--baseline {baseline}: not among the scenarios ({', '.join(names)})")
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    runs: dict[str, list[dict]] = {}
     with SweepProgress(len(scenarios) * seeds) as progress:
         for scenario in scenarios:
-            runs = []
+            runs[scenario.name] = []
             for seed in range(1, seeds + 1):
                 progress.step(f"{scenario.name} seed {seed}")
                 seeded = scenario.model_copy(update={"seed": seed})
-                runs.append(asyncio.run(launch(seeded, out / scenario.name)).results)
-            rows.append(cmp.summarise(scenario.name, range(1, seeds + 1), runs))
+                runs[scenario.name].append(asyncio.run(launch(seeded, out / scenario.name)).results)
+    clean = runs[baseline] if baseline is not None else None
+    rows = [cmp.summarise(n, range(1, seeds + 1), runs[n], clean) for n in names]
     for writer, name in ((cmp.write_markdown, "compare.md"), (cmp.write_csv, "compare.csv"),
                          (cmp.write_plot, "compare.png")):  # fmt: skip
         typer.echo(f"wrote {writer(rows, out / name)}")

@@ -3,7 +3,8 @@
 Columns: accuracy, precision, recall, F1, macro-F1, detection time (ms per flow),
 leakage where defined (the privacy budget spent: total epsilon of the HMU that spent
 most; blank without DP), poisoning detection TPR/FPR where attacks are injected, and
-bytes on the wire per round. Written as Markdown, CSV and a PNG plot.
+bytes on the wire per round, and poison resilience (accuracy over the baseline
+scenario's, seed for seed) when a baseline is named. Written as Markdown, CSV and PNG.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from fedlearn.resilience import poison_resilience
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("accuracy", "accuracy"),
@@ -26,11 +29,18 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("tpr", "poison TPR"),
     ("fpr", "poison FPR"),
     ("bytes_per_round", "bytes/round"),
+    ("resilience", "poison resilience"),
 )
 
 
-def run_figures(results: dict[str, Any]) -> dict[str, float | None]:
-    """One run's value for every column (None where the column does not apply)."""
+def run_figures(
+    results: dict[str, Any], clean: dict[str, Any] | None = None
+) -> dict[str, float | None]:
+    """One run's value for every column (None where the column does not apply).
+
+    ``clean`` is the same seed's run of the baseline scenario: with it, poison
+    resilience is this run's accuracy over the baseline's (``fedlearn.resilience``).
+    """
     final = results["final"]
     rounds = results["rounds"] or [{}]
     spent = [
@@ -48,6 +58,9 @@ def run_figures(results: dict[str, Any]) -> dict[str, float | None]:
         "bytes_per_round": statistics.fmean(
             r.get("bytes_up", 0) + r.get("bytes_down", 0) for r in rounds
         ),
+        "resilience": (
+            poison_resilience(final["accuracy"], clean["final"]["accuracy"]) if clean else None
+        ),
     }
 
 
@@ -61,8 +74,15 @@ class Row:
     std: dict[str, float | None]
 
 
-def summarise(scenario: str, seeds: Sequence[int], runs: Sequence[dict[str, Any]]) -> Row:
-    figures = [run_figures(r) for r in runs]
+def summarise(
+    scenario: str,
+    seeds: Sequence[int],
+    runs: Sequence[dict[str, Any]],
+    baseline: Sequence[dict[str, Any]] | None = None,
+) -> Row:
+    """Mean ± std over seeds; ``baseline`` holds the clean runs, seed for seed."""
+    clean = list(baseline) if baseline is not None else [None] * len(runs)
+    figures = [run_figures(r, c) for r, c in zip(runs, clean, strict=True)]
     mean: dict[str, float | None] = {}
     std: dict[str, float | None] = {}
     for key, _ in COLUMNS:
@@ -75,6 +95,8 @@ def summarise(scenario: str, seeds: Sequence[int], runs: Sequence[dict[str, Any]
 def _cell(mean: float | None, std: float | None, key: str) -> str:
     if mean is None:
         return "–"
+    if key == "resilience":
+        return f"{mean:.3f} ± {std or 0:.3f}"
     if key == "bytes_per_round":
         return f"{mean:,.0f} ± {std or 0:,.0f}"
     digits = 4 if key != "detection_time_ms" else 5

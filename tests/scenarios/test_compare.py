@@ -27,6 +27,14 @@ def test_figures_apply_only_where_defined():
     assert attacked["epsilon_total"] == 15.0 and attacked["tpr"] == 0.75
 
 
+def test_poison_resilience_against_the_same_seed_of_the_baseline():
+    attacked = [results(0.45), results(0.90)]
+    clean = [results(0.90), results(0.90)]
+    row = summarise("attacked", [1, 2], attacked, clean)
+    assert row.mean["resilience"] == pytest.approx(0.75)
+    assert summarise("attacked", [1, 2], attacked).mean["resilience"] is None
+
+
 def test_mean_and_sample_std_over_seeds(tmp_path: Path):
     row = summarise("s", [1, 2, 3], [results(0.90), results(0.92), results(0.94)])
     assert row.mean["accuracy"] == pytest.approx(0.92)
