@@ -41,9 +41,14 @@ class TrainingConfig(Strict):
     """Local training of the IDS MLP at each HMU."""
 
     hidden: tuple[int, ...] = (64, 64)
-    epochs: int = Field(2, ge=1)
-    batch_size: int = Field(32, ge=1)
-    learning_rate: float = Field(1e-3, gt=0)
+    # Defaults tuned for K = 20 iid HMUs, 30 rounds, on the 34 non-identifier features
+    # (bench/quality.py reproduces the figures): 8 epochs of Adam at 5e-3 in
+    # batches of 64 reach accuracy 0.935 / macro-F1 0.824 (3 seeds) where 2 epochs at
+    # 1e-3 in batches of 32 plateau at 0.930 / 0.790.  Balanced class weights raise
+    # recall but cost more in false alarms than they gain (accuracy 0.85 at 0.5).
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(64, ge=1)
+    learning_rate: float = Field(5e-3, gt=0)
     optimizer: Literal["adam", "sgd"] = "adam"
-    class_weight: Literal["none", "balanced"] = "balanced"
+    class_weight: Literal["none", "balanced"] = "none"
     threads: int = Field(1, ge=1, description="torch threads per trainer")

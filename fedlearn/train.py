@@ -122,7 +122,8 @@ def warm_up(threads: int = 1) -> float:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(64, 4)).astype(np.float32)
     y = (X[:, 0] > 0).astype(np.int64)
-    train_local(init_weights(4, (8,), 0), X, y, TrainingConfig(hidden=(8,), threads=threads), 0)
+    cfg = TrainingConfig(hidden=(8,), epochs=1, threads=threads)
+    train_local(init_weights(4, (8,), 0), X, y, cfg, 0)
     took = time.perf_counter() - started
     log.debug("torch warm-up took %.2f s", took)
     return took

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,25 +23,7 @@ from traffic.dataset import (
     resolve_dataset,
 )
 
-
-def _dataset() -> Path:
-    named = os.environ.get("IOMT_DATASET")
-    if named:
-        return Path(named)
-    return Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "wustl-ehms-2020.csv"
-
-
-@pytest.fixture(scope="module")
-def dataset_path() -> Path:
-    path = _dataset()
-    if not path.is_file():
-        pytest.skip(f"WUSTL-EHMS-2020 CSV not available at {path}")
-    return path
-
-
-@pytest.fixture(scope="module")
-def raw(dataset_path: Path):
-    return read_wustl_csv(dataset_path)
+# `dataset_path` (tests/conftest.py) and `raw` (tests/traffic/conftest.py) are shared fixtures.
 
 
 @pytest.fixture
