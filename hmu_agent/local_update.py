@@ -24,11 +24,16 @@ from fedlearn.train import TrainResult, train_local
 
 @dataclass(frozen=True)
 class LocalUpdate:
-    """The tensors to send, how they are encoded, and the training figures."""
+    """The tensors to send, how they are encoded, and the training figures.
+
+    ``compressor`` is the compressor after this round (its error-feedback residual
+    moved on); when the work ran in another process it is the copy to keep.
+    """
 
     tensors: dict[str, np.ndarray]
     encoding: str
     result: TrainResult
+    compressor: Compressor | None = None
 
 
 def local_update(
@@ -55,5 +60,6 @@ def local_update(
         weights = privatize(global_w, weights, privacy, rng)
     if compression is not None and compression.kind != "none":
         assert compressor is not None, "compression needs the HMU's compressor (error feedback)"
-        return LocalUpdate(compressor.compress(global_w, weights), compression.kind, result)
+        payload = compressor.compress(global_w, weights)
+        return LocalUpdate(payload, compression.kind, result, compressor)
     return LocalUpdate(weights, "dense", result)

@@ -242,6 +242,8 @@ class HmuAgent:
             log.warning("%s: cannot train from round %d weights: %s", s.hmu_id, round_, exc)
             self.session.training_done(round_)
             return
+        if update.compressor is not None:
+            self.compressor = update.compressor  # the worker may have been another process
         result = update.result
         if s.metrics is not None:
             s.metrics.emit(

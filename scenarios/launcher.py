@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import multiprocessing
 import logging
 import os
 import secrets
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -369,12 +370,32 @@ async def _stop(task: asyncio.Task[ChannelOutcome] | None) -> ChannelOutcome | N
     return task.result()
 
 
+def training_pool(workers: int | None = None) -> Executor:
+    """Worker processes for the HMUs' local training, one per core.
+
+    Training is Python-heavy (small batches through a small MLP), so threads would
+    serialise on the GIL; processes use every core. Each worker pays torch's import
+    and warm-up once, and the launcher itself never imports torch.
+    """
+    return ProcessPoolExecutor(
+        max_workers=workers or os.cpu_count() or 2,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=warm_up,
+    )
+
+
+def _start_workers(pool: Executor) -> None:
+    """Start (and warm up) every worker before the first round is timed."""
+    workers = getattr(pool, "_max_workers", 1)
+    list(pool.map(time.sleep, [0.05] * workers))
+
+
 async def _run_in_process(run: _Run) -> tuple[ServerOutcome, dict[str, Any]]:
     scenario, executor = run.scenario, run.executor
     own_executor = executor is None
-    pool = executor or ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="train")
+    pool = executor or training_pool()
     try:
-        await asyncio.get_running_loop().run_in_executor(pool, warm_up)
+        await asyncio.to_thread(_start_workers, pool)
         agents = [
             HmuAgent(
                 hmu_setup(scenario, run.data, run.run_id, h, run.hmu_kwargs(h), run.enrolment[h]),
