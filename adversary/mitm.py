@@ -136,7 +136,11 @@ class MitmProxy:
             ) from exc
         log.info(
             "%s: relaying %s:%d -> %s:%d",
-            self.name, self.host, self.port, self.upstream_host, self.upstream_port,
+            self.name,
+            self.host,
+            self.port,
+            self.upstream_host,
+            self.upstream_port,
         )
         return self
 
@@ -320,7 +324,9 @@ class MitmProxy:
         if reader.garbage_bytes == len(item.data):  # the first chunk since it broke
             log.warning(
                 "%s: %s stream is not MQTT (%s); relaying it blind",
-                self.name, direction, reader.broken,
+                self.name,
+                direction,
+                reader.broken,
             )
         self.stats.garbage_chunks += 1
         self.stats.garbage_bytes += len(item.data)

@@ -19,7 +19,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# run as a script, bench/ comes first on sys.path and bench/traffic.py would shadow the package
+sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
 
 from bench.inprocess import default_dataset  # noqa: E402
 from scenarios.launcher import launch  # noqa: E402
@@ -45,7 +46,9 @@ def main() -> None:
     vm = VictoriaMetrics(binary).start()
     try:
         os.environ.update(
-            IOMT_INFLUX_URL=vm.url, IOMT_INFLUX_ORG="iomt", IOMT_INFLUX_BUCKET="iomt",
+            IOMT_INFLUX_URL=vm.url,
+            IOMT_INFLUX_ORG="iomt",
+            IOMT_INFLUX_BUCKET="iomt",
             IOMT_INFLUX_TOKEN="bench",
         )
         base = [f"data.dataset={default_dataset()}", f"federation.rounds={args.rounds}"]

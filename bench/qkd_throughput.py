@@ -10,7 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+# run as a script, bench/ comes first on sys.path and bench/traffic.py would shadow the package
+sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
 
 import numpy as np  # noqa: E402
 
@@ -85,20 +87,25 @@ def main() -> None:
     eve = make_eavesdropper("intercept-resend", 0.5)
     print("QKD throughput (shared 2-core machine: figures are indicative)")
     numpy_rate = bench_numpy(eve)
-    print(f"  numpy core, {NUMPY_QUBITS:.0e} qubits, intercept-resend f=0.5: "
-          f"{numpy_rate / 1e6:8.1f} M qubits/s   (target >= 20 M/s)")
+    print(
+        f"  numpy core, {NUMPY_QUBITS:.0e} qubits, intercept-resend f=0.5: "
+        f"{numpy_rate / 1e6:8.1f} M qubits/s   (target >= 20 M/s)"
+    )
     qiskit_rate = bench_qiskit(eve)
-    print(f"  qiskit-aer backend, {QISKIT_QUBITS} qubits, same link:        "
-          f"{qiskit_rate / 1e3:8.1f} k qubits/s")
+    print(
+        f"  qiskit-aer backend, {QISKIT_QUBITS} qubits, same link:        "
+        f"{qiskit_rate / 1e3:8.1f} k qubits/s"
+    )
     ratio = numpy_rate / qiskit_rate
     print(f"  numpy / qiskit ratio:                                   {ratio:8.0f} x")
     elapsed, sifted, leaked, final, frames = bench_postprocessing()
-    print(f"  post-processing of {sifted} sifted bits (PE, Cascade, verify, PA, confirm; "
-          f"{frames} HMAC frames): {elapsed:.3f} s   (target <= 1 s)")
+    print(
+        f"  post-processing of {sifted} sifted bits (PE, Cascade, verify, PA, confirm; "
+        f"{frames} HMAC frames): {elapsed:.3f} s   (target <= 1 s)"
+    )
     print(f"      leaked {leaked} bits, final key {final} bits")
     micros = bench_aead()
-    print(f"  AES-256-GCM seal + open of a {UPDATE_FLOATS * 4} B model update: "
-          f"{micros:8.1f} us")
+    print(f"  AES-256-GCM seal + open of a {UPDATE_FLOATS * 4} B model update: {micros:8.1f} us")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# run as a script, bench/ comes first on sys.path and bench/traffic.py would shadow the package
+sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
 
 from bench.inprocess import default_dataset  # noqa: E402
 from scenarios.launcher import launch  # noqa: E402
@@ -27,8 +28,13 @@ from scenarios.schema import load_scenario  # noqa: E402
 
 
 def final(source: str, seed: int, rounds: int) -> dict:
-    overrides = [f"data.dataset={default_dataset()}", f"traffic.source={source}",
-                 f"seed={seed}", f"federation.rounds={rounds}", "metrics.enabled=false"]  # fmt: skip
+    overrides = [
+        f"data.dataset={default_dataset()}",
+        f"traffic.source={source}",
+        f"seed={seed}",
+        f"federation.rounds={rounds}",
+        "metrics.enabled=false",
+    ]
     scenario = load_scenario(ROOT / "scenarios" / "fedavg.yaml", overrides)
     with tempfile.TemporaryDirectory() as out:
         return asyncio.run(launch(scenario, Path(out))).results["final"]

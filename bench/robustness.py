@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# run as a script, bench/ comes first on sys.path and bench/traffic.py would shadow the package
+sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
 
 from bench.inprocess import Split, client_seed, default_dataset, prepare_split  # noqa: E402
 from fedlearn.accountant import epsilon_total  # noqa: E402

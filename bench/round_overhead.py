@@ -19,7 +19,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# run as a script, bench/ comes first on sys.path and bench/traffic.py would shadow the package
+sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
 
 from bench.inprocess import default_dataset, prepare_split, run_inprocess  # noqa: E402
 from fedlearn.config import TrainingConfig  # noqa: E402
@@ -52,7 +53,7 @@ def main() -> None:
     print(f"{'K':>4} {'mqtt s/round':>13} {'in-process s/round':>19} {'ratio':>7}")
     for k in (int(x) for x in args.ks.split(",")):
         mqtt = statistics.median(mqtt_round_seconds(k, args.rounds, args.dataset)[1:])
-        base = run_inprocess(prepare_split(args.dataset, k), args.rounds, cfg, mode="thread")
+        base = run_inprocess(prepare_split(args.dataset, k), args.rounds, cfg, mode="process")
         local = statistics.median(base.round_seconds[1:])
         print(f"{k:>4} {mqtt:>13.3f} {local:>19.3f} {mqtt / local:>7.2f}", flush=True)
 

@@ -26,7 +26,8 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# run as a script, bench/ comes first on sys.path and bench/traffic.py would shadow the package
+sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
 
 from bench.inprocess import default_dataset  # noqa: E402
 
@@ -72,7 +73,9 @@ def main() -> None:
     mb = 1024 * 1024
     with tempfile.TemporaryDirectory() as out:
         if not args.skip_fedq:
-            wall, peak, _, code = watch([*iomt, str(ROOT / "scenarios/fedavg.yaml"), "--out", out], env)
+            wall, peak, _, code = watch(
+                [*iomt, str(ROOT / "scenarios/fedavg.yaml"), "--out", out], env
+            )
             (results_file,) = Path(out).glob("*/results.json")
             results = json.loads(results_file.read_text())
             final = results["final"]

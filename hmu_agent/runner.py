@@ -140,7 +140,9 @@ class HmuAgent:
             delivery = await bus.receive()
             assert delivery is not None
             try:
-                if delivery.topic == topics.classical(self.setup.run_id, self.setup.hmu_id, "server"):
+                if delivery.topic == topics.classical(
+                    self.setup.run_id, self.setup.hmu_id, "server"
+                ):
                     await self._on_key_frame(bus, delivery.payload)
                     continue
                 for action in await self._on_delivery(delivery):
@@ -148,7 +150,9 @@ class HmuAgent:
                         return action.reason
             except PeerError as exc:
                 self.rejected[type(exc).__name__] += 1
-                log.warning("%s: rejected message on %s: %s", self.setup.hmu_id, delivery.topic, exc)
+                log.warning(
+                    "%s: rejected message on %s: %s", self.setup.hmu_id, delivery.topic, exc
+                )
 
     async def _on_delivery(self, delivery: Delivery) -> list[Any]:
         s = self.setup
@@ -164,7 +168,9 @@ class HmuAgent:
             if delivery.topic != topics.inbox(s.run_id, s.hmu_id):
                 raise ProtocolViolation(f"train request on {delivery.topic}")
             if self.qkd is not None and env.cipher == "none":
-                raise ProtocolViolation("plaintext train request refused: this link needs a QKD key")
+                raise ProtocolViolation(
+                    "plaintext train request refused: this link needs a QKD key"
+                )
             actions = self.session.train_request(env.sender, env.round)
             for action in actions:
                 if isinstance(action, StartTraining):
@@ -231,8 +237,16 @@ class HmuAgent:
         seed = round_seed(s.seed, s.hmu_id, round_)
         attack = assign_attacks(s.attacks, s.hmus, round_, s.seed).get(s.hmu_id)
         work = functools.partial(
-            local_update, weights, s.x, s.y, s.training, seed, attack=attack,
-            privacy=s.privacy, compression=s.compression, compressor=self.compressor,
+            local_update,
+            weights,
+            s.x,
+            s.y,
+            s.training,
+            seed,
+            attack=attack,
+            privacy=s.privacy,
+            compression=s.compression,
+            compressor=self.compressor,
         )
         try:
             update: LocalUpdate = await loop.run_in_executor(self.executor, work)
@@ -248,7 +262,10 @@ class HmuAgent:
         if s.metrics is not None:
             s.metrics.emit(
                 measurements.hmu_training(
-                    s.hmu_id, round_, loss=float(result.loss), samples=result.num_samples,
+                    s.hmu_id,
+                    round_,
+                    loss=float(result.loss),
+                    samples=result.num_samples,
                     train_s=float(result.seconds),
                 )
             )
@@ -263,8 +280,13 @@ class HmuAgent:
             log.warning("%s: no key; round %d update not sent", s.hmu_id, round_)
             return
         env = new_envelope(
-            s.run_id, round_, s.hmu_id, topics.SERVER_ID, "update",
-            cipher=link.cipher if link else "none", key_id=link.key_id if link else "",
+            s.run_id,
+            round_,
+            s.hmu_id,
+            topics.SERVER_ID,
+            "update",
+            cipher=link.cipher if link else "none",
+            key_id=link.key_id if link else "",
         )
         result = update.result
         message = ModelUpdate(

@@ -146,8 +146,14 @@ def dashboard(uid: str, title: str, panels: list[dict[str, Any]], *, hmu: bool) 
         "time": {"from": "now-1h", "to": "now"},
         "annotations": {"list": []},
         "templating": {"list": variables},
-        "links": [{"type": "dashboards", "tags": ["iomt-testbed"], "asDropdown": True,
-                   "title": "iomt-testbed"}],  # fmt: skip
+        "links": [
+            {
+                "type": "dashboards",
+                "tags": ["iomt-testbed"],
+                "asDropdown": True,
+                "title": "iomt-testbed",
+            }
+        ],  # fmt: skip
         "panels": panels,
     }
 

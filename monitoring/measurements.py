@@ -129,9 +129,17 @@ def fl_round(
     return build(
         "fl_round",
         {
-            "round": round, "accuracy": accuracy, "precision": precision, "recall": recall,
-            "f1": f1, "loss": loss, "duration_s": duration_s, "bytes_up": bytes_up,
-            "bytes_down": bytes_down, "selected": selected, "received": received,
+            "round": round,
+            "accuracy": accuracy,
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "loss": loss,
+            "duration_s": duration_s,
+            "bytes_up": bytes_up,
+            "bytes_down": bytes_down,
+            "selected": selected,
+            "received": received,
             "timed_out": timed_out,
         },  # fmt: skip
         time_ns=time_ns,
@@ -173,8 +181,13 @@ def hmu_training(
     return build(
         "hmu_training",
         {
-            "round": round, "loss": loss, "samples": samples, "train_s": train_s,
-            "update_norm": update_norm, "trust": trust, "flagged": flagged,
+            "round": round,
+            "loss": loss,
+            "samples": samples,
+            "train_s": train_s,
+            "update_norm": update_norm,
+            "trust": trust,
+            "flagged": flagged,
         },  # fmt: skip
         hmu=hmu,
         time_ns=time_ns,
@@ -203,9 +216,15 @@ def qkd_link(
     return build(
         "qkd_link",
         {
-            "qber": qber, "qber_upper": qber_upper, "qber_threshold": qber_threshold,
-            "conclusive_rate": conclusive_rate, "key_bits": key_bits,
-            "key_pool_bits": key_pool_bits, "status": status, "rekeys": rekeys, "round": round,
+            "qber": qber,
+            "qber_upper": qber_upper,
+            "qber_threshold": qber_threshold,
+            "conclusive_rate": conclusive_rate,
+            "key_bits": key_bits,
+            "key_pool_bits": key_pool_bits,
+            "status": status,
+            "rekeys": rekeys,
+            "round": round,
         },  # fmt: skip
         hmu=hmu,
         time_ns=time_ns,

@@ -207,7 +207,9 @@ def render_report(run_dir: Path) -> Path:
     try:
         results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DataError(f"{run_dir}: no results.json; give a run directory that iomt run wrote") from None
+        raise DataError(
+            f"{run_dir}: no results.json; give a run directory that iomt run wrote"
+        ) from None
     except (OSError, ValueError) as exc:
         raise DataError(f"{run_dir}/results.json cannot be read: {exc}") from None
     plots_dir = run_dir / PLOTS_DIR
@@ -298,8 +300,12 @@ def report_html(results: Mapping[str, Any], plots: Sequence[Plot]) -> str:
         f"<title>iomt-testbed report: {esc(str(results.get('run_id', '')))}</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<h1>Run report: {esc(str(results.get('scenario', '')))}</h1>",
-        '<section id="run"><h2>Run</h2>', _table(run), "</section>",
-        '<section id="final"><h2>Final model</h2>', _table(scores), "</section>",
+        '<section id="run"><h2>Run</h2>',
+        _table(run),
+        "</section>",
+        '<section id="final"><h2>Final model</h2>',
+        _table(scores),
+        "</section>",
     ]
     if rejected:
         parts += ['<section id="rejected"><h2>Rejected messages</h2>',

@@ -103,7 +103,9 @@ class ChannelAgent:
                     self.rejected[type(exc).__name__] += 1
                     log.warning("channel: rejected message on %s: %s", delivery.topic, exc)
             await bus.publish(status_topic, self._status("offline"), retain=True)
-        return ChannelOutcome({h: st.as_dict() for h, st in self.links.items()}, dict(self.rejected))
+        return ChannelOutcome(
+            {h: st.as_dict() for h, st in self.links.items()}, dict(self.rejected)
+        )
 
     async def _on_delivery(self, bus: Bus, delivery: Delivery) -> bool:
         s = self.setup
@@ -128,14 +130,20 @@ class ChannelAgent:
         stats.qubits += detections.qubits
         stats.clicks += int(detections.clicked.sum())
         stats.conclusive += int(detections.conclusive.sum())
-        env = new_envelope(s.run_id, frame.envelope.round, topics.CHANNEL_ID, topics.SERVER_ID, "detections")
+        env = new_envelope(
+            s.run_id, frame.envelope.round, topics.CHANNEL_ID, topics.SERVER_ID, "detections"
+        )
         record = DetectionRecord(session_id=message.session_id, qubits=message.qubits, tensors=[])
         await bus.publish(
-            topics.quantum(s.run_id, hmu, "rx"), encode_frame(env, record, pack_detections(detections))
+            topics.quantum(s.run_id, hmu, "rx"),
+            encode_frame(env, record, pack_detections(detections)),
         )
         log.info(
-            "link %s: %d qubits, %d conclusive%s", hmu, detections.qubits,
-            int(detections.conclusive.sum()), f", Eve {stats.eavesdropper}" if eve else "",
+            "link %s: %d qubits, %d conclusive%s",
+            hmu,
+            detections.qubits,
+            int(detections.conclusive.sum()),
+            f", Eve {stats.eavesdropper}" if eve else "",
         )
         return False
 

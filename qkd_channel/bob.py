@@ -93,7 +93,9 @@ class BobSession(Session):
         st.conclusive = st.sifted_bits = int(det.conclusive.sum())
         self.state = S.WAIT_SAMPLE
         announcement = self._new(
-            Sift, qubits=det.qubits, detections=st.detections,
+            Sift,
+            qubits=det.qubits,
+            detections=st.detections,
             conclusive=pack_mask(det.conclusive),
         )
         return self._emit([announcement])
@@ -144,8 +146,11 @@ class BobSession(Session):
         query = self._corrector.next_query()
         assert query is not None
         return self._new(
-            ParityQuery, start=start, passes=query.passes.tobytes(),
-            starts=pack_u32(query.starts), ends=pack_u32(query.ends),
+            ParityQuery,
+            start=start,
+            passes=query.passes.tobytes(),
+            starts=pack_u32(query.starts),
+            ends=pack_u32(query.ends),
         )
 
     def _on_reply(self, message: QkdMessage) -> list[_Message]:
@@ -178,8 +183,11 @@ class BobSession(Session):
         st.final_key_bits = length
         self.state = S.WAIT_CONFIRM
         return self._new(
-            Verify, hash_seed=pack_bits(hash_seed), tag=verification_tag(key, hash_seed),
-            key_bits=length, pa_seed=pack_bits(pa_seed),
+            Verify,
+            hash_seed=pack_bits(hash_seed),
+            tag=verification_tag(key, hash_seed),
+            key_bits=length,
+            pa_seed=pack_bits(pa_seed),
         )
 
     def _on_confirm(self, message: QkdMessage) -> list[_Message]:

@@ -240,7 +240,10 @@ class CascadeCorrector:
 
 
 def reconcile(
-    alice: np.ndarray, bob: np.ndarray, qber: float, rng: np.random.Generator,
+    alice: np.ndarray,
+    bob: np.ndarray,
+    qber: float,
+    rng: np.random.Generator,
     passes: int = DEFAULT_PASSES,
 ) -> tuple[np.ndarray, int]:
     """Run Cascade between two in-memory keys: ``(Bob's corrected key, leaked bits)``."""

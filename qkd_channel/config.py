@@ -98,9 +98,7 @@ class QkdConfig(Strict):
             sifted = n * rates.conclusive
             sample = max(1, round(self.sample_fraction * sifted))
             rest = sifted - sample
-            upper = clopper_pearson_upper(
-                round(rates.qber * sample), sample, self.confidence
-            )
+            upper = clopper_pearson_upper(round(rates.qber * sample), sample, self.confidence)
             leak = CASCADE_EFFICIENCY * binary_entropy(rates.qber) * rest + VERIFY_BITS
             if upper <= self.qber_threshold and (
                 secure_length(int(rest), upper, math.ceil(leak)) >= 1.25 * self.target_key_bits

@@ -97,9 +97,7 @@ def binomial_band(n: int, p: float, confidence: float) -> tuple[float, float]:
     return n * p - spread, n * p + spread
 
 
-def rate_violation(
-    name: str, count: int, n: int, expected: float, confidence: float
-) -> str | None:
+def rate_violation(name: str, count: int, n: int, expected: float, confidence: float) -> str | None:
     """A reason string if ``count`` of ``n`` lies outside the band, else None."""
     lo, hi = binomial_band(n, expected, confidence)
     if lo <= count <= hi:

@@ -208,8 +208,9 @@ def run_qiskit(
     qc, p_sent, p_bob = _bob_template(noise is not None)
     sent_grid, experiments = _padded(sent)
     bob_grid = _padded(-HALF_PI * basis.astype(float))[0]
-    outcome = _run(qc, [(p_sent, sent_grid), (p_bob, bob_grid)], experiments, _seed(bob_rng),
-                   noise).ravel()[:n]
+    outcome = _run(
+        qc, [(p_sent, sent_grid), (p_bob, bob_grid)], experiments, _seed(bob_rng), noise
+    ).ravel()[:n]
 
     arrived = fibre & ~blocked & bernoulli(n, link.detector_efficiency, bob_rng)
     dark_c = bernoulli(n, link.dark_count_prob, bob_rng)

@@ -39,9 +39,7 @@ X_BASIS = 1
 SIGNAL_BLOCH = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
 
 #: Bloch vectors of the eigenstates |0>, |1>, |+>, |->, in that order.
-EIGEN_BLOCH = np.array(
-    [[0.0, 0.0, 1.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]]
-)
+EIGEN_BLOCH = np.array([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]])
 
 #: Direction of Bob's conclusive outcome, indexed by his basis: Z -> |1>, X -> |->.
 CONCLUSIVE_BLOCH = np.array([[0.0, 0.0, -1.0], [-1.0, 0.0, 0.0]])
@@ -63,11 +61,7 @@ def conclusive_probability(eta: np.ndarray, q: np.ndarray, dark: float) -> np.nd
     eta = np.asarray(eta, dtype=float)
     q = np.asarray(q, dtype=float)
     d = float(dark)
-    return (
-        eta * q * (1.0 - d)
-        + (1.0 - eta) * d * (1.0 - d)
-        + 0.5 * (eta * d + (1.0 - eta) * d * d)
-    )
+    return eta * q * (1.0 - d) + (1.0 - eta) * d * (1.0 - d) + 0.5 * (eta * d + (1.0 - eta) * d * d)
 
 
 def click_probability(eta: np.ndarray, dark: float) -> np.ndarray:

@@ -35,9 +35,7 @@ def toeplitz_hash(bits: np.ndarray, seed: np.ndarray, out_len: int) -> np.ndarra
     # shifted[t][m] = s[m + r - t]  (zero outside the seed)
     padded = np.zeros(width_bits + r + 8, dtype=np.uint8)
     padded[8 : 8 + s.size] = s  # fits: width_bits + r >= n - 1 + out_len
-    shifted = [
-        np.packbits(padded[8 + r - t : 8 + r - t + width_bits]) for t in range(8)
-    ]
+    shifted = [np.packbits(padded[8 + r - t : 8 + r - t + width_bits]) for t in range(8)]
     table = np.zeros((256, width_bits // 8), dtype=np.uint8)
     for v in range(1, 256):
         low = (v & -v).bit_length() - 1

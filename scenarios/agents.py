@@ -20,10 +20,10 @@ from broker.external import attach_external
 from fedlearn.train import warm_up
 from hmu_agent.runner import HmuAgent, HmuOutcome
 from iomt_testbed.errors import UsageError
-from scenarios.data_plan import prepare_data
 from monitoring.publisher import MqttMetricsPublisher
 from monitoring.resources import ResourceSampler
 from monitoring.sink import MetricsSink
+from scenarios.data_plan import cache_dir, capture_share, prepare_data
 from scenarios.launcher import (
     build_results,
     hmu_ids,
@@ -39,7 +39,9 @@ from wire import topics
 from wire.topics import SERVER_ID, check_part
 
 
-def _handle(scenario: Scenario, url: str | None, creds: Path | None, ca: Path | None) -> BrokerHandle:
+def _handle(
+    scenario: Scenario, url: str | None, creds: Path | None, ca: Path | None
+) -> BrokerHandle:
     """The broker named on the command line, else the scenario's ``broker.url``."""
     config = scenario.broker.model_copy(
         update={
@@ -49,7 +51,9 @@ def _handle(scenario: Scenario, url: str | None, creds: Path | None, ca: Path | 
         }
     )
     if config.url is None or config.credentials_file is None:
-        raise UsageError("give --broker-url and --credentials (or broker.url and broker.credentials_file)")
+        raise UsageError(
+            "give --broker-url and --credentials (or broker.url and broker.credentials_file)"
+        )
     return attach_external(config)
 
 
@@ -63,7 +67,9 @@ def load_enrolment(scenario: Scenario, path: Path | None) -> dict[str, bytes]:
         raw = yaml.safe_load(path.read_text())
         secrets = {str(k): bytes.fromhex(str(v)) for k, v in (raw or {}).items()}
     except (OSError, yaml.YAMLError, ValueError, AttributeError) as exc:
-        raise UsageError(f"--enrolment {path}: expected a YAML mapping hmu_id: hex secret ({exc})") from None
+        raise UsageError(
+            f"--enrolment {path}: expected a YAML mapping hmu_id: hex secret ({exc})"
+        ) from None
     if not secrets:
         raise UsageError(f"--enrolment {path}: no secrets in it")
     return secrets
@@ -97,15 +103,27 @@ async def run_server_alone(
         sink = open_sink(scenario, rid, run_dir)
         try:
             setup = server_setup(
-                scenario, data, rid, run_dir, client_kwargs(handle, SERVER_ID), None,
-                enrolment, handle, sink,
+                scenario,
+                data,
+                rid,
+                run_dir,
+                client_kwargs(handle, SERVER_ID),
+                None,
+                enrolment,
+                handle,
+                sink,
             )
             outcome = await ServerAgent(setup).run()
         finally:
             metrics = await sink.aclose()
         results = build_results(
-            scenario, rid, handle, data, outcome,
-            mode="server-only", wall_time_s=time.monotonic() - started,
+            scenario,
+            rid,
+            handle,
+            data,
+            outcome,
+            mode="server-only",
+            wall_time_s=time.monotonic() - started,
         )
         results["metrics"] = metrics.as_dict()
         write_results(run_dir, results)
@@ -129,6 +147,11 @@ async def run_hmu_alone(
     handle = _handle(scenario, url, creds, ca)
     rid = _run_id(scenario, run_id)
     data = await asyncio.to_thread(prepare_data, scenario)
+    if scenario.traffic.source == "live":
+        out = cache_dir(scenario) / "live" / f"{rid}-{hmu}.pcap"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        share = await asyncio.to_thread(capture_share, scenario, data, out)
+        data = dataclasses.replace(data, parts={**data.parts, hmu: share})
     publisher = None
     if scenario.metrics.hmu_transport == "mqtt":
         publisher = MqttMetricsPublisher(
@@ -147,7 +170,9 @@ async def run_hmu_alone(
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="train") as pool:
             await asyncio.get_running_loop().run_in_executor(pool, warm_up)
-            setup = hmu_setup(scenario, data, rid, hmu, client_kwargs(handle, hmu), enrolment.get(hmu))
+            setup = hmu_setup(
+                scenario, data, rid, hmu, client_kwargs(handle, hmu), enrolment.get(hmu)
+            )
             setup = dataclasses.replace(setup, metrics=sink, publisher=publisher)
             return await HmuAgent(setup, pool).run()
     finally:

@@ -25,10 +25,13 @@ app = typer.Typer(
     help="iomt-testbed: federated intrusion detection for medical IoT over MQTT.",
 )
 
+
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks and debug logs")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log progress to stderr")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="log progress to stderr")
+    ] = False,
 ) -> None:
     DEBUG["on"] = debug
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
@@ -65,7 +68,9 @@ def validate(file: ScenarioArg, set_: SetOpt = None) -> None:
 @guarded
 def run(
     file: ScenarioArg,
-    out: Annotated[Path, typer.Option("--out", help="parent folder of run directories")] = Path("runs"),
+    out: Annotated[Path, typer.Option("--out", help="parent folder of run directories")] = Path(
+        "runs"
+    ),
     set_: SetOpt = None,
     processes: Annotated[bool, typer.Option("--processes", help="one OS process per HMU")] = False,
 ) -> None:
@@ -78,8 +83,11 @@ def run(
     with RunProgress(scenario.name, scenario.federation.rounds) as progress:
         output = asyncio.run(
             launch(
-                scenario, out, processes=processes,
-                on_round=progress.round_done, on_start=progress.start,
+                scenario,
+                out,
+                processes=processes,
+                on_round=progress.round_done,
+                on_start=progress.start,
             )
         )
     final_table(output.results, output.run_dir)
@@ -91,8 +99,12 @@ def run(
 @guarded
 def compare(
     files: Annotated[list[Path], typer.Argument(help="scenario YAML files")],
-    seeds: Annotated[int, typer.Option("--seeds", min=1, help="runs per scenario (seeds 1..N)")] = 5,
-    out: Annotated[Path, typer.Option("--out", help="folder for runs and the table")] = Path("runs/compare"),
+    seeds: Annotated[
+        int, typer.Option("--seeds", min=1, help="runs per scenario (seeds 1..N)")
+    ] = 5,
+    out: Annotated[Path, typer.Option("--out", help="folder for runs and the table")] = Path(
+        "runs/compare"
+    ),
     baseline: Annotated[
         str | None,
         typer.Option("--baseline", help="name of the clean scenario: adds poison resilience"),
@@ -129,7 +141,9 @@ def compare(
 
 @app.command()
 @guarded
-def report(run_dir: Annotated[Path, typer.Argument(help="a run directory (holds results.json)")]) -> None:
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory (holds results.json)")],
+) -> None:
     """Render the run's HTML report and PNG plots (also written at the end of every run)."""
     from monitoring.report import render_report
 
@@ -138,7 +152,9 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run directory (holds 
 
 AgentScenario = Annotated[Path, typer.Option("--scenario", help="scenario YAML file")]
 RunIdOpt = Annotated[str | None, typer.Option("--run-id", help="run id shared by every agent")]
-UrlOpt = Annotated[str | None, typer.Option("--broker-url", help="mqtt://host:port or mqtts://host:port")]
+UrlOpt = Annotated[
+    str | None, typer.Option("--broker-url", help="mqtt://host:port or mqtts://host:port")
+]
 CredsOpt = Annotated[Path | None, typer.Option("--credentials", help="YAML {agent_id: password}")]
 CaOpt = Annotated[Path | None, typer.Option("--ca-file", help="CA certificate for mqtts://")]
 EnrolOpt = Annotated[
@@ -155,7 +171,9 @@ def server(
     credentials: CredsOpt = None,
     ca_file: CaOpt = None,
     enrolment: EnrolOpt = None,
-    out: Annotated[Path, typer.Option("--out", help="parent folder of run directories")] = Path("runs"),
+    out: Annotated[Path, typer.Option("--out", help="parent folder of run directories")] = Path(
+        "runs"
+    ),
     set_: SetOpt = None,
 ) -> None:
     """Run the FL server alone against a broker (field trials)."""

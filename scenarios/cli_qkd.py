@@ -39,8 +39,12 @@ def qkd_simulate(
     if backend not in ("numpy", "qiskit"):
         raise UsageError(f"--backend {backend}: choose numpy or qiskit")
     result = simulate(
-        qubits, eve_model=eve, eve_fraction=eve_fraction, length_km=length_km,
-        backend=backend, seed=seed,  # type: ignore[arg-type]
+        qubits,
+        eve_model=eve,
+        eve_fraction=eve_fraction,
+        length_km=length_km,
+        backend=backend,
+        seed=seed,  # type: ignore[arg-type]
     )
     if as_json:
         typer.echo(json.dumps(result))

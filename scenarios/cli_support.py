@@ -37,6 +37,8 @@ def guarded(fn: F) -> F:
         except Exception as exc:  # a bug: say so plainly, keep the details for --debug
             if DEBUG["on"]:
                 raise
-            raise fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)", 1) from None
+            raise fail(
+                f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)", 1
+            ) from None
 
     return wrapper  # type: ignore[return-value]

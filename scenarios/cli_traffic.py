@@ -22,9 +22,7 @@ def build(
     dataset: DatasetOpt,
     hmus: Annotated[int, typer.Option("--hmus", min=1, help="number of HMUs")],
     out: Annotated[Path, typer.Option("--out", help="folder for the pcaps (also the cache)")],
-    partition: Annotated[
-        str, typer.Option("--partition", help="iid | dirichlet | time")
-    ] = "iid",
+    partition: Annotated[str, typer.Option("--partition", help="iid | dirichlet | time")] = "iid",
     alpha: Annotated[float, typer.Option("--alpha", help="Dirichlet concentration")] = 0.5,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     test_fraction: Annotated[float, typer.Option("--test-fraction")] = 0.2,
@@ -44,7 +42,9 @@ def build(
             "name": "traffic-build",
             "seed": seed,
             "federation": {
-                "hmus": hmus, "clients_per_round": hmus, "test_fraction": test_fraction,
+                "hmus": hmus,
+                "clients_per_round": hmus,
+                "test_fraction": test_fraction,
                 "partition": {"kind": partition, "alpha": alpha},
             },
         },
@@ -91,7 +91,9 @@ def fidelity(
         return
     typer.echo(f"{report['records']} records, readings exact: {report['readings_exact']:.4%}")
     for name, figures in report["features"].items():  # type: ignore[union-attr]
-        typer.echo(f"  {name:>12}: within 1 % {figures['within']:.4%}  exact {figures['exact']:.4%}")
+        typer.echo(
+            f"  {name:>12}: within 1 % {figures['within']:.4%}  exact {figures['exact']:.4%}"
+        )
     typer.echo(f"targets met: {report['targets_met']}")
 
 
@@ -129,7 +131,9 @@ def capture(
     from traffic.live import capture_command
 
     captured = capture_command(iface, out, truth=truth, count=count, timeout_s=timeout)
-    typer.echo(f"captured {len(captured.frames)} packets -> {out} (kernel drops {captured.dropped})")
+    typer.echo(
+        f"captured {len(captured.frames)} packets -> {out} (kernel drops {captured.dropped})"
+    )
 
 
 @data_app.command("fetch")
@@ -145,4 +149,3 @@ def fetch(
     report = fetch_dataset(url or WUSTL_URL, target)
     typer.echo(f"verified dataset saved to {report.path}")
     typer.echo(f"use it with: export IOMT_DATASET={report.path}")
-

@@ -44,7 +44,8 @@ def run_figures(
     final = results["final"]
     rounds = results["rounds"] or [{}]
     spent = [
-        p["epsilon_total"] for p in results.get("privacy", {}).values()
+        p["epsilon_total"]
+        for p in results.get("privacy", {}).values()
         if p.get("epsilon_total") is not None
     ]
     poisoning = results.get("poisoning", {})
@@ -117,7 +118,9 @@ def write_markdown(rows: Sequence[Row], path: Path) -> Path:
 def write_csv(rows: Sequence[Row], path: Path) -> Path:
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["scenario", "seeds", *[f"{k}_{s}" for k, _ in COLUMNS for s in ("mean", "std")]])
+        writer.writerow(
+            ["scenario", "seeds", *[f"{k}_{s}" for k, _ in COLUMNS for s in ("mean", "std")]]
+        )
         for row in rows:
             values: list[Any] = []
             for key, _ in COLUMNS:
@@ -149,4 +152,3 @@ def write_plot(rows: Sequence[Row], path: Path) -> Path:
     ax.grid(axis="y", alpha=0.3)
     fig.savefig(path, dpi=120)
     return path
-

@@ -39,6 +39,7 @@ class FederatedData:
     x_test: np.ndarray
     y_test: np.ndarray
     rows: int
+    scaler: Standardiser
     synthetic: bool = False
 
     @property
@@ -72,9 +73,7 @@ def dataset_path(scenario: Scenario) -> tuple[Path, bool]:
     return path, True
 
 
-def split_and_partition(
-    scenario: Scenario, y: np.ndarray
-) -> tuple[list[np.ndarray], np.ndarray]:
+def split_and_partition(scenario: Scenario, y: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     """Row indices of each HMU's share and of the server's test split."""
     fed = scenario.federation
     rng = np.random.default_rng([scenario.seed, 0xDA7A])
@@ -87,7 +86,12 @@ def split_and_partition(
 
 
 def _scaled(
-    scenario: Scenario, path: Path, train: list[FlowTable], test: FlowTable, rows: int, synthetic: bool
+    scenario: Scenario,
+    path: Path,
+    train: list[FlowTable],
+    test: FlowTable,
+    rows: int,
+    synthetic: bool,
 ) -> FederatedData:
     scaler = Standardiser.pooled([Standardiser.fit(t.X) for t in train])
     return FederatedData(
@@ -98,6 +102,7 @@ def _scaled(
         x_test=scaler.transform(test.X),
         y_test=test.y,
         rows=rows,
+        scaler=scaler,
         synthetic=synthetic,
     )
 
@@ -107,6 +112,8 @@ def prepare_data(scenario: Scenario) -> FederatedData:
     source = scenario.traffic.source
     if source == "pcap":
         return _from_pcaps(scenario)
+    if source == "live":
+        source = "replay"  # the plan, test split and scaling a live HMU agrees with
     path, synthetic = dataset_path(scenario)
     raw = read_wustl_csv(path)
     table = flow_table(raw, scenario.data.keep_identifiers)
@@ -122,15 +129,47 @@ def prepare_data(scenario: Scenario) -> FederatedData:
 
     names = [f"hmu-{i + 1:02d}" for i in range(len(shares))] + ["test"]
     captures = build_captures(
-        path, [*shares, test_idx], cache_dir(scenario) / "captures",
-        SynthesisConfig(seed=scenario.seed), names,
+        path,
+        [*shares, test_idx],
+        cache_dir(scenario) / "captures",
+        SynthesisConfig(seed=scenario.seed),
+        names,
     )
     log.info(
-        "replay: %d pcaps in %s (%s)", len(captures.pcaps), captures.root,
+        "replay: %d pcaps in %s (%s)",
+        len(captures.pcaps),
+        captures.root,
         "cached" if captures.cache_hit else f"built in {captures.seconds:.1f} s",
     )
     tables = [PcapSource(p).load() for p in captures.pcaps]
     return _scaled(scenario, path, tables[:-1], tables[-1], len(table), synthetic)
+
+
+def capture_share(scenario: Scenario, data: FederatedData, out: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``traffic.source: live``: capture, label and scale this HMU's training rows.
+
+    Captures ``traffic.capture_s`` seconds on ``traffic.iface`` into ``out`` (a pcap),
+    labels the flows from ``traffic.truth`` and scales them with the plan's statistics,
+    so the HMU's model sees features on the same scale as everyone else's.
+    """
+    from traffic.live import LiveCapture
+    from traffic.source import PcapSource
+
+    traffic = scenario.traffic
+    if not traffic.iface or not traffic.truth:
+        raise DataError("traffic.source live needs traffic.iface and traffic.truth")
+    capture = LiveCapture(traffic.iface)
+    capture.start()
+    try:
+        capture.wait(traffic.capture_s)
+    finally:
+        captured = capture.stop()
+    if not len(captured):
+        raise DataError(f"no traffic captured on {traffic.iface} in {traffic.capture_s:g} s")
+    pcap = captured.save(out, traffic.truth, strict=False)
+    table = PcapSource(pcap, strict=False).load()
+    log.info("live: %d flows captured on %s", len(table), traffic.iface)
+    return data.scaler.transform(table.X), table.y
 
 
 def _from_pcaps(scenario: Scenario) -> FederatedData:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import multiprocessing
 import logging
+import multiprocessing
 import os
 import secrets
 import signal
@@ -33,6 +33,7 @@ from broker import BrokerHandle, client_kwargs, start_broker
 from fedlearn.model import init_weights
 from fedlearn.train import warm_up
 from hmu_agent.runner import HmuAgent, HmuOutcome, HmuSetup
+from iomt_testbed.errors import UsageError
 from monitoring.forwarder import ForwardLimits, MetricsForwarder
 from monitoring.resources import ResourceSampler
 from monitoring.sink import MetricsSink
@@ -250,6 +251,11 @@ async def launch(
 ) -> RunOutput:
     """Run ``scenario`` end to end and write its run directory."""
     started = time.monotonic()
+    if scenario.traffic.source == "live":
+        raise UsageError(
+            "traffic.source live is for `iomt hmu` capturing on its own interface in a "
+            "field trial; for a local run use traffic.source replay"
+        )
     run_id = make_run_id(scenario.name)
     data = await asyncio.to_thread(prepare_data, scenario)
     run_dir = prepare_run_dir(scenario, out_root, run_id)
@@ -267,7 +273,11 @@ async def launch(
                 sampler.cancel()
             metrics = await sink.aclose()
         results = build_results(
-            scenario, run_id, handle, data, outcome,
+            scenario,
+            run_id,
+            handle,
+            data,
+            outcome,
             mode="processes" if processes else "in-process",
             wall_time_s=time.monotonic() - started,
             hmus=hmu_report,
@@ -316,8 +326,15 @@ class _Run:
         kwargs = client_kwargs(self.handle, SERVER_ID)
         return ServerAgent(
             server_setup(
-                self.scenario, self.data, self.run_id, self.run_dir, kwargs, self.on_round,
-                self.enrolment, self.handle, self.sink,
+                self.scenario,
+                self.data,
+                self.run_id,
+                self.run_dir,
+                kwargs,
+                self.on_round,
+                self.enrolment,
+                self.handle,
+                self.sink,
             )
         )
 
@@ -453,11 +470,18 @@ def agent_command(
     broker_url: str | None = None,
 ) -> list[str]:
     cmd = [
-        sys.executable, "-m", "scenarios.cli", role,
-        "--scenario", str(scenario_file),
-        "--run-id", run_id,
-        "--broker-url", broker_url or handle.url,
-        "--credentials", str(creds),
+        sys.executable,
+        "-m",
+        "scenarios.cli",
+        role,
+        "--scenario",
+        str(scenario_file),
+        "--run-id",
+        run_id,
+        "--broker-url",
+        broker_url or handle.url,
+        "--credentials",
+        str(creds),
     ]
     if enrolment is not None:
         cmd += ["--enrolment", str(enrolment)]
@@ -480,8 +504,11 @@ async def _run_processes(run: _Run) -> tuple[ServerOutcome, dict[str, Any]]:
             proxy = run.eves.get(hmu)
             url = f"mqtt://{proxy.host}:{proxy.port}" if proxy is not None else None
             cmd = [
-                *agent_command("hmu", scenario_file, run.run_id, handle, creds, enrolment_file, url),
-                "--id", hmu,
+                *agent_command(
+                    "hmu", scenario_file, run.run_id, handle, creds, enrolment_file, url
+                ),
+                "--id",
+                hmu,
             ]
             with (logs / f"{hmu}.log").open("wb") as out:
                 procs[hmu] = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
@@ -491,7 +518,10 @@ async def _run_processes(run: _Run) -> tuple[ServerOutcome, dict[str, Any]]:
         for hmu, proc in procs.items():
             while proc.poll() is None and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-            report[hmu] = {"state": "done" if proc.returncode == 0 else "failed", "exit": proc.returncode}
+            report[hmu] = {
+                "state": "done" if proc.returncode == 0 else "failed",
+                "exit": proc.returncode,
+            }
         return outcome, report
     finally:
         for proc in procs.values():

@@ -104,8 +104,11 @@ class SweepProgress:
     def __enter__(self) -> SweepProgress:
         if self.console.is_terminal:
             self._progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), console=self.console,
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=self.console,
             )
             self._progress.__enter__()
             self._task = self._progress.add_task("compare", total=self.total)

@@ -9,11 +9,27 @@ from typing import Any
 
 RESULTS_FILE = "results.json"
 ROUND_FIELDS = (
-    "round", "selected", "received", "accuracy", "precision", "recall", "f1", "loss",
-    "duration_s", "bytes_up", "bytes_down",
+    "round",
+    "selected",
+    "received",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "loss",
+    "duration_s",
+    "bytes_up",
+    "bytes_down",
 )
 FINAL_FIELDS = (
-    "accuracy", "precision", "recall", "f1", "macro_f1", "fpr", "roc_auc", "detection_time_ms",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "macro_f1",
+    "fpr",
+    "roc_auc",
+    "detection_time_ms",
 )
 
 

@@ -75,7 +75,10 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
 
 
 def validate_scenario(
-    raw: dict[str, Any], *, source: str = "scenario", lines: dict[tuple[str, ...], int] | None = None
+    raw: dict[str, Any],
+    *,
+    source: str = "scenario",
+    lines: dict[tuple[str, ...], int] | None = None,
 ) -> Scenario:
     """Validate a parsed scenario mapping; every error is reported with its path."""
     try:

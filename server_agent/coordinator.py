@@ -234,7 +234,8 @@ class RoundCoordinator:
         if self.rekey_rounds and done and done % self.rekey_rounds == 0:
             self.keyed.clear()
         need = tuple(
-            h for h in self.hmus
+            h
+            for h in self.hmus
             if self.online[h] and h not in self.excluded and h not in self.keyed
         )
         if not need:

@@ -26,10 +26,10 @@ from fedlearn.attacks import assign_attacks
 from fedlearn.compression import decompress
 from fedlearn.config import FederationConfig
 from fedlearn.defence_config import AttackConfig, DefenceConfig, PrivacyConfig
-from fedlearn.resilience import detection_rates
-from fedlearn.strategy import build_aggregator
 from fedlearn.evaluate import Evaluation, evaluate
 from fedlearn.model import Weights, check_weights
+from fedlearn.resilience import detection_rates
+from fedlearn.strategy import build_aggregator
 from iomt_testbed.errors import (
     AuthenticationError,
     DecodeError,
@@ -48,10 +48,10 @@ from qkd_channel.session import SessionOutcome
 from qkd_channel.transport import unpack_detections
 from server_agent.coordinator import Aggregate, Finish, Invite, Phase, Rekey, RoundCoordinator
 from wire import topics
+from wire.aead import ReplayError
 from wire.bus import Bus, Delivery
 from wire.envelope import BROADCAST, Envelope, new_envelope
 from wire.frame import decode_frame, encode_frame
-from wire.aead import ReplayError
 from wire.link_cipher import LinkCipher
 from wire.messages import (
     DetectionRecord,
@@ -256,7 +256,9 @@ class ServerAgent:
         if delivery.topic.startswith("$SYS/"):
             self._observe_broker(delivery, now)
             return []
-        if s.forwarder is not None and delivery.topic.startswith(f"{topics.run_prefix(s.run_id)}/metrics/"):
+        if s.forwarder is not None and delivery.topic.startswith(
+            f"{topics.run_prefix(s.run_id)}/metrics/"
+        ):
             s.forwarder.handle(delivery.topic, delivery.payload)
             return []
         link = topics.qkd_link_of(delivery.topic, s.run_id)
@@ -303,8 +305,13 @@ class ServerAgent:
         for hmu in invite.hmus:
             link = self.links.get(hmu)
             env = new_envelope(
-                s.run_id, invite.round, topics.SERVER_ID, hmu, "train",
-                cipher=link.cipher if link else "none", key_id=link.key_id if link else "",
+                s.run_id,
+                invite.round,
+                topics.SERVER_ID,
+                hmu,
+                "train",
+                cipher=link.cipher if link else "none",
+                key_id=link.key_id if link else "",
             )
             try:
                 data = encode_frame(env, request, self.weights, seal=link.seal if link else None)
@@ -324,7 +331,9 @@ class ServerAgent:
             log.warning("round %d: no update arrived before the deadline", agg.round)
         result = await asyncio.to_thread(self.aggregator.aggregate, previous, updates, agg.round)
         self.weights = result.weights
-        attackers = sorted(set(assign_attacks(s.attacks, s.hmus, agg.round, s.seed)) & set(received))
+        attackers = sorted(
+            set(assign_attacks(s.attacks, s.hmus, agg.round, s.seed)) & set(received)
+        )
         evaluation = await asyncio.to_thread(self._evaluate, self.weights)
         env = new_envelope(s.run_id, agg.round, topics.SERVER_ID, BROADCAST, "global")
         # under QKD the weights leave the server only sealed, inside invitations
@@ -356,9 +365,14 @@ class ServerAgent:
             local, message = agg.updates[hmu]
             self._emit(
                 measurements.hmu_training(
-                    hmu, agg.round, loss=message.loss, samples=message.num_samples,
-                    train_s=message.train_seconds, update_norm=_distance(local, previous),
-                    trust=result.trust.get(hmu), flagged=hmu in result.flagged,
+                    hmu,
+                    agg.round,
+                    loss=message.loss,
+                    samples=message.num_samples,
+                    train_s=message.train_seconds,
+                    update_norm=_distance(local, previous),
+                    trust=result.trust.get(hmu),
+                    flagged=hmu in result.flagged,
                 )
             )
         if s.on_round is not None:
@@ -396,10 +410,14 @@ class ServerAgent:
         if frame.envelope.sender != topics.CHANNEL_ID or not isinstance(record, DetectionRecord):
             raise ProtocolViolation(f"{frame.envelope.sender!r} sent {record.type!r} as detections")
         if self.pending_sessions.get(hmu) != record.session_id:
-            raise ProtocolViolation(f"detections for {hmu} session {record.session_id}, not pending")
+            raise ProtocolViolation(
+                f"detections for {hmu} session {record.session_id}, not pending"
+            )
         assert self.qkd is not None
         detections = unpack_detections(frame.tensors, record.qubits)
-        bob = BobSession(self.qkd, self.setup.secrets[hmu], record.session_id, detections, self._rng)
+        bob = BobSession(
+            self.qkd, self.setup.secrets[hmu], record.session_id, detections, self._rng
+        )
         self.bobs[hmu] = bob
         frames = await asyncio.to_thread(bob.start)
         return await self._forward_key_frames(hmu, bob, frames, core)
@@ -423,7 +441,9 @@ class ServerAgent:
             self.keying_seconds.append(round(time.monotonic() - self._keying_started, 4))
         return await self._session_done(hmu, bob.outcome, core)
 
-    async def _session_done(self, hmu: str, outcome: SessionOutcome, core: RoundCoordinator) -> list[Any]:
+    async def _session_done(
+        self, hmu: str, outcome: SessionOutcome, core: RoundCoordinator
+    ) -> list[Any]:
         assert self.qkd is not None
         st = outcome.stats
         previous = self.qkd_report.get(hmu, {})
@@ -455,13 +475,17 @@ class ServerAgent:
             log.warning("the broker cannot revoke %s; its updates are ignored here", hmu)
         return core.exclude(hmu, now)
 
-    def _weights_of(self, agent: str, message: ModelUpdate, tensors: dict[str, np.ndarray]) -> Weights:
+    def _weights_of(
+        self, agent: str, message: ModelUpdate, tensors: dict[str, np.ndarray]
+    ) -> Weights:
         """The local weights an update stands for, checked against the model."""
         if message.encoding != "dense":
             try:
                 tensors = decompress(tensors, self.weights)
             except (ValueError, KeyError, IndexError) as exc:
-                raise DecodeError(f"{message.encoding} update from {agent} does not decode: {exc}") from None
+                raise DecodeError(
+                    f"{message.encoding} update from {agent} does not decode: {exc}"
+                ) from None
         try:
             check_weights(tensors, self.setup.initial_weights)
         except ValueError as exc:

@@ -49,8 +49,8 @@ IO_MODULES = ["asyncio", "aiomqtt", "paho", "subprocess", "influxdb_client", "sc
 @pytest.mark.parametrize("module", CORES)
 def test_core_imports_no_io_module(module):
     probe = (
-        "import sys, importlib; importlib.import_module(%r); "
-        "print(','.join(m for m in %r if m in sys.modules))" % (module, IO_MODULES)
+        f"import sys, importlib; importlib.import_module({module!r}); "
+        f"print(','.join(m for m in {IO_MODULES!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"{module} pulls in {out.stdout.strip()}"

@@ -33,9 +33,17 @@ class TrafficConfig(Strict):
     packets (scapy templates), write one pcap per HMU and one for the server's test
     split (cached under ``cache_dir`` by dataset hash and parameters), and measure the
     features back from the packets. ``pcap``: read ``hmu-NN.pcap`` and ``test.pcap``
-    (each with its ``.flows.jsonl`` ground truth) from ``pcap_dir``.
+    (each with its ``.flows.jsonl`` ground truth) from ``pcap_dir``. ``live`` (a
+    standalone ``iomt hmu`` in a field trial): the HMU captures ``capture_s`` seconds
+    of traffic on ``iface`` and trains on the flows it measured, labelled by
+    ``truth``, the ground-truth sidecar of the capture being replayed to it
+    (``iomt traffic replay``); the server's test split and the scaling statistics
+    are those of ``replay``.
     """
 
-    source: Literal["csv", "replay", "pcap"] = "csv"
+    source: Literal["csv", "replay", "pcap", "live"] = "csv"
     cache_dir: str | None = Field(None, description="default: $XDG_CACHE_HOME/iomt-testbed")
     pcap_dir: str | None = None
+    iface: str | None = Field(None, description="live: the interface the HMU captures on")
+    capture_s: float = Field(60.0, gt=0, description="live: seconds of traffic to capture")
+    truth: str | None = Field(None, description="live: sidecar (.flows.jsonl) of the replay")

@@ -161,9 +161,7 @@ class Opener:
         (counter,) = _COUNTER.unpack_from(sealed)
         self._window.check(counter)
         try:
-            plaintext = self._aead.decrypt(
-                _nonce(counter), sealed[COUNTER_BYTES:], associated_data
-            )
+            plaintext = self._aead.decrypt(_nonce(counter), sealed[COUNTER_BYTES:], associated_data)
         except InvalidTag as exc:
             raise AuthenticationError(
                 "AEAD tag does not verify: tampered payload or envelope, or wrong key"
@@ -226,11 +224,7 @@ def _xor(data: bytes, pad: bytes) -> bytes:
 
 def _mac_input(associated_data: bytes, ciphertext: bytes) -> bytes:
     # the lengths at the end make the split between the two parts unambiguous
-    return (
-        associated_data
-        + ciphertext
-        + struct.pack("<QQ", len(associated_data), len(ciphertext))
-    )
+    return associated_data + ciphertext + struct.pack("<QQ", len(associated_data), len(ciphertext))
 
 
 class OtpSealer:

@@ -55,7 +55,9 @@ class Bus:
             await client.__aenter__()
         except aiomqtt.MqttError as exc:
             where = f"{self._kwargs.get('hostname')}:{self._kwargs.get('port')}"
-            raise BrokerError(f"{self.agent_id} cannot connect to the broker at {where}: {exc}") from exc
+            raise BrokerError(
+                f"{self.agent_id} cannot connect to the broker at {where}: {exc}"
+            ) from exc
         self._client = client
         self._messages = client.messages.__aiter__()
         return self
@@ -79,7 +81,9 @@ class Bus:
             raise BrokerError(f"{self.agent_id} is not connected")
         return self._client
 
-    async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+    async def publish(
+        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+    ) -> None:
         try:
             await self.client.publish(topic, payload, qos=qos, retain=retain)
         except aiomqtt.MqttError as exc:

@@ -31,7 +31,9 @@ class LinkCipher:
             self._opener: Opener | OtpOpener = Opener(receive)
         else:
             up_pool, down_pool = otp_pools(qkd_key)
-            send_pool, receive_pool = (up_pool, down_pool) if role == "hmu" else (down_pool, up_pool)
+            send_pool, receive_pool = (
+                (up_pool, down_pool) if role == "hmu" else (down_pool, up_pool)
+            )
             self._sealer = OtpSealer(send_pool)
             self._opener = OtpOpener(receive_pool)
 

@@ -25,9 +25,7 @@ _PART = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 def check_part(value: str, what: str = "topic part") -> str:
     """Return ``value`` if it is a safe topic level (no wildcards, no slashes)."""
     if not isinstance(value, str) or not _PART.match(value):
-        raise ValueError(
-            f"{what} {value!r} must be 1-64 characters of a-z, 0-9, '-' or '_'"
-        )
+        raise ValueError(f"{what} {value!r} must be 1-64 characters of a-z, 0-9, '-' or '_'")
     return value
 
 

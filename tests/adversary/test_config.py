@@ -14,8 +14,13 @@ def test_defaults_are_off_and_sign_flip_scaling():
 
 def test_a_full_section_validates():
     config = MitmConfig.model_validate(
-        {"enabled": True, "hmus": ["hmu-01", "hmu-03"], "action": "noise",
-         "noise_std": 0.3, "on_sealed": "drop"}
+        {
+            "enabled": True,
+            "hmus": ["hmu-01", "hmu-03"],
+            "action": "noise",
+            "noise_std": 0.3,
+            "on_sealed": "drop",
+        }
     )
     assert config.hmus == ["hmu-01", "hmu-03"] and config.on_sealed == "drop"
 

@@ -36,8 +36,13 @@ BROKER = BrokerConfig(kind="mosquitto", persistence=False)
 
 def update_frame(tensors: dict[str, np.ndarray], link: LinkCipher | None = None) -> bytes:
     env = new_envelope(
-        RUN, 1, "hmu-01", topics.SERVER_ID, "update",
-        cipher=link.cipher if link else "none", key_id=link.key_id if link else "",
+        RUN,
+        1,
+        "hmu-01",
+        topics.SERVER_ID,
+        "update",
+        cipher=link.cipher if link else "none",
+        key_id=link.key_id if link else "",
     )
     msg = ModelUpdate(num_samples=500, loss=0.3, train_seconds=0.1, tensors=[])
     return encode_frame(env, msg, tensors, seal=link.seal if link else None)

@@ -37,8 +37,13 @@ def weights(seed=0):
 
 def update_frame(tensors, *, link=None, num_samples=321):
     env = new_envelope(
-        RUN, 3, "hmu-01", topics.SERVER_ID, "update",
-        cipher=link.cipher if link else "none", key_id=link.key_id if link else "",
+        RUN,
+        3,
+        "hmu-01",
+        topics.SERVER_ID,
+        "update",
+        cipher=link.cipher if link else "none",
+        key_id=link.key_id if link else "",
     )
     msg = ModelUpdate(num_samples=num_samples, loss=0.25, train_seconds=1.5, tensors=[])
     return encode_frame(env, msg, tensors, seal=link.seal if link else None)
@@ -51,8 +56,13 @@ def env_bytes(frame: bytes) -> bytes:
 def test_update_topics_are_recognised_for_any_run():
     assert is_update_topic(TOPIC)
     assert is_update_topic(topics.update("other", "hmu-20"))
-    for topic in (topics.inbox(RUN, "hmu-01"), topics.status(RUN, "hmu-01"),
-                  topics.global_model(RUN), "iomt/run-1/hmu/hmu-01/update/x", "x/r/hmu/h/update"):
+    for topic in (
+        topics.inbox(RUN, "hmu-01"),
+        topics.status(RUN, "hmu-01"),
+        topics.global_model(RUN),
+        "iomt/run-1/hmu/hmu-01/update/x",
+        "x/r/hmu/h/update",
+    ):
         assert not is_update_topic(topic)
 
 

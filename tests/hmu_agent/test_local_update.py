@@ -35,15 +35,21 @@ def test_sign_flip_attack_reverses_and_scales_the_update(data):
     w, x, y = data
     honest = local_update(w, x, y, CFG, seed=1)
     attack = AttackEntry(kind="sign-flip", scale=10.0)
-    evil = local_update(w, x, y, CFG, seed=1, attack=attack, privacy=PrivacyConfig(mechanism="laplace"))
+    evil = local_update(
+        w, x, y, CFG, seed=1, attack=attack, privacy=PrivacyConfig(mechanism="laplace")
+    )
     for k in w:  # no DP noise on the attacker's update: exactly -10 x the honest step
-        np.testing.assert_allclose(evil.tensors[k] - w[k], -10 * (honest.tensors[k] - w[k]), atol=1e-5)
+        np.testing.assert_allclose(
+            evil.tensors[k] - w[k], -10 * (honest.tensors[k] - w[k]), atol=1e-5
+        )
 
 
 def test_privacy_noise_is_added_only_by_honest_hmus(data):
     w, x, y = data
     plain = local_update(w, x, y, CFG, seed=1)
-    noisy = local_update(w, x, y, CFG, seed=1, privacy=PrivacyConfig(mechanism="gaussian", epsilon=1.0))
+    noisy = local_update(
+        w, x, y, CFG, seed=1, privacy=PrivacyConfig(mechanism="gaussian", epsilon=1.0)
+    )
     assert norm(noisy.tensors, plain.tensors) > 0.01
 
 

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from broker import client_kwargs, start_broker
-from scenarios.data_plan import prepare_data
 from fedlearn.train import warm_up
 from hmu_agent.runner import HmuAgent
+from scenarios.data_plan import prepare_data
 from scenarios.launcher import agent_command, hmu_ids, hmu_setup, server_setup, write_credentials
 from scenarios.schema import scenario_yaml, validate_scenario
 from server_agent.runner import ServerAgent
@@ -32,8 +32,13 @@ def scenario_for(dataset: Path, **federation):
     fed = {"hmus": 3, "clients_per_round": 3, "rounds": 2, "round_deadline_s": 4.0}
     fed.update(federation)
     return validate_scenario(
-        {"name": "failures", "seed": 5, "federation": fed, "training": {"epochs": 1},
-         "data": {"dataset": str(dataset)}}
+        {
+            "name": "failures",
+            "seed": 5,
+            "federation": fed,
+            "training": {"epochs": 1},
+            "data": {"dataset": str(dataset)},
+        }
     )
 
 
@@ -64,7 +69,9 @@ async def test_hung_then_killed_hmu_does_not_hang_the_run(tmp_path: Path, datase
         try:
             for h in hmus:
                 cmd = [*agent_command("hmu", scenario_file, run_id, handle, creds), "--id", h]
-                procs[h] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                procs[h] = subprocess.Popen(
+                    cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
             await wait_online(handle, run_id, set(hmus))
             os.kill(procs["hmu-03"].pid, signal.SIGSTOP)  # hung: connected, silent
 
@@ -73,8 +80,12 @@ async def test_hung_then_killed_hmu_does_not_hang_the_run(tmp_path: Path, datase
                     procs["hmu-03"].kill()  # and now dead: the broker sends its last will
 
             setup = server_setup(
-                scenario, data, run_id, tmp_path,
-                client_kwargs(handle, topics.SERVER_ID), kill_after_first_round,
+                scenario,
+                data,
+                run_id,
+                tmp_path,
+                client_kwargs(handle, topics.SERVER_ID),
+                kill_after_first_round,
             )
             started = time.monotonic()
             outcome = await ServerAgent(setup).run()
@@ -93,19 +104,29 @@ async def test_hung_then_killed_hmu_does_not_hang_the_run(tmp_path: Path, datase
 
 async def test_garbage_and_forged_updates_are_counted_not_fatal(tmp_path: Path, dataset_path: Path):
     """hmu-02 answers its invitation with junk, a forged sender and a wrong-shape model."""
-    scenario = scenario_for(dataset_path, hmus=2, clients_per_round=2, rounds=1, round_deadline_s=8.0)
+    scenario = scenario_for(
+        dataset_path, hmus=2, clients_per_round=2, rounds=1, round_deadline_s=8.0
+    )
     run_id = "garbage"
     data = prepare_data(scenario)
     warm_up()
     async with start_broker(scenario.broker, tmp_path, run_id, hmu_ids(scenario)) as handle:
-        good = HmuAgent(hmu_setup(scenario, data, run_id, "hmu-01", client_kwargs(handle, "hmu-01")))
+        good = HmuAgent(
+            hmu_setup(scenario, data, run_id, "hmu-01", client_kwargs(handle, "hmu-01"))
+        )
         good_task = asyncio.create_task(good.run())
         async with aiomqtt.Client(**client_kwargs(handle, "hmu-02")) as bad:
             await bad.subscribe(topics.inbox(run_id, "hmu-02"), qos=1)
             env = new_envelope(run_id, 0, "hmu-02", "*", "status")
-            await bad.publish(topics.status(run_id, "hmu-02"),
-                              encode_frame(env, Status(role="hmu", state="online")), qos=1, retain=True)
-            setup = server_setup(scenario, data, run_id, tmp_path, client_kwargs(handle, topics.SERVER_ID), None)
+            await bad.publish(
+                topics.status(run_id, "hmu-02"),
+                encode_frame(env, Status(role="hmu", state="online")),
+                qos=1,
+                retain=True,
+            )
+            setup = server_setup(
+                scenario, data, run_id, tmp_path, client_kwargs(handle, topics.SERVER_ID), None
+            )
             server = asyncio.create_task(ServerAgent(setup).run())
             async with asyncio.timeout(30):
                 invite = decode_frame((await anext(bad.messages)).payload)

@@ -59,7 +59,9 @@ async def delivered(handle, run_id: str, sender: str, payload: bytes, wait_s: fl
     return False
 
 
-async def test_eavesdropped_hmu_is_isolated_and_the_rest_train_sealed(tmp_path: Path, dataset_path: Path):
+async def test_eavesdropped_hmu_is_isolated_and_the_rest_train_sealed(
+    tmp_path: Path, dataset_path: Path
+):
     scenario = qkd_scenario(dataset_path)
     run_id = "qkd-it"
     hmus = hmu_ids(scenario)
@@ -69,11 +71,15 @@ async def test_eavesdropped_hmu_is_isolated_and_the_rest_train_sealed(tmp_path: 
     captured: list[bytes] = []
     async with start_broker(scenario.broker, tmp_path, run_id, hmus) as handle:
         channel = asyncio.create_task(
-            ChannelAgent(channel_setup(scenario, run_id, client_kwargs(handle, topics.CHANNEL_ID))).run()
+            ChannelAgent(
+                channel_setup(scenario, run_id, client_kwargs(handle, topics.CHANNEL_ID))
+            ).run()
         )
         agents = [
             asyncio.create_task(
-                HmuAgent(hmu_setup(scenario, data, run_id, h, client_kwargs(handle, h), enrolment[h])).run()
+                HmuAgent(
+                    hmu_setup(scenario, data, run_id, h, client_kwargs(handle, h), enrolment[h])
+                ).run()
             )
             for h in hmus
         ]
@@ -97,8 +103,14 @@ async def test_eavesdropped_hmu_is_isolated_and_the_rest_train_sealed(tmp_path: 
 
         spy_task = asyncio.create_task(replay_and_tamper())
         setup = server_setup(
-            scenario, data, run_id, tmp_path, client_kwargs(handle, topics.SERVER_ID), None,
-            enrolment, handle,
+            scenario,
+            data,
+            run_id,
+            tmp_path,
+            client_kwargs(handle, topics.SERVER_ID),
+            None,
+            enrolment,
+            handle,
         )
         outcome = await asyncio.wait_for(ServerAgent(setup).run(), timeout=120)
         await asyncio.wait_for(asyncio.gather(*agents, channel), timeout=15)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -97,7 +95,9 @@ def test_cli_run_with_separate_processes(tiny: Path, tmp_path: Path) -> None:
     assert all(h["state"] == "done" for h in results["hmus"].values())
     # the server forwarded what the HMU processes measured of themselves
     lines = (run_dir / "metrics.lp").read_text().splitlines()
-    forwarded = {line.split(",hmu=")[1].split(",")[0] for line in lines if line.startswith("resources,")}
+    forwarded = {
+        line.split(",hmu=")[1].split(",")[0] for line in lines if line.startswith("resources,")
+    }
     assert {"hmu-01", "hmu-02", "hmu-03"} <= forwarded
 
 

@@ -57,8 +57,15 @@ def test_qkd_link_from_the_servers_session_report() -> None:
               "sessions": 3}  # fmt: skip
     point = m.qkd_link_from_report("hmu-04", report, qber_threshold=0.11, time_ns=9)
     assert point.tags == {"hmu": "hmu-04"} and point.time_ns == 9
-    assert point.fields == {"qber": 0.031, "qber_upper": 0.052, "qber_threshold": 0.11,
-                            "conclusive_rate": 0.24, "key_bits": 256, "status": 1, "rekeys": 2}
+    assert point.fields == {
+        "qber": 0.031,
+        "qber_upper": 0.052,
+        "qber_threshold": 0.11,
+        "conclusive_rate": 0.24,
+        "key_bits": 256,
+        "status": 1,
+        "rekeys": 2,
+    }
     aborted = m.qkd_link_from_report("hmu-05", {"qber": None, "status": "isolated", "sessions": 1})
     assert aborted.fields == {"status": m.QKD_STATUS["isolated"], "rekeys": 0}
 

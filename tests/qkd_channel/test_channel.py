@@ -79,5 +79,11 @@ def test_bad_link_and_backend_are_refused():
     with pytest.raises(QkdError, match="detector_efficiency"):
         LinkParams(detector_efficiency=0.0)
     with pytest.raises(QkdError, match="backend"):
-        run_link(np.zeros(4, np.uint8), NOISY, None, np.random.default_rng(0),
-                 np.random.default_rng(1), backend="cirq")
+        run_link(
+            np.zeros(4, np.uint8),
+            NOISY,
+            None,
+            np.random.default_rng(0),
+            np.random.default_rng(1),
+            backend="cirq",
+        )

@@ -23,4 +23,3 @@ def test_cores_import_no_io_and_no_qiskit():
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"QKD cores pull in {out.stdout.strip()}"
-

@@ -9,8 +9,15 @@ def test_honest_simulation_keys_and_values():
     result = simulate(2**17, seed=1)
     assert tuple(result) == RESULT_KEYS
     assert set(result) == {
-        "qubits", "conclusive_rate", "qber", "qber_upper", "sifted_bits",
-        "leaked_bits", "final_key_bits", "aborted", "reason",
+        "qubits",
+        "conclusive_rate",
+        "qber",
+        "qber_upper",
+        "sifted_bits",
+        "leaked_bits",
+        "final_key_bits",
+        "aborted",
+        "reason",
     }
     assert result["qubits"] == 2**17 and not result["aborted"] and result["reason"] is None
     assert 0 < result["qber"] <= result["qber_upper"] < 0.03

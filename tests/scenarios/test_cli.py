@@ -21,15 +21,30 @@ def test_qkd_simulate_prints_the_documented_keys():
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert set(out) == {
-        "qubits", "conclusive_rate", "qber", "qber_upper", "sifted_bits", "leaked_bits",
-        "final_key_bits", "aborted", "reason",
+        "qubits",
+        "conclusive_rate",
+        "qber",
+        "qber_upper",
+        "sifted_bits",
+        "leaked_bits",
+        "final_key_bits",
+        "aborted",
+        "reason",
     }
     assert out["qubits"] == 200000 and not out["aborted"] and out["final_key_bits"] > 256
 
 
 def test_qkd_simulate_with_eve_aborts_as_a_result_not_an_error():
     result = run(
-        "qkd", "simulate", "--qubits", "100000", "--seed", "3", "--eve", "intercept-resend", "--json"
+        "qkd",
+        "simulate",
+        "--qubits",
+        "100000",
+        "--seed",
+        "3",
+        "--eve",
+        "intercept-resend",
+        "--json",
     )
     assert result.exit_code == 0
     out = json.loads(result.stdout)
@@ -52,8 +67,16 @@ def test_traffic_fidelity_json_meets_targets(dataset_path: Path):
 
 def test_traffic_build_then_features(dataset_path: Path, tmp_path: Path):
     result = run(
-        "traffic", "build", "--dataset", str(dataset_path), "--hmus", "2",
-        "--partition", "time", "--out", str(tmp_path),
+        "traffic",
+        "build",
+        "--dataset",
+        str(dataset_path),
+        "--hmus",
+        "2",
+        "--partition",
+        "time",
+        "--out",
+        str(tmp_path),
     )
     assert result.exit_code == 0, result.output
     (pcap,) = tmp_path.glob("*/hmu-02.pcap")

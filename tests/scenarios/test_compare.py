@@ -10,12 +10,24 @@ from scenarios.compare import run_figures, summarise, write_csv, write_markdown,
 def results(acc, eps=None, tp=0, fn=0, fp=0, tn=5):
     privacy = {"hmu-01": {"epsilon_total": eps}} if eps is not None else {}
     return {
-        "final": {"accuracy": acc, "precision": 0.5, "recall": 0.4, "f1": 0.44,
-                  "macro_f1": 0.7, "detection_time_ms": 0.01},
+        "final": {
+            "accuracy": acc,
+            "precision": 0.5,
+            "recall": 0.4,
+            "f1": 0.44,
+            "macro_f1": 0.7,
+            "detection_time_ms": 0.01,
+        },
         "rounds": [{"bytes_up": 100, "bytes_down": 300}, {"bytes_up": 200, "bytes_down": 400}],
         "privacy": privacy,
-        "poisoning": {"tp": tp, "fn": fn, "fp": fp, "tn": tn,
-                      "tpr": tp / (tp + fn) if tp + fn else 0.0, "fpr": fp / (fp + tn)},
+        "poisoning": {
+            "tp": tp,
+            "fn": fn,
+            "fp": fp,
+            "tn": tn,
+            "tpr": tp / (tp + fn) if tp + fn else 0.0,
+            "fpr": fp / (fp + tn),
+        },
     }
 
 

@@ -59,4 +59,6 @@ def test_bad_yaml_and_missing_file_are_one_line_errors(tmp_path):
     assert "no such scenario" in str(
         pytest.raises(ScenarioError, load_scenario, tmp_path / "nope.yaml").value
     )
-    assert "mapping" in str(pytest.raises(ScenarioError, load_scenario, write(tmp_path, "- 1\n")).value)
+    assert "mapping" in str(
+        pytest.raises(ScenarioError, load_scenario, write(tmp_path, "- 1\n")).value
+    )

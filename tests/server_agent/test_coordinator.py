@@ -56,7 +56,7 @@ def test_round_closes_when_all_selected_answer_then_finishes():
     (invite2,) = core.round_done(1, 3.0)
     assert invite2.round == 2
     for h in invite2.hmus:
-        actions = core.update_arrived(h, 2, "u", 4.0)
+        core.update_arrived(h, 2, "u", 4.0)
     (finish,) = core.round_done(2, 5.0)
     assert isinstance(finish, Finish) and finish.completed
     assert core.phase is Phase.FINISHED

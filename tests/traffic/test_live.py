@@ -14,6 +14,7 @@ import select
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fedlearn.scaling import Standardiser
 from iomt_testbed.errors import DataError, UsageError
 from traffic.captures import BuildReport, build_capture
 from traffic.dataset import FEATURE_COLUMNS, RawTable
@@ -333,3 +335,51 @@ def test_capture_command_writes_what_it_caught(tmp_path):
     captured = capture_command("lo", out, timeout_s=0.2, bpf="tcp port 1")
     assert out.is_file() and captured.dropped == 0
     assert len(read_frames(out)[1]) == len(captured)
+
+
+LIVE_SHARE = """
+import sys
+import numpy as np
+from scenarios.data_plan import capture_share, prepare_data
+from scenarios.schema import validate_scenario
+dataset, iface, truth, out, cache = sys.argv[1:]
+traffic = {"source": "live", "iface": iface, "capture_s": 8, "truth": truth, "cache_dir": cache}
+scenario = validate_scenario({
+    "name": "live", "federation": {"hmus": 2, "clients_per_round": 2},
+    "data": {"dataset": dataset, "limit": 2000}, "traffic": traffic,
+})
+data = prepare_data(scenario)
+print("ready", flush=True)
+x, y = capture_share(scenario, data, out)
+np.savez(out + ".npz", x=x, y=y, mean=data.scaler.mean, std=data.scaler.std)
+"""
+
+
+def test_a_live_hmu_trains_on_what_it_captured(
+    netns: NetnsPair, flows50: BuildReport, dataset_path: Path, tmp_path
+):
+    """``traffic.source: live``: an HMU's rows are the flows it sniffed, labelled and
+    scaled exactly like the replayed capture's (sizes and counts compared exactly)."""
+    out = tmp_path / "hmu.pcap"
+    hmu = _in_netns(netns.b, LIVE_SHARE, dataset_path, netns.iface_b, flows50.truth, out,
+                    tmp_path / "cache")  # fmt: skip
+    replay = None
+    try:
+        assert _ready(hmu, 60), hmu.stderr.read() if hmu.poll() is not None else ""
+        time.sleep(1.0)  # the capture opens right after "ready"
+        replay = _in_netns(netns.a, REPLAY, flows50.pcap, netns.iface_a, 1.0, "", "auto")
+        _, err = replay.communicate(timeout=30)
+        assert replay.returncode == 0, err
+        _, err = hmu.communicate(timeout=60)
+        assert hmu.returncode == 0, err
+    finally:
+        for proc in (hmu, replay):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    got = np.load(str(out) + ".npz")
+    offline = PcapSource(flows50.pcap).load()
+    assert got["y"].tolist() == offline.y.tolist()
+    exact = [FEATURE_COLUMNS.index(c) for c in EXACT]
+    scaled = Standardiser(got["mean"], got["std"], 1).transform(offline.X)
+    np.testing.assert_allclose(got["x"][:, exact], scaled[:, exact], rtol=1e-5, atol=1e-5)
