@@ -21,6 +21,7 @@ CORES = [
     "qkd_channel.alice",
     "qkd_channel.bob",
     "qkd_channel.driver",
+    "qkd_channel.simulation",
     "qkd_channel.config",
     "qkd_channel.transport",
     "wire.aead",
@@ -38,12 +39,25 @@ CORES = [
     "monitoring.config",
     "monitoring.forwarder",
     "monitoring.broker_stats",
+    "adversary",
     "adversary.mqtt_codec",
     "adversary.policy",
     "adversary.config",
     "hmu_agent.local_update",
 ]
-IO_MODULES = ["asyncio", "aiomqtt", "paho", "subprocess", "influxdb_client", "scapy"]
+# I/O, and the heavy optional parts that only their own edges may load
+IO_MODULES = [
+    "asyncio",
+    "aiomqtt",
+    "paho",
+    "subprocess",
+    "influxdb_client",
+    "scapy",
+    "qiskit",
+    "qiskit_aer",
+    "psutil",
+    "matplotlib",
+]
 
 
 @pytest.mark.parametrize("module", CORES)
