@@ -145,7 +145,9 @@ def prepare_data(scenario: Scenario) -> FederatedData:
     return _scaled(scenario, path, tables[:-1], tables[-1], len(table), synthetic)
 
 
-def capture_share(scenario: Scenario, data: FederatedData, out: Path) -> tuple[np.ndarray, np.ndarray]:
+def capture_share(
+    scenario: Scenario, data: FederatedData, out: Path
+) -> tuple[np.ndarray, np.ndarray]:
     """``traffic.source: live``: capture, label and scale this HMU's training rows.
 
     Captures ``traffic.capture_s`` seconds on ``traffic.iface`` into ``out`` (a pcap),

@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import os
-import secrets
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -42,21 +41,16 @@ from monitoring import measurements
 from monitoring.broker_stats import SYS_FILTER, BrokerStats
 from monitoring.forwarder import MetricsForwarder
 from monitoring.point import Point
-from qkd_channel.bob import BobSession
 from qkd_channel.config import QkdConfig
-from qkd_channel.session import SessionOutcome
-from qkd_channel.transport import unpack_detections
 from server_agent.coordinator import Aggregate, Finish, Invite, Phase, Rekey, RoundCoordinator
+from server_agent.keying import ServerKeying
 from wire import topics
 from wire.aead import ReplayError
 from wire.bus import Bus, Delivery
-from wire.envelope import BROADCAST, Envelope, new_envelope
+from wire.envelope import BROADCAST, new_envelope
 from wire.frame import decode_frame, encode_frame
-from wire.link_cipher import LinkCipher
 from wire.messages import (
-    DetectionRecord,
     GlobalModel,
-    KeyRequest,
     ModelUpdate,
     RunComplete,
     Status,
@@ -135,14 +129,8 @@ class ServerAgent:
         missing = [h for h in setup.hmus if self.qkd is not None and not setup.secrets.get(h)]
         if missing:
             raise QkdError(f"QKD needs an enrolment secret for {', '.join(missing)}")
-        self.links: dict[str, LinkCipher] = {}
-        self.bobs: dict[str, BobSession] = {}
-        self.pending_sessions: dict[str, str] = {}
-        self.qkd_report: dict[str, dict[str, Any]] = {}
         self.isolated: list[str] = []
-        self.keying_seconds: list[float] = []
-        self._keying_started = 0.0
-        self._rng = np.random.default_rng([setup.seed, 0xB0B])
+        self.keying: ServerKeying | None = None
         self._emit = setup.emit or (lambda point: None)
         self._broker_stats = BrokerStats()
         self.aggregator = build_aggregator(setup.defence)
@@ -167,6 +155,9 @@ class ServerAgent:
         status_topic = topics.status(s.run_id, topics.SERVER_ID)
         async with Bus(s.client_kwargs, will=(status_topic, self._status("offline"))) as bus:
             self.bus = bus
+            if self.qkd is not None:
+                rng = np.random.default_rng([s.seed, 0xB0B])
+                self.keying = ServerKeying(self.qkd, s.secrets, s.run_id, rng, bus.publish)
             await bus.subscribe(topics.status_filter(s.run_id), topics.update_filter(s.run_id))
             if s.emit is not None:
                 await bus.subscribe(SYS_FILTER, qos=0)
@@ -192,9 +183,9 @@ class ServerAgent:
             final=final.as_dict(),
             weights=self.weights,
             rejected=dict(self.rejected),
-            qkd=self.qkd_report,
+            qkd=self.keying.report if self.keying else {},
             isolated=self.isolated,
-            keying_seconds=self.keying_seconds,
+            keying_seconds=self.keying.keying_seconds if self.keying else [],
             poisoning=self._poisoning(),
             privacy=self._privacy(),
         )
@@ -262,13 +253,10 @@ class ServerAgent:
             s.forwarder.handle(delivery.topic, delivery.payload)
             return []
         link = topics.qkd_link_of(delivery.topic, s.run_id)
-        if link is not None and self.qkd is not None:
-            hmu, leg = link
-            if leg == "classical/hmu":
-                return await self._on_key_frame(hmu, delivery.payload, core)
-            return await self._on_detections(hmu, delivery.payload, core)
+        if link is not None and self.keying is not None:
+            return await self._on_key_traffic(*link, delivery.payload, core)
         agent = topics.agent_of(delivery.topic, s.run_id)
-        frame = decode_frame(delivery.payload, open_=self._open)
+        frame = decode_frame(delivery.payload, open_=self.keying.open if self.keying else None)
         env = frame.envelope
         if agent is None or env.sender != agent or env.run_id != s.run_id:
             raise ProtocolViolation(f"{env.sender!r} wrote on {delivery.topic}")
@@ -290,7 +278,9 @@ class ServerAgent:
             await self._invite(action)
             return []
         if isinstance(action, Rekey):
-            await self._rekey(action)
+            assert self.keying is not None
+            await self.keying.rekey(action.hmus, self.core.completed_rounds)
+            log.info("key sessions started with %s", ", ".join(action.hmus))
             return []
         if isinstance(action, Aggregate):
             await self._aggregate(action)
@@ -303,7 +293,7 @@ class ServerAgent:
         self._round_started = time.monotonic()
         request = TrainRequest(deadline_s=invite.deadline_s, tensors=[])
         for hmu in invite.hmus:
-            link = self.links.get(hmu)
+            link = self.keying.links.get(hmu) if self.keying else None
             env = new_envelope(
                 s.run_id,
                 invite.round,
@@ -380,96 +370,28 @@ class ServerAgent:
 
     # -- key distribution -------------------------------------------------------
 
-    def _open(self, envelope: Envelope, sealed: bytes, associated_data: bytes) -> bytes:
-        link = self.links.get(envelope.sender)
-        if link is None:
-            raise ProtocolViolation(f"sealed frame from {envelope.sender!r}, which holds no key")
-        return link.open(envelope, sealed, associated_data)
-
-    async def _rekey(self, rekey: Rekey) -> None:
-        """Ask each HMU to start a fresh B92 session; its old key is retired."""
-        s = self.setup
-        assert self.qkd is not None
-        self._keying_started = time.monotonic()
-        qubits = self.qkd.planned_qubits()
-        round_ = self.core.completed_rounds
-        for hmu in rekey.hmus:
-            self.links.pop(hmu, None)
-            session_id = secrets.token_hex(8)
-            self.pending_sessions[hmu] = session_id
-            self.bobs.pop(hmu, None)
-            env = new_envelope(s.run_id, round_, topics.SERVER_ID, hmu, "key-request")
-            request = KeyRequest(session_id=session_id, qubits=qubits)
-            await self.bus.publish(topics.inbox(s.run_id, hmu), encode_frame(env, request))
-        log.info("key sessions started with %s", ", ".join(rekey.hmus))
-
-    async def _on_detections(self, hmu: str, payload: bytes, core: RoundCoordinator) -> list[Any]:
-        """The detector's record of an HMU's qubits: start the server's side of the session."""
-        frame = decode_frame(payload)
-        record = frame.message
-        if frame.envelope.sender != topics.CHANNEL_ID or not isinstance(record, DetectionRecord):
-            raise ProtocolViolation(f"{frame.envelope.sender!r} sent {record.type!r} as detections")
-        if self.pending_sessions.get(hmu) != record.session_id:
-            raise ProtocolViolation(
-                f"detections for {hmu} session {record.session_id}, not pending"
-            )
-        assert self.qkd is not None
-        detections = unpack_detections(frame.tensors, record.qubits)
-        bob = BobSession(
-            self.qkd, self.setup.secrets[hmu], record.session_id, detections, self._rng
-        )
-        self.bobs[hmu] = bob
-        frames = await asyncio.to_thread(bob.start)
-        return await self._forward_key_frames(hmu, bob, frames, core)
-
-    async def _on_key_frame(self, hmu: str, payload: bytes, core: RoundCoordinator) -> list[Any]:
-        bob = self.bobs.get(hmu)
-        if bob is None or bob.finished:
-            raise ProtocolViolation(f"post-processing frame from {hmu} outside a session")
-        frames = await asyncio.to_thread(bob.receive, payload)
-        return await self._forward_key_frames(hmu, bob, frames, core)
-
-    async def _forward_key_frames(
-        self, hmu: str, bob: BobSession, frames: list[bytes], core: RoundCoordinator
+    async def _on_key_traffic(
+        self, hmu: str, leg: str, payload: bytes, core: RoundCoordinator
     ) -> list[Any]:
-        for out in frames:
-            await self.bus.publish(topics.classical(self.setup.run_id, hmu, "server"), out)
-        if bob.outcome is None:
+        """Detections or a post-processing frame; a finished session keys or isolates."""
+        assert self.keying is not None
+        if leg == "classical/hmu":
+            outcome = await self.keying.on_key_frame(hmu, payload)
+        else:
+            outcome = await self.keying.on_detections(hmu, payload)
+        if outcome is None:
             return []
-        self.pending_sessions.pop(hmu, None)
-        if not self.pending_sessions:
-            self.keying_seconds.append(round(time.monotonic() - self._keying_started, 4))
-        return await self._session_done(hmu, bob.outcome, core)
-
-    async def _session_done(
-        self, hmu: str, outcome: SessionOutcome, core: RoundCoordinator
-    ) -> list[Any]:
-        assert self.qkd is not None
-        st = outcome.stats
-        previous = self.qkd_report.get(hmu, {})
-        self.qkd_report[hmu] = {
-            "qber": st.qber,
-            "qber_upper": st.qber_upper,
-            "conclusive_rate": st.conclusive / st.qubits if st.qubits else 0.0,
-            "sifted_bits": st.sifted_bits,
-            "leaked_bits": st.leaked_bits,
-            "final_key_bits": st.final_key_bits,
-            "status": "isolated" if outcome.aborted else "accepted",
-            "reason": outcome.reason,
-            "sessions": previous.get("sessions", 0) + 1,
-        }
+        report = self.keying.report[hmu]
         self._emit(
             measurements.qkd_link_from_report(
-                hmu, self.qkd_report[hmu], qber_threshold=self.qkd.qber_threshold
+                hmu, report, qber_threshold=self.keying.qkd.qber_threshold
             )
         )
         now = time.monotonic()
-        if not outcome.aborted and outcome.key is not None:
-            self.links[hmu] = LinkCipher(outcome.key, outcome.session_id, "server", self.qkd.cipher)
+        if hmu in self.keying.links:
             return core.key_accepted(hmu, now)
         log.warning("isolating %s: key session aborted: %s", hmu, outcome.reason)
         self._emit(measurements.security_event("isolation", hmu=hmu))
-        self.links.pop(hmu, None)
         self.isolated.append(hmu)
         if self.setup.revoke is not None and not await self.setup.revoke(hmu):
             log.warning("the broker cannot revoke %s; its updates are ignored here", hmu)
