@@ -25,14 +25,13 @@ from monitoring.resources import ResourceSampler
 from monitoring.sink import MetricsSink
 from scenarios.data_plan import cache_dir, capture_share, prepare_data
 from scenarios.launcher import (
-    build_results,
     hmu_ids,
     hmu_setup,
     open_sink,
     run_log,
     server_setup,
 )
-from scenarios.results import write_results
+from scenarios.results import build_results, write_results
 from scenarios.schema import Scenario, scenario_yaml
 from server_agent.runner import ServerAgent
 from wire import topics

@@ -39,7 +39,7 @@ from monitoring.resources import ResourceSampler
 from monitoring.sink import MetricsSink
 from qkd_channel.agent import ChannelAgent, ChannelOutcome, ChannelSetup
 from scenarios.data_plan import FederatedData, prepare_data
-from scenarios.results import write_results
+from scenarios.results import build_results, write_results
 from scenarios.schema import Scenario, scenario_yaml
 from server_agent.runner import ServerAgent, ServerOutcome, ServerSetup
 from wire.topics import CHANNEL_ID, SERVER_ID, hmu_id
@@ -181,57 +181,6 @@ def open_sink(scenario: Scenario, run_id: str, run_dir: Path | None) -> MetricsS
     strategy = scenario.defence.aggregator + ("+qkd" if scenario.qkd.enabled else "")
     tags = {"run": run_id, "scenario": scenario.name, "strategy": strategy}
     return MetricsSink.from_config(scenario.metrics, run_dir=run_dir, tags=tags)
-
-
-def build_results(
-    scenario: Scenario,
-    run_id: str,
-    handle: BrokerHandle,
-    data: FederatedData,
-    outcome: ServerOutcome,
-    *,
-    mode: str,
-    wall_time_s: float,
-    hmus: dict[str, Any] | None = None,
-    channel: ChannelOutcome | None = None,
-) -> dict[str, Any]:
-    results: dict[str, Any] = {
-        "scenario": scenario.name,
-        "run_id": run_id,
-        "seed": scenario.seed,
-        "mode": mode,
-        "broker": {"kind": handle.kind, "url": handle.url, "tls": handle.tls},
-        "data": {
-            "dataset": str(data.dataset),
-            "source": data.source,
-            "synthetic": data.synthetic,
-            "rows": data.rows,
-            "features": list(data.feature_names),
-            "keep_identifiers": scenario.data.keep_identifiers,
-            "test_rows": len(data.y_test),
-        },
-        "completed": outcome.completed,
-        "reason": outcome.reason,
-        "rounds": outcome.rounds,
-        "final": outcome.final,
-        "rejected": outcome.rejected,
-        "hmus": hmus or {},
-        "wall_time_s": round(wall_time_s, 3),
-    }
-    if scenario.qkd.enabled:
-        links = channel.links if channel is not None else {}
-        results["qkd"] = {
-            h: {**outcome.qkd.get(h, {"status": "no-session"}), "link": links.get(h, {})}
-            for h in hmu_ids(scenario)
-        }
-        results["isolated"] = outcome.isolated
-        results["qkd_threshold"] = scenario.qkd.qber_threshold
-        results["qkd_keying_s"] = outcome.keying_seconds
-    results["poisoning"] = outcome.poisoning
-    results["privacy"] = outcome.privacy
-    if scenario.mitm.enabled:
-        results["mitm"] = outcome.mitm
-    return results
 
 
 @dataclass

@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from wire.topics import hmu_id
+
+if TYPE_CHECKING:
+    from broker.handle import BrokerHandle
+    from qkd_channel.agent import ChannelOutcome
+    from scenarios.data_plan import FederatedData
+    from scenarios.schema import Scenario
+    from server_agent.runner import ServerOutcome
 
 RESULTS_FILE = "results.json"
 ROUND_FIELDS = (
@@ -56,3 +65,55 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot write {type(value).__name__} to results.json")
+
+
+def build_results(
+    scenario: Scenario,
+    run_id: str,
+    handle: BrokerHandle,
+    data: FederatedData,
+    outcome: ServerOutcome,
+    *,
+    mode: str,
+    wall_time_s: float,
+    hmus: dict[str, Any] | None = None,
+    channel: ChannelOutcome | None = None,
+) -> dict[str, Any]:
+    """The contents of ``results.json`` for a finished run (see the README)."""
+    results: dict[str, Any] = {
+        "scenario": scenario.name,
+        "run_id": run_id,
+        "seed": scenario.seed,
+        "mode": mode,
+        "broker": {"kind": handle.kind, "url": handle.url, "tls": handle.tls},
+        "data": {
+            "dataset": str(data.dataset),
+            "source": data.source,
+            "synthetic": data.synthetic,
+            "rows": data.rows,
+            "features": list(data.feature_names),
+            "keep_identifiers": scenario.data.keep_identifiers,
+            "test_rows": len(data.y_test),
+        },
+        "completed": outcome.completed,
+        "reason": outcome.reason,
+        "rounds": outcome.rounds,
+        "final": outcome.final,
+        "rejected": outcome.rejected,
+        "hmus": hmus or {},
+        "wall_time_s": round(wall_time_s, 3),
+    }
+    if scenario.qkd.enabled:
+        links = channel.links if channel is not None else {}
+        results["qkd"] = {
+            h: {**outcome.qkd.get(h, {"status": "no-session"}), "link": links.get(h, {})}
+            for h in map(hmu_id, range(scenario.federation.hmus))
+        }
+        results["isolated"] = outcome.isolated
+        results["qkd_threshold"] = scenario.qkd.qber_threshold
+        results["qkd_keying_s"] = outcome.keying_seconds
+    results["poisoning"] = outcome.poisoning
+    results["privacy"] = outcome.privacy
+    if scenario.mitm.enabled:
+        results["mitm"] = outcome.mitm
+    return results
