@@ -23,13 +23,16 @@ from iomt_testbed.errors import UsageError
 from monitoring.publisher import MqttMetricsPublisher
 from monitoring.resources import ResourceSampler
 from monitoring.sink import MetricsSink
+from qkd_channel.agent import ChannelAgent
 from scenarios.data_plan import cache_dir, capture_share, prepare_data
 from scenarios.launcher import (
+    channel_setup,
     hmu_ids,
     hmu_setup,
     open_sink,
     run_log,
     server_setup,
+    stop_channel,
 )
 from scenarios.results import build_results, write_results
 from scenarios.schema import Scenario, scenario_yaml
@@ -98,6 +101,12 @@ async def run_server_alone(
     run_dir = out_root / rid
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "scenario.yaml").write_text(scenario_yaml(scenario))
+    channel = None
+    if scenario.qkd.enabled:
+        if topics.CHANNEL_ID not in handle.credentials:
+            raise UsageError(f"--credentials lacks {topics.CHANNEL_ID!r}, the QKD channel agent")
+        kwargs = client_kwargs(handle, topics.CHANNEL_ID)
+        channel = asyncio.create_task(ChannelAgent(channel_setup(scenario, rid, kwargs)).run())
     with run_log(run_dir):
         sink = open_sink(scenario, rid, run_dir)
         try:
@@ -115,6 +124,7 @@ async def run_server_alone(
             outcome = await ServerAgent(setup).run()
         finally:
             metrics = await sink.aclose()
+            channel_outcome = await stop_channel(channel)
         results = build_results(
             scenario,
             rid,
@@ -123,6 +133,7 @@ async def run_server_alone(
             outcome,
             mode="server-only",
             wall_time_s=time.monotonic() - started,
+            channel=channel_outcome,
         )
         results["metrics"] = metrics.as_dict()
         write_results(run_dir, results)

@@ -317,11 +317,11 @@ async def _run_agents(
                 for h, p in eves.items()
             }
     finally:
-        channel_outcome = await _stop(channel_task)
+        channel_outcome = await stop_channel(channel_task)
     return outcome, hmu_report, channel_outcome
 
 
-async def _stop(task: asyncio.Task[ChannelOutcome] | None) -> ChannelOutcome | None:
+async def stop_channel(task: asyncio.Task[ChannelOutcome] | None) -> ChannelOutcome | None:
     """The channel agent's outcome; it leaves on the run-complete message."""
     if task is None:
         return None

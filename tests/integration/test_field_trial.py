@@ -1,0 +1,64 @@
+"""A field trial's shape: every agent its own `iomt` process against one broker, with QKD."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from broker import start_broker
+from scenarios.launcher import agent_command, make_enrolment, write_credentials, write_enrolment
+from scenarios.schema import scenario_yaml, validate_scenario
+
+pytestmark = pytest.mark.integration
+
+
+async def test_standalone_server_and_hmus_key_and_train(tmp_path: Path, dataset_path: Path):
+    scenario = validate_scenario(
+        {
+            "name": "trial",
+            "seed": 2,
+            "federation": {"hmus": 2, "clients_per_round": 2, "rounds": 2, "round_deadline_s": 20},
+            "training": {"epochs": 1},
+            "data": {"dataset": str(dataset_path)},
+            "metrics": {"resources_interval_s": 0},
+            "qkd": {"enabled": True, "qubits": 131072, "depolarising": 0.005},
+        }
+    )
+    scenario_file = tmp_path / "trial.yaml"
+    scenario_file.write_text(scenario_yaml(scenario))
+    hmus = ["hmu-01", "hmu-02"]
+    async with start_broker(scenario.broker, tmp_path, "trial-1", hmus) as handle:
+        creds = write_credentials(tmp_path, handle)
+        enrolment = write_enrolment(tmp_path, make_enrolment(hmus))
+        base = agent_command("server", scenario_file, "trial-1", handle, creds, enrolment)
+        server = subprocess.Popen([*base, "--out", str(tmp_path / "runs")], stderr=subprocess.PIPE)
+        agents = [
+            subprocess.Popen(
+                [
+                    *agent_command("hmu", scenario_file, "trial-1", handle, creds, enrolment),
+                    "--id",
+                    h,
+                ],
+                stderr=subprocess.PIPE,
+            )
+            for h in hmus
+        ]
+        try:
+            _, err = server.communicate(timeout=180)
+            assert server.returncode == 0, err.decode()
+            for proc in agents:
+                _, err = proc.communicate(timeout=30)
+                assert proc.returncode == 0, err.decode()
+        finally:
+            for proc in (server, *agents):
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    results = json.loads((tmp_path / "runs" / "trial-1" / "results.json").read_text())
+    assert results["mode"] == "server-only" and results["completed"]
+    assert all(results["qkd"][h]["status"] == "accepted" for h in hmus)
+    assert all(r["received"] == hmus for r in results["rounds"])
+    assert results["qkd"]["hmu-01"]["link"]["sessions"] == 1
