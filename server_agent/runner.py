@@ -230,12 +230,7 @@ class ServerAgent:
             if delivery is None:
                 return
             try:
-                agent = topics.agent_of(delivery.topic, self.setup.run_id)
-                if agent is not None and delivery.topic == topics.status(self.setup.run_id, agent):
-                    frame = decode_frame(delivery.payload)
-                    if isinstance(frame.message, Status) and frame.envelope.sender in core.online:
-                        core.online[frame.envelope.sender] = frame.message.state == "online"
-                    continue
+                # the coordinator is finished: statuses only mark HMUs offline, updates are refused
                 await self._on_delivery(delivery, core, time.monotonic())
             except PeerError as exc:
                 log.debug("after the run: ignored %s: %s", delivery.topic, exc)
