@@ -37,7 +37,7 @@ from fedlearn.evaluate import Evaluation, evaluate  # noqa: E402
 from fedlearn.model import Weights, init_weights  # noqa: E402
 from fedlearn.partition import partition, stratified_split  # noqa: E402
 from fedlearn.scaling import Standardiser  # noqa: E402
-from fedlearn.train import TrainResult, train_local, warm_up  # noqa: E402
+from fedlearn.train import OptimiserState, TrainResult, train_local, warm_up  # noqa: E402
 from traffic.dataset import CsvSource  # noqa: E402
 
 MODES = ("thread", "process", "serial")
@@ -106,9 +106,11 @@ def _init_worker(shares: list[tuple[np.ndarray, np.ndarray]], threads: int) -> N
     warm_up(threads)
 
 
-def _train_share(hmu: int, weights: Weights, cfg: TrainingConfig, seed: int) -> TrainResult:
+def _train_share(
+    hmu: int, weights: Weights, cfg: TrainingConfig, seed: int, state: OptimiserState | None
+) -> TrainResult:
     X, y = _worker_shares[hmu]
-    return train_local(weights, X, y, cfg, seed)
+    return train_local(weights, X, y, cfg, seed, state)
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,7 @@ def run_inprocess(
     else:
         warm_up(cfg.threads)
     times = []
+    states: dict[int, OptimiserState | None] = {}  # each HMU's optimiser, kept between rounds
     try:
         for round_no in range(rounds):
             started = time.perf_counter()
@@ -178,22 +181,23 @@ def run_inprocess(
             if mode == "process":
                 assert pool is not None
                 futures = [
-                    pool.submit(_train_share, int(h), weights, cfg, s)
+                    pool.submit(_train_share, int(h), weights, cfg, s, states.get(int(h)))
                     for h, s in zip(chosen, seeds, strict=True)
                 ]
                 results = [f.result() for f in futures]
             elif mode == "thread":
                 assert pool is not None
                 futures = [
-                    pool.submit(train_local, weights, *shares[h], cfg, s)
+                    pool.submit(train_local, weights, *shares[h], cfg, s, states.get(int(h)))
                     for h, s in zip(chosen, seeds, strict=True)
                 ]
                 results = [f.result() for f in futures]
             else:
                 results = [
-                    train_local(weights, *shares[h], cfg, s)
+                    train_local(weights, *shares[h], cfg, s, states.get(int(h)))
                     for h, s in zip(chosen, seeds, strict=True)
                 ]
+            states.update((int(h), r.optimiser_state) for h, r in zip(chosen, results, strict=True))
             weights = fedavg([(r.weights, r.num_samples) for r in results])
             times.append(time.perf_counter() - started)
     finally:

@@ -12,8 +12,10 @@ Every HMU takes part in every round.  Sections:
   Targets: within 2 points of clean at 30 %, within 5 at 40 %, TPR >= 0.93, FPR <= 0.06.
 * ``rules``: the other aggregation rules (multi-Krum, median, trimmed mean) under
   30 % sign-flip attackers, and label flipping.
-* ``privacy``: local DP at FedQ's epsilon = 0.5 per round (Laplace, L1 clip) and
-  Gaussian (L2 clip, delta = 1e-5) at several clipping bounds, with the total epsilon.
+* ``privacy``: local DP at FedQ's epsilon = 0.5 per round (Laplace, L1 clip), FedQ's
+  per-parameter reading of it (each parameter clipped to [-C, C], epsilon per
+  parameter) and Gaussian (L2 clip, delta = 1e-5) at several clipping bounds, with the
+  epsilon one whole update costs and the total over the run.
 * ``compression``: top-k (k = 0.1) with error feedback and 8-bit codes: accuracy and
   bytes per update.
 
@@ -39,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
 
 from bench.inprocess import Split, client_seed, default_dataset, prepare_split  # noqa: E402
-from fedlearn.accountant import epsilon_total  # noqa: E402
+from fedlearn.accountant import epsilon_per_update, epsilon_total  # noqa: E402
 from fedlearn.attacks import apply_update_attack, assign_attacks, flip_labels  # noqa: E402
 from fedlearn.compression import Compressor, decompress, dense_nbytes, payload_nbytes  # noqa: E402
 from fedlearn.config import TrainingConfig  # noqa: E402
@@ -57,7 +59,8 @@ from fedlearn.model import init_weights  # noqa: E402
 from fedlearn.privacy import privatize  # noqa: E402
 from fedlearn.resilience import DetectionRates, detection_rates, poison_resilience  # noqa: E402
 from fedlearn.strategy import build_aggregator  # noqa: E402
-from fedlearn.train import train_local, warm_up  # noqa: E402
+from fedlearn.train import OptimiserState, train_local, warm_up  # noqa: E402
+from fedlearn.updates import parameter_count  # noqa: E402
 
 ROBUST = DefenceConfig(aggregator="trust", screening=ScreeningConfig(enabled=True))
 FEDAVG = DefenceConfig()
@@ -67,6 +70,7 @@ DENSE = CompressionConfig()
 SIGN_FLIP_SCALE = 4.0
 SCALING_SCALE = 10.0
 LAPLACE_CLIPS = (1e-3, 1e-2, 1.0, 30.0)
+PARAMETER_CLIPS = (3e-3, 1e-2, 3e-2, 1e-1)
 GAUSS_CLIPS = (1e-3, 1e-2, 0.5)
 
 
@@ -116,6 +120,7 @@ def run_federation(
     compressors = {h: Compressor(compression) for h in hmus}
     rng = np.random.default_rng([seed, 7])
     accuracy, participants, attackers, flagged, sizes = [], [], [], [], []
+    states: dict[str, OptimiserState | None] = {}  # each HMU's optimiser, kept between rounds
     for round_no in range(1, rounds + 1):
         assigned = assign_attacks(attacks, hmus, round_no, seed)
         futures = {}
@@ -125,11 +130,12 @@ def run_federation(
             if entry is not None and entry.kind == "label-flip":
                 y = flip_labels(y, np.random.default_rng([seed, round_no, i]), entry.flip_fraction)
             futures[h] = pool.submit(
-                train_local, weights, X, y, cfg, client_seed(seed, round_no, i)
+                train_local, weights, X, y, cfg, client_seed(seed, round_no, i), states.get(h)
             )
         updates = {}
         for h, future in futures.items():
             result = future.result()
+            states[h] = result.optimiser_state
             local = result.weights
             entry = assigned.get(h)
             if entry is not None:
@@ -238,14 +244,21 @@ def section_privacy(split: Split, rounds: int, pool: ThreadPoolExecutor, seed: i
     clean = clean_run(split, rounds, pool, seed)
     print(_row("no DP", clean, None, detect=False), flush=True)
     laplace = [PrivacyConfig(mechanism="laplace", epsilon=0.5, clip=c) for c in LAPLACE_CLIPS]
+    per_parameter = [
+        PrivacyConfig(mechanism="laplace", unit="parameter", epsilon=0.5, clip=c)
+        for c in PARAMETER_CLIPS
+    ]
     gaussian = [PrivacyConfig(mechanism="gaussian", epsilon=0.5, clip=c) for c in GAUSS_CLIPS]
     loose = [PrivacyConfig(mechanism="gaussian", epsilon=e, clip=0.5) for e in (5.0, 50.0)]
-    for privacy in laplace + gaussian + loose:
+    d = parameter_count(init_weights(split.X_train.shape[1], TrainingConfig().hidden))
+    for privacy in laplace + per_parameter + gaussian + loose:
         run = run_federation(split, rounds, pool, privacy=privacy, seed=seed)
-        label = f"{privacy.mechanism} eps={privacy.epsilon:g} clip={privacy.bound:g}"
-        total = epsilon_total(privacy, rounds)
+        unit = "/param" if privacy.unit == "parameter" else ""
+        label = f"{privacy.mechanism} eps={privacy.epsilon:g}{unit} clip={privacy.bound:g}"
+        per_round = epsilon_per_update(privacy, d)
+        total = epsilon_total(privacy, rounds, d)
         print(
-            _row(label, run, None, detect=False) + f"  {privacy.epsilon:9g}  {total:9.3g}",
+            _row(label, run, None, detect=False) + f"  {per_round:9.3g}  {total:9.3g}",
             flush=True,
         )
 

@@ -4,6 +4,8 @@ Each round an HMU takes part in, it releases one privatised update (``fedlearn.p
 
 * **Laplace** releases are pure ``epsilon``-DP; ``T`` of them compose to
   ``T * epsilon`` (basic composition, Dwork et al., 2006; Dwork and Roth, 2014, thm 3.16).
+  Under ``unit: parameter`` (FedQ's reading) one update is ``d`` per-parameter
+  releases of ``epsilon`` each, so one round costs ``d * epsilon``.
 * **Gaussian** releases with noise multiplier ``z`` are composed by dp_accounting
   (Google's maintained library): the privacy loss distribution accountant
   (``pld``; Koskela et al., 2020; Doroshenko et al., 2022), which is near-exact, or
@@ -39,34 +41,52 @@ def _gaussian_epsilon(z: float, releases: int, delta: float, accountant: str) ->
     return float(acc.get_epsilon(delta))
 
 
-def epsilon_total(cfg: PrivacyConfig, releases: int) -> float:
+def epsilon_per_update(cfg: PrivacyConfig, parameters: int | None = None) -> float:
+    """Epsilon of one released update: ``cfg.epsilon``, or ``d`` times it per parameter.
+
+    ``parameters`` (``d``) is needed only under ``unit: parameter``.
+    """
+    if cfg.unit == "update":
+        return cfg.epsilon
+    if parameters is None or parameters < 1:
+        raise ValueError("unit: parameter needs the number of parameters in an update")
+    return parameters * cfg.epsilon
+
+
+def epsilon_total(cfg: PrivacyConfig, releases: int, parameters: int | None = None) -> float:
     """Epsilon of ``releases`` updates released under ``cfg`` (0.0 for none).
 
     Gaussian totals hold at ``cfg.delta``; Laplace totals are pure (delta 0).  Without a
     mechanism there is no guarantee at all, which ``privacy_report`` states as ``None``.
+    ``parameters`` is the update's size, needed only under ``unit: parameter``.
     """
     if releases < 0:
         raise ValueError(f"releases must be non-negative, got {releases}")
     if cfg.mechanism == "none" or releases == 0:
         return 0.0
     if cfg.mechanism == "laplace":
-        return releases * cfg.epsilon
+        return releases * epsilon_per_update(cfg, parameters)
     z = gaussian_noise_multiplier(cfg.epsilon, cfg.delta)
     return _gaussian_epsilon(z, releases, cfg.delta, cfg.accountant)
 
 
-def privacy_report(cfg: PrivacyConfig, releases: int) -> dict[str, Any]:
+def privacy_report(
+    cfg: PrivacyConfig, releases: int, parameters: int | None = None
+) -> dict[str, Any]:
     """The ``privacy`` entry of one HMU in results.json.
 
-    ``{mechanism, epsilon_per_round, epsilon_total, delta}`` plus ``rounds`` (updates
-    released), ``clip``, ``noise_std`` (per parameter) and ``accountant``.  Without a
-    mechanism the epsilons and delta are ``None``: no guarantee.
+    ``{mechanism, epsilon_per_round, epsilon_total, delta}`` plus ``unit``, ``rounds``
+    (updates released), ``clip``, ``noise_std`` (per parameter) and ``accountant``.
+    ``epsilon_per_round`` is what one whole update costs; under ``unit: parameter`` it
+    is ``d`` times the configured ``epsilon``, which is kept as ``epsilon_per_parameter``.
+    Without a mechanism the epsilons and delta are ``None``: no guarantee.
     """
     from fedlearn.privacy import noise_std
 
     if cfg.mechanism == "none":
         return {
             "mechanism": "none",
+            "unit": cfg.unit,
             "epsilon_per_round": None,
             "epsilon_total": None,
             "delta": None,
@@ -76,23 +96,28 @@ def privacy_report(cfg: PrivacyConfig, releases: int) -> dict[str, Any]:
             "accountant": None,
         }
     laplace = cfg.mechanism == "laplace"
-    return {
+    report = {
         "mechanism": cfg.mechanism,
-        "epsilon_per_round": cfg.epsilon,
-        "epsilon_total": epsilon_total(cfg, releases),
+        "unit": cfg.unit,
+        "epsilon_per_round": epsilon_per_update(cfg, parameters) if laplace else cfg.epsilon,
+        "epsilon_total": epsilon_total(cfg, releases, parameters),
         "delta": 0.0 if laplace else cfg.delta,
         "rounds": releases,
         "clip": cfg.bound,
         "noise_std": noise_std(cfg),
         "accountant": "basic-composition" if laplace else f"dp-accounting-{cfg.accountant}",
     }
+    if cfg.unit == "parameter":
+        report["epsilon_per_parameter"] = cfg.epsilon
+    return report
 
 
 class PrivacyAccountant:
     """Counts one HMU's releases and reports what they cost; ``record`` once per update sent."""
 
-    def __init__(self, cfg: PrivacyConfig) -> None:
+    def __init__(self, cfg: PrivacyConfig, parameters: int | None = None) -> None:
         self.cfg = cfg
+        self.parameters = parameters
         self.rounds: list[int] = []
 
     def record(self, round_no: int) -> None:
@@ -108,8 +133,8 @@ class PrivacyAccountant:
 
     def epsilon_spent(self) -> float:
         """Total epsilon so far (at ``cfg.delta`` for Gaussian)."""
-        return epsilon_total(self.cfg, self.releases)
+        return epsilon_total(self.cfg, self.releases, self.parameters)
 
     def report(self) -> dict[str, Any]:
         """``privacy_report`` for the releases recorded so far."""
-        return privacy_report(self.cfg, self.releases)
+        return privacy_report(self.cfg, self.releases, self.parameters)

@@ -29,6 +29,16 @@ At epsilon = 50 per round it keeps ROC AUC at 0.85 (0.85 without DP); at 0.5 no 
 keeps utility.
 """
 
+DEFAULT_PARAMETER_SENSITIVITY = 3e-2
+"""Default per-parameter bound of ``unit: parameter`` (FedQ's reading of eq. 1).
+
+A few times the RMS size of one parameter's honest update (an update's L2 norm of 0.4
+to 1.3 over 6.5k parameters), so clipping keeps most of the signal while the noise
+``Lap(C / epsilon)``, averaged over K = 20 HMUs, stays below it.  bench/robustness.py
+(privacy section, K = 20, 30 rounds, epsilon 0.5 per parameter, seed 0): accuracy
+0.924 at 0.003, 0.920 at 0.01, 0.927 at 0.03, 0.916 at 0.1, 0.899 at 0.3.
+"""
+
 
 class PrivacyConfig(Strict):
     """Local differential privacy of each HMU's update, applied before encryption.
@@ -36,6 +46,11 @@ class PrivacyConfig(Strict):
     ``epsilon`` and ``delta`` are per round: what one released update costs.  ``clip``
     is the L1 bound of the update (= the sensitivity ``Delta f`` of FedQ eq. 1) for
     ``laplace`` and its L2 bound for ``gaussian``; ``None`` takes the module default.
+
+    ``unit: parameter`` is FedQ's reading of eq. 1 (Laplace only): every parameter is a
+    query of its own, clipped to ``[-clip, clip]`` and given ``Lap(clip / epsilon)``.
+    ``epsilon`` then protects one parameter; the update of ``d`` parameters is
+    ``d * epsilon``-DP, and the accountant reports that (see ``fedlearn.privacy``).
     """
 
     mechanism: Literal["none", "laplace", "gaussian"] = "none"
@@ -45,11 +60,17 @@ class PrivacyConfig(Strict):
     accountant: Literal["pld", "rdp"] = Field(
         "pld", description="how Gaussian rounds compose: privacy loss distributions or RDP"
     )
+    unit: Literal["update", "parameter"] = Field(
+        "update",
+        description="what epsilon protects: the whole update, or each parameter (FedQ)",
+    )
 
     @model_validator(mode="after")
     def _gaussian_needs_delta(self) -> PrivacyConfig:
         if self.mechanism == "gaussian" and self.delta <= 0:
             raise ValueError("the gaussian mechanism needs delta > 0")
+        if self.unit == "parameter" and self.mechanism != "laplace":
+            raise ValueError("unit: parameter is FedQ's reading of the Laplace mechanism only")
         return self
 
     @property
@@ -57,9 +78,11 @@ class PrivacyConfig(Strict):
         """The clipping bound in force: ``clip`` or the mechanism's default."""
         if self.clip is not None:
             return self.clip
-        return (
-            DEFAULT_GAUSSIAN_CLIP if self.mechanism == "gaussian" else DEFAULT_LAPLACE_SENSITIVITY
-        )
+        if self.mechanism == "gaussian":
+            return DEFAULT_GAUSSIAN_CLIP
+        if self.unit == "parameter":
+            return DEFAULT_PARAMETER_SENSITIVITY
+        return DEFAULT_LAPLACE_SENSITIVITY
 
 
 AttackKind = Literal["label-flip", "sign-flip", "scaling", "gaussian"]

@@ -15,6 +15,13 @@ Both mechanisms act on the update ``u = local - global`` flattened into one vect
   the Gaussian mechanism (the analytic Gaussian of Balle and Wang, 2018), not by the
   classic ``sqrt(2 ln(1.25 / delta)) / epsilon`` bound, which is looser.
 
+**Per parameter** (``unit: parameter``, FedQ's reading of eq. 1, which perturbs "the
+local model" with ``Lap(Delta f / epsilon)`` and calls the result epsilon-DP): every
+parameter is clipped to ``[-C, C]`` and gets ``Lap(0, C / epsilon)``.  Each parameter on
+its own is then ``epsilon``-DP, but the update is ``d`` such releases about the same
+data, so the update is only ``d * epsilon``-DP (basic composition; equivalently the L1
+sensitivity of the box-clipped vector is ``d C``).  The accountant reports that figure.
+
 Neighbouring updates are one HMU's clipped update and the zero update (add/remove
 one HMU, as in DP-FedAvg, McMahan et al., 2018, and dp_accounting's default
 ``ADD_OR_REMOVE_ONE``).  Under replace-one neighbouring the sensitivity doubles and the
@@ -60,6 +67,13 @@ def clip_l2(vector: np.ndarray, bound: float) -> np.ndarray:
     vector = np.asarray(vector, np.float64)
     norm = float(np.linalg.norm(vector))
     return vector * (bound / norm) if norm > bound else vector.copy()
+
+
+def clip_box(vector: np.ndarray, bound: float) -> np.ndarray:
+    """Every entry clipped to ``[-bound, bound]``: an L-infinity bound of ``bound``."""
+    if bound <= 0:
+        raise ValueError(f"the per-parameter bound must be positive, got {bound}")
+    return np.clip(np.asarray(vector, np.float64), -bound, bound)
 
 
 def laplace_scale(sensitivity: float, epsilon: float) -> float:
@@ -108,6 +122,14 @@ def laplace_mechanism(
     return clipped + rng.laplace(0.0, laplace_scale(sensitivity, epsilon), size=clipped.shape)
 
 
+def laplace_per_parameter(
+    vector: np.ndarray, bound: float, epsilon: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Clip every entry to ``[-bound, bound]``, add ``Lap(bound / epsilon)`` per entry."""
+    clipped = clip_box(vector, bound)
+    return clipped + rng.laplace(0.0, laplace_scale(bound, epsilon), size=clipped.shape)
+
+
 def gaussian_mechanism(
     vector: np.ndarray, clip: float, epsilon: float, delta: float, rng: np.random.Generator
 ) -> np.ndarray:
@@ -123,6 +145,8 @@ def privatize_update(
     """The update vector after ``cfg``'s mechanism (a copy when the mechanism is ``none``)."""
     if cfg.mechanism == "none":
         return np.array(vector, dtype=np.float64)
+    if cfg.mechanism == "laplace" and cfg.unit == "parameter":
+        return laplace_per_parameter(vector, cfg.bound, cfg.epsilon, rng)
     if cfg.mechanism == "laplace":
         return laplace_mechanism(vector, cfg.bound, cfg.epsilon, rng)
     return gaussian_mechanism(vector, cfg.bound, cfg.epsilon, cfg.delta, rng)

@@ -19,7 +19,7 @@ from fedlearn.config import TrainingConfig
 from fedlearn.defence_config import AttackEntry, CompressionConfig, PrivacyConfig
 from fedlearn.model import Weights
 from fedlearn.privacy import privatize
-from fedlearn.train import TrainResult, train_local
+from fedlearn.train import OptimiserState, TrainResult, train_local
 
 
 @dataclass(frozen=True)
@@ -47,11 +47,16 @@ def local_update(
     privacy: PrivacyConfig | None = None,
     compression: CompressionConfig | None = None,
     compressor: Compressor | None = None,
+    optimiser_state: OptimiserState | None = None,
 ) -> LocalUpdate:
+    """Train from ``global_w``, then poison, privatise and compress as configured.
+
+    ``optimiser_state`` is the HMU's from its last round (``result.optimiser_state``).
+    """
     rng = np.random.default_rng([seed, 0xA77])
     if attack is not None and attack.kind == "label-flip":
         y = flip_labels(y, rng, attack.flip_fraction)
-    result = train_local(global_w, x, y, training, seed)
+    result = train_local(global_w, x, y, training, seed, optimiser_state)
     weights = result.weights
     if attack is not None and attack.kind != "label-flip":
         weights = apply_update_attack(global_w, weights, attack.kind, attack.scale, rng)

@@ -23,6 +23,7 @@ from fedlearn.compression import Compressor
 from fedlearn.config import TrainingConfig
 from fedlearn.defence_config import AttackConfig, CompressionConfig, PrivacyConfig
 from fedlearn.model import Weights
+from fedlearn.train import OptimiserState
 from hmu_agent.local_update import LocalUpdate, local_update
 from hmu_agent.session import HmuSession, SendUpdate, StartTraining, Stop
 from iomt_testbed.errors import PeerError, ProtocolViolation, QkdError
@@ -107,6 +108,7 @@ class HmuAgent:
         self.link: LinkCipher | None = None
         self.key_sessions = 0
         self.compressor = Compressor(setup.compression)
+        self.optimiser_state: OptimiserState | None = None  # kept from round to round
 
     async def run(self) -> HmuOutcome:
         s = self.setup
@@ -247,6 +249,7 @@ class HmuAgent:
             privacy=s.privacy,
             compression=s.compression,
             compressor=self.compressor,
+            optimiser_state=self.optimiser_state,
         )
         try:
             update: LocalUpdate = await loop.run_in_executor(self.executor, work)
@@ -259,6 +262,7 @@ class HmuAgent:
         if update.compressor is not None:
             self.compressor = update.compressor  # the worker may have been another process
         result = update.result
+        self.optimiser_state = result.optimiser_state
         if s.metrics is not None:
             s.metrics.emit(
                 measurements.hmu_training(

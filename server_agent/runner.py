@@ -29,6 +29,7 @@ from fedlearn.evaluate import Evaluation, evaluate
 from fedlearn.model import Weights, check_weights
 from fedlearn.resilience import detection_rates
 from fedlearn.strategy import build_aggregator
+from fedlearn.updates import parameter_count
 from iomt_testbed.errors import (
     AuthenticationError,
     DecodeError,
@@ -423,7 +424,8 @@ class ServerAgent:
     def _privacy(self) -> dict[str, dict[str, Any]]:
         """Each HMU's privacy spend: one release per update the server received."""
         releases = Counter(h for r in self.records for h in r["received"])
-        return {h: privacy_report(self.setup.privacy, releases[h]) for h in self.setup.hmus}
+        d = parameter_count(self.weights)
+        return {h: privacy_report(self.setup.privacy, releases[h], d) for h in self.setup.hmus}
 
     def _observe_broker(self, delivery: Delivery, now: float) -> None:
         """Fold a ``$SYS`` counter in; emit the broker's counters every few seconds."""

@@ -55,6 +55,20 @@ def test_report_per_hmu() -> None:
     assert none["epsilon_total"] is None and none["mechanism"] == "none"
 
 
+def test_per_parameter_laplace_costs_d_times_epsilon_per_update() -> None:
+    cfg = PrivacyConfig(mechanism="laplace", epsilon=0.5, unit="parameter")
+    report = privacy_report(cfg, 30, parameters=6593)
+    assert report["epsilon_per_parameter"] == 0.5
+    assert report["epsilon_per_round"] == pytest.approx(0.5 * 6593)
+    assert report["epsilon_total"] == pytest.approx(30 * 0.5 * 6593)
+    acc = PrivacyAccountant(cfg, parameters=10)
+    acc.record(1)
+    acc.record(2)
+    assert acc.epsilon_spent() == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="number of parameters"):
+        epsilon_total(cfg, 3)
+
+
 def test_accountant_counts_releases() -> None:
     acc = PrivacyAccountant(PrivacyConfig(mechanism="laplace", epsilon=0.25))
     for round_no in (1, 2, 5):

@@ -10,11 +10,13 @@ import pytest
 from fedlearn.defence_config import PrivacyConfig
 from fedlearn.model import init_weights
 from fedlearn.privacy import (
+    clip_box,
     clip_l1,
     clip_l2,
     gaussian_mechanism,
     gaussian_noise_multiplier,
     laplace_mechanism,
+    laplace_per_parameter,
     laplace_scale,
     noise_std,
     privatize,
@@ -49,6 +51,22 @@ def test_laplace_noise_has_scale_sensitivity_over_epsilon() -> None:
     assert laplace_scale(sensitivity, epsilon) == 2.0
     assert np.abs(noisy).mean() == pytest.approx(2.0, rel=0.015)
     assert abs(np.median(noisy)) < 0.05
+
+
+def test_per_parameter_laplace_clips_each_entry_and_adds_noise_of_bound_over_epsilon() -> None:
+    v = np.array([-3.0, -0.004, 0.0, 0.002, 5.0])
+    np.testing.assert_array_equal(clip_box(v, 0.01), [-0.01, -0.004, 0.0, 0.002, 0.01])
+    with pytest.raises(ValueError):
+        clip_box(v, 0.0)
+    # Mean |X| of Lap(0, b) with b = 0.01 / 0.5 = 0.02; 200k draws, tolerance 1.5 % (6 sd)
+    noisy = laplace_per_parameter(np.full(200_000, 7.0), 0.01, 0.5, np.random.default_rng(4))
+    assert np.abs(noisy - 0.01).mean() == pytest.approx(0.02, rel=0.015)
+
+
+def test_per_parameter_unit_is_laplace_only() -> None:
+    with pytest.raises(ValueError, match="Laplace"):
+        PrivacyConfig(mechanism="gaussian", unit="parameter")
+    assert PrivacyConfig(mechanism="laplace", unit="parameter").bound == 3e-2
 
 
 def test_gaussian_multiplier_is_calibrated_by_the_library_and_beats_the_classic_bound() -> None:

@@ -69,6 +69,42 @@ def test_class_weights() -> None:
     np.testing.assert_allclose(w, [4 / 6, 4 / 6, 4 / 6, 2.0])
     assert w[y == 0].sum() == pytest.approx(w[y == 1].sum())
     np.testing.assert_allclose(class_weights(np.zeros(3), "balanced"), 1.0)
+    # sqrt: per-class weight proportional to 1 / sqrt(n_c), mean 1 over the rows
+    y = np.array([0] * 9 + [1])
+    s = class_weights(y, "sqrt")
+    assert s.mean() == pytest.approx(1.0)
+    assert s[-1] / s[0] == pytest.approx(3.0)
+
+
+def test_optimiser_state_carries_over_between_rounds() -> None:
+    X, y = _data()
+    cfg = TrainingConfig(hidden=HIDDEN, epochs=1, batch_size=32)
+    start = init_weights(6, HIDDEN, 0)
+    first = train_local(start, X, y, cfg, seed=3)
+    state = first.optimiser_state
+    assert state is not None
+    # Adam: step count and both moments for each of the 6 parameter tensors
+    assert len(state) == 3 * 6 and float(state["0.step"]) == 13  # ceil(400 / 32) steps
+    assert state["0.exp_avg"].shape == start["0.weight"].shape
+    fresh = train_local(first.weights, X, y, cfg, seed=4)
+    carried = train_local(first.weights, X, y, cfg, seed=4, optimiser_state=state)
+    assert float(carried.optimiser_state["0.step"]) == 26
+    assert not np.array_equal(fresh.weights["0.weight"], carried.weights["0.weight"])
+    again = train_local(first.weights, X, y, cfg, seed=4, optimiser_state=state)
+    assert np.array_equal(again.weights["0.weight"], carried.weights["0.weight"])
+    # the caller's state is not modified in place
+    assert float(state["0.step"]) == 13
+
+
+def test_reset_optimiser_ignores_and_returns_no_state() -> None:
+    X, y = _data()
+    cfg = TrainingConfig(hidden=HIDDEN, epochs=1, keep_optimiser_state=False)
+    start = init_weights(6, HIDDEN, 0)
+    state = train_local(start, X, y, cfg.model_copy(update={"keep_optimiser_state": True}), 1)
+    plain = train_local(start, X, y, cfg, seed=2)
+    given = train_local(start, X, y, cfg, seed=2, optimiser_state=state.optimiser_state)
+    assert plain.optimiser_state is None
+    assert np.array_equal(plain.weights["0.weight"], given.weights["0.weight"])
 
 
 def test_rejects_bad_input() -> None:
