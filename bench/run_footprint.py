@@ -1,9 +1,9 @@
 """Wall time and peak memory of whole runs, as a user starts them.
 
 1. A FedQ-sized run (``scenarios/fedavg.yaml`` with ``training.epochs=2``: 20 HMUs,
-   K = 20, 64-64 MLP, 2 local epochs, real data, 30 rounds), from ``iomt run`` to ``results.json``. Targets: at
-   most 25 s on 2 cores; peak memory of the whole process tree (CLI, Mosquitto) at
-   most 1.0 GB.
+   K = 20, 64-64 MLP, 2 local epochs, real data, 30 rounds), from ``iomt run`` to
+   ``results.json``. Targets: at most 25 s on 2 cores; peak memory of the whole
+   process tree (CLI, Mosquitto) at most 1.0 GB.
 2. One standalone ``iomt hmu`` process (what a Raspberry Pi runs), measured inside
    ``iomt run scenarios/quickstart.yaml --processes``. Target: peak RSS at most 400 MB.
 
