@@ -42,12 +42,12 @@ class TrainingConfig(Strict):
 
     hidden: tuple[int, ...] = (64, 64)
     # Defaults tuned for K = 20 iid HMUs, 30 rounds, on the 34 non-identifier features
-    # (bench/quality.py reproduces the figures; plain z-scores, fedlearn.scaling):
-    # 8 epochs of Adam at 5e-3 in batches of 64, class weights ~ 1/sqrt(n_c), and each
-    # HMU keeping its Adam moments between rounds reach accuracy 0.938 / macro-F1 0.834
-    # (seeds 0-2), where FedAvg's 2 epochs at 1e-3 in batches of 32 plateau at 0.930 /
-    # 0.790.  Each change adds about 0.01 of macro-F1; fully balanced class weights
-    # overshoot (accuracy 0.85 at 0.5), 16 epochs or 60 rounds add under 0.01.
+    # (bench/quality.py --ablation; plain z-scores, fedlearn.scaling): 8 epochs of
+    # Adam at 5e-3 in batches of 64, class weights ~ 1/sqrt(n_c), and each HMU keeping
+    # its Adam moments between rounds reach accuracy 0.938 / macro-F1 0.835 (seeds
+    # 0-4), where FedAvg's 2 epochs at 1e-3 in batches of 32 plateau at 0.930 / 0.790.
+    # Fully balanced class weights overshoot (accuracy 0.85 at 0.5); 16 epochs or 60
+    # rounds add under 0.01.
     epochs: int = Field(8, ge=1)
     batch_size: int = Field(64, ge=1)
     learning_rate: float = Field(5e-3, gt=0)

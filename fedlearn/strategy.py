@@ -180,7 +180,12 @@ class TrimmedMeanAggregator:
 
 
 class TrustAggregator:
-    """Trust-weighted FedAvg (SAFE-MED): weights ``t_i n_i``, trust learnt from screening."""
+    """Trust-weighted FedAvg (SAFE-MED): weights ``t_i n_i``, trust learnt from screening.
+
+    ``flagged`` holds the screening's flags and the updates left out because their
+    sender's trust is below the floor: both are updates the defence rejected.  Trust
+    itself learns only from the screening's verdicts.
+    """
 
     def __init__(self, cfg: TrustConfig | None = None) -> None:
         self.ledger = TrustLedger(cfg or TrustConfig())
@@ -196,13 +201,15 @@ class TrustAggregator:
         trust = dict(self.ledger.trust)
         counts = {name: n for name, (_, n) in updates.items()}
         weights = trust_weights(trust, counts, self.ledger.cfg)
+        # an update left out for its sender's anomaly history is one the defence rejected
+        flagged = prior_flags | frozenset(name for name in updates if name not in weights)
         if not weights:
-            result = _unchanged(global_w, prior_flags)
-            return AggregationResult(result.weights, prior_flags, trust)
+            result = _unchanged(global_w, flagged)
+            return AggregationResult(result.weights, flagged, trust)
         kept = {name: updates[name] for name in weights}
         names, vectors, _ = stack_updates(global_w, kept)
         mean = weighted_mean(vectors, np.array([weights[n] for n in names]))
-        return _result(global_w, mean, flagged=prior_flags, trust=trust)
+        return _result(global_w, mean, flagged=flagged, trust=trust)
 
 
 @dataclass

@@ -70,6 +70,7 @@ def test_trust_keeps_a_repeat_offender_out_when_it_slips_through() -> None:
     # round 3: not flagged; trust 0.7 * 0.49 + 0.3 = 0.643 >= 0.5, so it counts again
     result = agg.aggregate(GLOBAL, updates, 3)
     assert result.trust["hmu-05"] == pytest.approx(0.643)
+    assert result.flagged == frozenset()
     expected = fedavg([(w, result.trust[k] * n) for k, (w, n) in updates.items()])
     for key in GLOBAL:
         np.testing.assert_allclose(result.weights[key], expected[key], atol=1e-6)
@@ -80,6 +81,7 @@ def test_trust_keeps_a_repeat_offender_out_when_it_slips_through() -> None:
     result = agg.aggregate(GLOBAL, updates, 5)
     assert result.trust["hmu-05"] == pytest.approx(0.7**5 + 0.3)
     assert result.trust["hmu-05"] < 0.5  # slipped through screening, still left out
+    assert result.flagged == {"hmu-05"}  # and reported as rejected
     expected = fedavg([(w, result.trust[k] * n) for k, (w, n) in rest.items()])
     for key in GLOBAL:
         np.testing.assert_allclose(result.weights[key], expected[key], atol=1e-6)
