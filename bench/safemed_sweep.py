@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # run as a script, bench/ comes first on sys.path and bench/traffic.py would shadow the package
 sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
 
-from bench.table_i import cell, compare  # noqa: E402
+from bench.table_i import compare, print_table  # noqa: E402
 
 SHARES = ("p00", "p10", "p20", "p30", "p40")
 FAMILIES = ("fedavg", "dp", "robust")
@@ -41,11 +41,8 @@ def main() -> None:
             files = [f"safemed/{family}_{share}" for share in SHARES]
             baseline = ("--baseline", f"safemed_{family}_p00")
             rows += compare(files, baseline, args.seeds, out / family)
-    print(f"\nSAFE-MED sweep over MQTT, sign-flip x10 from round 1, seeds 1-{args.seeds}")
-    print("| scenario | " + " | ".join(COLUMNS) + " |")
-    print("|---" * (len(COLUMNS) + 1) + "|")
-    for row in rows:
-        print(f"| {row['scenario']} | " + " | ".join(cell(row, k) for k in COLUMNS) + " |")
+    title = f"SAFE-MED sweep over MQTT, sign-flip x10 from round 1, seeds 1-{args.seeds}"
+    print_table(title, rows, COLUMNS)
     by_name = {row["scenario"]: row for row in rows}
     if "robust" in args.families:
         clean = float(by_name["safemed_robust_p00"]["accuracy_mean"])

@@ -55,6 +55,15 @@ def cell(row: dict, key: str) -> str:
     return f"{float(mean):.4f} ± {float(std or 0):.4f}"
 
 
+def print_table(title: str, rows: list[dict], columns: tuple[str, ...]) -> None:
+    """``rows`` of ``compare`` as a Markdown table of ``columns`` under ``title``."""
+    print(f"\n{title}")
+    print("| scenario | " + " | ".join(columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    for row in rows:
+        print(f"| {row['scenario']} | " + " | ".join(cell(row, k) for k in columns) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
@@ -67,11 +76,7 @@ def main() -> None:
         honest = compare([name], extra, args.seeds, out / "honest")
     honest[0]["scenario"] = label
     rows += honest
-    print(f"\nFedQ Table I over MQTT, seeds 1-{args.seeds} (mean ± std)")
-    print("| scenario | " + " | ".join(COLUMNS) + " |")
-    print("|---" * (len(COLUMNS) + 1) + "|")
-    for row in rows:
-        print(f"| {row['scenario']} | " + " | ".join(cell(row, k) for k in COLUMNS) + " |")
+    print_table(f"FedQ Table I over MQTT, seeds 1-{args.seeds} (mean ± std)", rows, COLUMNS)
     by_name = {row["scenario"]: row for row in rows}
     fedq_eve = float(by_name["fedq_eve"]["accuracy_mean"])
     fedavg = by_name["fedavg"]
