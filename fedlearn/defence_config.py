@@ -70,7 +70,7 @@ class PrivacyConfig(Strict):
         if self.mechanism == "gaussian" and self.delta <= 0:
             raise ValueError("the gaussian mechanism needs delta > 0")
         if self.unit == "parameter" and self.mechanism != "laplace":
-            raise ValueError("unit: parameter is FedQ's reading of the Laplace mechanism only")
+            raise ValueError("unit: parameter applies to mechanism: laplace only; use unit: update")
         return self
 
     @property

@@ -64,7 +64,7 @@ def test_per_parameter_laplace_clips_each_entry_and_adds_noise_of_bound_over_eps
 
 
 def test_per_parameter_unit_is_laplace_only() -> None:
-    with pytest.raises(ValueError, match="Laplace"):
+    with pytest.raises(ValueError, match="laplace only"):
         PrivacyConfig(mechanism="gaussian", unit="parameter")
     assert PrivacyConfig(mechanism="laplace", unit="parameter").bound == 3e-2
 
