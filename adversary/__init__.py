@@ -15,20 +15,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from iomt_testbed.lazy import lazy_exports
+from iomt.lazy import lazy_exports
 
 _EXPORTS = {
-    "MitmConfig": "adversary.config",
-    "Decision": "adversary.policy",
-    "EveCounters": "adversary.policy",
-    "EvePolicy": "adversary.policy",
-    "Observation": "adversary.policy",
-    "PassThrough": "adversary.policy",
-    "Policy": "adversary.policy",
-    "MitmProxy": "adversary.mitm",
-    "ProxyStats": "adversary.mitm",
-    "route_through": "adversary.mitm",
-    "start_eves": "adversary.mitm",
+    "MitmConfig": "iomt.adversary.config",
+    "Decision": "iomt.adversary.policy",
+    "EveCounters": "iomt.adversary.policy",
+    "EvePolicy": "iomt.adversary.policy",
+    "Observation": "iomt.adversary.policy",
+    "PassThrough": "iomt.adversary.policy",
+    "Policy": "iomt.adversary.policy",
+    "MitmProxy": "iomt.adversary.mitm",
+    "ProxyStats": "iomt.adversary.mitm",
+    "route_through": "iomt.adversary.mitm",
+    "start_eves": "iomt.adversary.mitm",
 }
 
 __all__ = [
@@ -50,9 +50,9 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:
-    from adversary.config import MitmConfig
-    from adversary.mitm import MitmProxy, ProxyStats, route_through, start_eves
-    from adversary.policy import (
+    from iomt.adversary.config import MitmConfig
+    from iomt.adversary.mitm import MitmProxy, ProxyStats, route_through, start_eves
+    from iomt.adversary.policy import (
         Decision,
         EveCounters,
         EvePolicy,

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from iomt_testbed.strict import Strict
-from wire.topics import check_part
+from iomt.strict import Strict
+from iomt.wire.topics import check_part
 
 Alteration = Literal["scale", "noise", "zero"]
 OnSealed = Literal["tamper", "drop"]

@@ -1,7 +1,7 @@
 """Eve's TCP proxy between one HMU and the broker: it relays MQTT and rewrites PUBLISHes.
 
 Each accepted client gets its own upstream connection.  Both directions are cut into
-whole control packets (:class:`adversary.mqtt_codec.PacketReader`); client -> broker
+whole control packets (:class:`iomt.adversary.mqtt_codec.PacketReader`); client -> broker
 PUBLISHes go through the policy, everything else is relayed byte for byte.  Writes
 towards the client happen only at packet boundaries, which is what lets Eve slip in
 packets of her own.
@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from adversary.config import MitmConfig
-from adversary.mqtt_codec import (
+from iomt.adversary.config import MitmConfig
+from iomt.adversary.mqtt_codec import (
     CONNACK,
     CONNECT,
     PUBACK,
@@ -49,8 +49,8 @@ from adversary.mqtt_codec import (
     parse_publish,
     protocol_level,
 )
-from adversary.policy import EvePolicy, PassThrough, Policy
-from iomt_testbed.errors import BrokerError
+from iomt.adversary.policy import EvePolicy, PassThrough, Policy
+from iomt.errors import BrokerError
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, replace
 
-from iomt_testbed.errors import DecodeError
+from iomt.errors import DecodeError
 
 CONNECT = 1
 CONNACK = 2

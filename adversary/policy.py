@@ -19,11 +19,11 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from adversary.config import Alteration, MitmConfig, OnSealed
-from iomt_testbed.errors import DecodeError
-from wire.frame import MAGIC, decode_frame, encode_frame, peek_envelope
-from wire.messages import ModelUpdate
-from wire.topics import ROOT
+from iomt.adversary.config import Alteration, MitmConfig, OnSealed
+from iomt.errors import DecodeError
+from iomt.wire.frame import MAGIC, decode_frame, encode_frame, peek_envelope
+from iomt.wire.messages import ModelUpdate
+from iomt.wire.topics import ROOT
 
 _HEAD = len(MAGIC) + 2  # magic + u16 envelope length
 _SEAL_PREFIX = 8  # nonce counter (AES-GCM) or pad offset (OTP) before the ciphertext

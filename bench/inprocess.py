@@ -1,12 +1,12 @@
 """In-process FedAvg baseline: the testbed's local training and averaging without MQTT.
 
 K HMUs get iid shares of the real training split; every round each trains from the
-global weights (``fedlearn.train.train_local``) and the server averages
-(``fedlearn.aggregate.fedavg``).  Training runs on a pool of ``workers`` threads (torch
+global weights (``iomt.fedlearn.train.train_local``) and the server averages
+(``iomt.fedlearn.aggregate.fedavg``).  Training runs on a pool of ``workers`` threads (torch
 with one thread each) or processes; this is the floor that the MQTT testbed's round
 time is compared against (bench/round_overhead.py imports ``run_inprocess``).
 
-Run: ``.venv/bin/python bench/inprocess.py [--rounds N] [--quick]``.  The machine is
+Run: ``.venv/bin/python -m bench.inprocess [--rounds N] [--quick]``.  The machine is
 shared, so figures vary by ~10 %; the lead re-measures at the end.
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,21 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-HERE = Path(__file__).resolve().parent
-# run as a script, bench/ is sys.path[0] and bench/traffic.py would shadow the package
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from iomt.fedlearn.aggregate import fedavg
+from iomt.fedlearn.config import PartitionConfig, TrainingConfig
+from iomt.fedlearn.evaluate import Evaluation, evaluate
+from iomt.fedlearn.model import Weights, init_weights
+from iomt.fedlearn.partition import partition, stratified_split
+from iomt.fedlearn.scaling import Standardiser
+from iomt.fedlearn.train import OptimiserState, TrainResult, train_local, warm_up
+from iomt.traffic.dataset import CsvSource
 
-from fedlearn.aggregate import fedavg  # noqa: E402
-from fedlearn.config import PartitionConfig, TrainingConfig  # noqa: E402
-from fedlearn.evaluate import Evaluation, evaluate  # noqa: E402
-from fedlearn.model import Weights, init_weights  # noqa: E402
-from fedlearn.partition import partition, stratified_split  # noqa: E402
-from fedlearn.scaling import Standardiser  # noqa: E402
-from fedlearn.train import OptimiserState, TrainResult, train_local, warm_up  # noqa: E402
-from traffic.dataset import CsvSource  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 MODES = ("thread", "process", "serial")
 

@@ -5,7 +5,7 @@ write API) on 127.0.0.1, then runs ``scenarios/fedq.yaml`` in-process alternatel
 ``metrics.enabled: false`` and with the sink writing to VictoriaMetrics (and the
 run's ``metrics.lp``), and prints the median wall time of each and their ratio.
 
-Run: ``.venv/bin/python bench/metrics_overhead.py [--repeat N] [--rounds R]``
+Run: ``.venv/bin/python -m bench.metrics_overhead [--repeat N] [--rounds R]``
 """
 
 from __future__ import annotations
@@ -18,14 +18,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-# run as a script, bench/ comes first on sys.path and bench/traffic.py would shadow the package
-sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
+from bench.inprocess import default_dataset
+from iomt.scenarios.launcher import launch
+from iomt.scenarios.schema import load_scenario
+from tests.monitoring.victoria import VictoriaMetrics, find_victoria_metrics
 
-from bench.inprocess import default_dataset  # noqa: E402
-from scenarios.launcher import launch  # noqa: E402
-from scenarios.schema import load_scenario  # noqa: E402
-from tests.monitoring.victoria import VictoriaMetrics, find_victoria_metrics  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def wall_time(overrides: list[str]) -> tuple[float, dict]:

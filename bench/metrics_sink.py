@@ -10,7 +10,7 @@ port with a temporary store, and measures:
    (VictoriaMetrics' v2 write API) acknowledged every one (points/s), checked by
    reading the series back; and the same into ``metrics.lp`` alone.
 
-Run: ``.venv/bin/python bench/metrics_sink.py [--points N]``.  The machine is shared
+Run: ``.venv/bin/python -m bench.metrics_sink [--points N]``.  The machine is shared
 (2 cores), so figures vary; the lead re-measures at the end.
 """
 
@@ -23,15 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-# run as a script, bench/ comes first on sys.path and bench/traffic.py would shadow the package
-sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
-
-from broker.ports import free_port  # noqa: E402
-from monitoring import measurements as m  # noqa: E402
-from monitoring.config import InfluxTarget, MetricsConfig  # noqa: E402
-from monitoring.sink import MetricsSink  # noqa: E402
-from tests.monitoring.victoria import VictoriaMetrics, find_victoria_metrics  # noqa: E402
+from iomt.broker.ports import free_port
+from iomt.monitoring import measurements as m
+from iomt.monitoring.config import InfluxTarget, MetricsConfig
+from iomt.monitoring.sink import MetricsSink
+from tests.monitoring.victoria import VictoriaMetrics, find_victoria_metrics
 
 
 def hot_path_us(sink: MetricsSink, n: int = 20_000, repeats: int = 5) -> tuple[float, float]:

@@ -7,7 +7,7 @@ AES-256-GCM keys. The figure is the time from the key requests to the last sessi
 outcome, as the server records it (``qkd_keying_s`` in results.json). Each key is
 also far longer than the 256 bits AES-256 needs.
 
-Run: ``.venv/bin/python bench/qkd_keys.py [--repeat N]``
+Run: ``.venv/bin/python -m bench.qkd_keys [--repeat N]``
 """
 
 from __future__ import annotations
@@ -15,24 +15,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-# run as a script, bench/ comes first on sys.path and bench/traffic.py would shadow the package
-sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
+from bench.inprocess import default_dataset
+from iomt.scenarios.launcher import launch
+from iomt.scenarios.schema import load_scenario
 
-from bench.inprocess import default_dataset  # noqa: E402
-from scenarios.launcher import launch  # noqa: E402
-from scenarios.schema import load_scenario  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    overrides = [f"data.dataset={default_dataset()}", "federation.rounds=1", "traffic.source=csv"]
+    overrides = [
+        f"data.dataset={default_dataset()}",
+        "federation.rounds=1",
+        "traffic.source=csv",
+    ]
     scenario = load_scenario(ROOT / "scenarios" / "fedq.yaml", overrides)
     times, key_bits = [], []
     for i in range(args.repeat):

@@ -1,26 +1,20 @@
 """Throughput of the QKD stack: numpy vs qiskit links, post-processing, AES-GCM seal+open.
 
-Run: ``.venv/bin/python bench/qkd_throughput.py``.  Figures depend on the machine
+Run: ``.venv/bin/python -m bench.qkd_throughput``.  Figures depend on the machine
 (and on what else runs on it); the targets are those of the issue.
 """
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-# run as a script, bench/ comes first on sys.path and bench/traffic.py would shadow the package
-sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from qkd_channel.channel import measure, prepare, run_link, transmit  # noqa: E402
-from qkd_channel.config import QkdConfig  # noqa: E402
-from qkd_channel.driver import postprocess  # noqa: E402
-from qkd_channel.eve import make_eavesdropper  # noqa: E402
-from wire.aead import Opener, Sealer, derive_keys  # noqa: E402
+from iomt.qkd_channel.channel import measure, prepare, run_link, transmit
+from iomt.qkd_channel.config import QkdConfig
+from iomt.qkd_channel.driver import postprocess
+from iomt.qkd_channel.eve import make_eavesdropper
+from iomt.wire.aead import Opener, Sealer, derive_keys
 
 NUMPY_QUBITS = 10**7
 CHUNK = 2**18

@@ -9,7 +9,7 @@ the same over MQTT.
 ``--ablation`` adds the steps from FedAvg's usual settings to the defaults, one change
 at a time on the same seeds, and the defaults with the signed log before z-scores.
 
-Run: ``.venv/bin/python bench/quality.py [--rounds 30] [--hmus 20] [--seeds 0 1 2 3 4]
+Run: ``.venv/bin/python -m bench.quality [--rounds 30] [--hmus 20] [--seeds 0 1 2 3 4]
 [--ablation]``.
 """
 
@@ -17,18 +17,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]  # bench/traffic.py
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from bench.inprocess import default_dataset, prepare_split, run_inprocess  # noqa: E402
-from fedlearn.config import TrainingConfig  # noqa: E402
-from fedlearn.scaling import DEFAULT_LOG  # noqa: E402
+from bench.inprocess import default_dataset, prepare_split, run_inprocess
+from iomt.fedlearn.config import TrainingConfig
+from iomt.fedlearn.scaling import DEFAULT_LOG
 
 TARGET_ACCURACY = 0.93
 TARGET_MACRO_F1 = 0.83

@@ -6,7 +6,7 @@ packets, written to per-HMU pcaps and measured back), and prints both figures. T
 split and partition are the same for both (they derive from the seed). Target: the
 replayed-feature IDS within 1 point of accuracy of the CSV-feature IDS.
 
-Run: ``.venv/bin/python bench/replay_vs_csv.py [--seeds N] [--rounds R]``
+Run: ``.venv/bin/python -m bench.replay_vs_csv [--seeds N] [--rounds R]``
 """
 
 from __future__ import annotations
@@ -14,17 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-# run as a script, bench/ comes first on sys.path and bench/traffic.py would shadow the package
-sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
+from bench.inprocess import default_dataset
+from iomt.scenarios.launcher import launch
+from iomt.scenarios.schema import load_scenario
 
-from bench.inprocess import default_dataset  # noqa: E402
-from scenarios.launcher import launch  # noqa: E402
-from scenarios.schema import load_scenario  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def final(source: str, seed: int, rounds: int) -> dict:

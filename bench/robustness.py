@@ -19,7 +19,7 @@ Every HMU takes part in every round.  Sections:
 * ``compression``: top-k (k = 0.1) with error feedback and 8-bit codes: accuracy and
   bytes per update.
 
-Run: ``.venv/bin/python bench/robustness.py [--sections robust rules privacy compression]
+Run: ``.venv/bin/python -m bench.robustness [--sections robust rules privacy compression]
 [--rounds 30] [--seed 0]``.  Accuracies are reproducible for a seed; timings vary
 because the machine is shared, and the lead re-measures at the end.
 """
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,16 +35,12 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-# run as a script, bench/ comes first on sys.path and bench/traffic.py would shadow the package
-sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
-
-from bench.inprocess import Split, client_seed, default_dataset, prepare_split  # noqa: E402
-from fedlearn.accountant import epsilon_per_update, epsilon_total  # noqa: E402
-from fedlearn.attacks import apply_update_attack, assign_attacks, flip_labels  # noqa: E402
-from fedlearn.compression import Compressor, decompress, dense_nbytes, payload_nbytes  # noqa: E402
-from fedlearn.config import TrainingConfig  # noqa: E402
-from fedlearn.defence_config import (  # noqa: E402
+from bench.inprocess import Split, client_seed, default_dataset, prepare_split
+from iomt.fedlearn.accountant import epsilon_per_update, epsilon_total
+from iomt.fedlearn.attacks import apply_update_attack, assign_attacks, flip_labels
+from iomt.fedlearn.compression import Compressor, decompress, dense_nbytes, payload_nbytes
+from iomt.fedlearn.config import TrainingConfig
+from iomt.fedlearn.defence_config import (
     AttackConfig,
     AttackEntry,
     AttackSchedule,
@@ -54,13 +49,13 @@ from fedlearn.defence_config import (  # noqa: E402
     PrivacyConfig,
     ScreeningConfig,
 )
-from fedlearn.evaluate import Evaluation, evaluate  # noqa: E402
-from fedlearn.model import init_weights  # noqa: E402
-from fedlearn.privacy import privatize  # noqa: E402
-from fedlearn.resilience import DetectionRates, detection_rates, poison_resilience  # noqa: E402
-from fedlearn.strategy import build_aggregator  # noqa: E402
-from fedlearn.train import OptimiserState, train_local, warm_up  # noqa: E402
-from fedlearn.updates import parameter_count  # noqa: E402
+from iomt.fedlearn.evaluate import Evaluation, evaluate
+from iomt.fedlearn.model import init_weights
+from iomt.fedlearn.privacy import privatize
+from iomt.fedlearn.resilience import DetectionRates, detection_rates, poison_resilience
+from iomt.fedlearn.strategy import build_aggregator
+from iomt.fedlearn.train import OptimiserState, train_local, warm_up
+from iomt.fedlearn.updates import parameter_count
 
 ROBUST = DefenceConfig(aggregator="trust", screening=ScreeningConfig(enabled=True))
 FEDAVG = DefenceConfig()

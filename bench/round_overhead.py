@@ -6,7 +6,7 @@ over a real Mosquitto with the full codec, and ``bench/inprocess.py``'s FedAvg l
 time per round of each and their ratio. Targets: ratio <= 1.25 at K = 20, <= 1.4 at
 K = 50. The first round of a run is left out of the median (pool and torch warm-up).
 
-Run: ``.venv/bin/python bench/round_overhead.py [--rounds N] [--ks 5,20,50]``
+Run: ``.venv/bin/python -m bench.round_overhead [--rounds N] [--ks 5,20,50]``
 """
 
 from __future__ import annotations
@@ -14,18 +14,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-# run as a script, bench/ comes first on sys.path and bench/traffic.py would shadow the package
-sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
-
-from bench.inprocess import default_dataset, prepare_split, run_inprocess  # noqa: E402
-from fedlearn.config import TrainingConfig  # noqa: E402
-from scenarios.launcher import launch  # noqa: E402
-from scenarios.schema import validate_scenario  # noqa: E402
+from bench.inprocess import default_dataset, prepare_split, run_inprocess
+from iomt.fedlearn.config import TrainingConfig
+from iomt.scenarios.launcher import launch
+from iomt.scenarios.schema import validate_scenario
 
 
 def mqtt_round_seconds(k: int, rounds: int, dataset: Path) -> list[float]:

@@ -9,7 +9,7 @@
 
 Memory is sampled every 20 ms with psutil (RSS summed over the tree at each sample).
 
-Run: ``.venv/bin/python bench/run_footprint.py [--skip-fedq] [--skip-hmu]``
+Run: ``.venv/bin/python -m bench.run_footprint [--skip-fedq] [--skip-hmu]``
 """
 
 from __future__ import annotations
@@ -25,11 +25,9 @@ from pathlib import Path
 
 import psutil
 
-ROOT = Path(__file__).resolve().parents[1]
-# run as a script, bench/ comes first on sys.path and bench/traffic.py would shadow the package
-sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
+from bench.inprocess import default_dataset
 
-from bench.inprocess import default_dataset  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def watch(cmd: list[str], env: dict[str, str]) -> tuple[float, int, dict[str, int], int]:
@@ -73,7 +71,7 @@ def main() -> None:
     parser.add_argument("--skip-hmu", action="store_true")
     args = parser.parse_args()
     env = {**os.environ, "IOMT_DATASET": str(default_dataset())}
-    iomt = [sys.executable, "-m", "scenarios.cli", "run"]
+    iomt = [sys.executable, "-m", "iomt.scenarios.cli", "run"]
     mb = 1024 * 1024
     with tempfile.TemporaryDirectory() as out:
         if not args.skip_fedq:

@@ -7,21 +7,16 @@ FL + Gaussian DP, ``robust``: z-score screening + trust-weighted FedAvg), each w
 targets of the robust defence: within 2 points of clean at 30 %, within 5 at 40 %,
 TPR >= 0.93 at FPR <= 0.06.  About 30 minutes on 2 cores with 5 seeds.
 
-Run: ``.venv/bin/python bench/safemed_sweep.py [--seeds 5] [--families fedavg dp robust]``
+Run: ``.venv/bin/python -m bench.safemed_sweep [--seeds 5] [--families fedavg dp robust]``
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-# run as a script, bench/ comes first on sys.path and bench/traffic.py would shadow the package
-sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
-
-from bench.table_i import compare, print_table  # noqa: E402
+from bench.table_i import compare, print_table
 
 SHARES = ("p00", "p10", "p20", "p30", "p40")
 FAMILIES = ("fedavg", "dp", "robust")

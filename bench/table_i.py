@@ -12,7 +12,7 @@ Prints one table of mean ± std and the targets: FedQ with Eve at accuracy >= 0.
 (FedQ reports 92.52 %); the quality target of plain FedAvg (accuracy >= 0.93,
 macro-F1 >= 0.83).  About 12 minutes on 2 cores.
 
-Run: ``.venv/bin/python bench/table_i.py [--seeds 5] [--out DIR]``
+Run: ``.venv/bin/python -m bench.table_i [--seeds 5] [--out DIR]``
 """
 
 from __future__ import annotations
@@ -25,11 +25,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-# run as a script, bench/ comes first on sys.path and bench/traffic.py would shadow the package
-sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
+from bench.inprocess import default_dataset
 
-from bench.inprocess import default_dataset  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 TABLE_I = ("fedavg", "fedavg_eve", "fedq", "fedq_eve")
 HONEST = ("fedq", ("--set", "privacy.unit=update"), "fedq, ε per update")
@@ -40,7 +38,7 @@ def compare(files: list[str], extra: tuple[str, ...], seeds: int, out: Path) -> 
     """Run ``iomt compare`` and read back its CSV rows."""
     env = {**os.environ, "IOMT_DATASET": str(default_dataset())}
     paths = [str(ROOT / "scenarios" / f"{name}.yaml") for name in files]
-    command = [sys.executable, "-m", "scenarios.cli", "compare", *paths, "--seeds", str(seeds)]
+    command = [sys.executable, "-m", "iomt.scenarios.cli", "compare", *paths, "--seeds", str(seeds)]
     subprocess.run([*command, "--out", str(out), *extra], env=env, check=True)
     with (out / "compare.csv").open(newline="") as f:
         return list(csv.DictReader(f))

@@ -13,34 +13,29 @@ Prints three figures (targets from the issue):
 Wall-clock figures come with CPU seconds of this process: the machine is shared, so
 when others are busy the CPU-based rate is the fairer one.
 
-Run: ``.venv/bin/python bench/traffic.py [--dataset CSV] [--hmus 20] [--repeat 3]``
+Run: ``.venv/bin/python -m bench.traffic [--dataset CSV] [--hmus 20] [--repeat 3]``
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
+from iomt.fedlearn.config import PartitionConfig
+from iomt.fedlearn.partition import partition
+from iomt.traffic.captures import build_captures
+from iomt.traffic.dataset import LABEL_COLUMN, read_wustl_csv
+from iomt.traffic.flow import FlowAssembler
+from iomt.traffic.pcap import read_packets, write_pcap
+from iomt.traffic.source import PcapSource, extract
+from iomt.traffic.synthesis import Synthesizer
+
 ROOT = Path(__file__).resolve().parents[1]
-HERE = str(Path(__file__).resolve().parent)
-# this file is bench/traffic.py: keep its folder off the path so `traffic` is the package
-sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != HERE]
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-
-from fedlearn.config import PartitionConfig  # noqa: E402
-from fedlearn.partition import partition  # noqa: E402
-from traffic.captures import build_captures  # noqa: E402
-from traffic.dataset import LABEL_COLUMN, read_wustl_csv  # noqa: E402
-from traffic.flow import FlowAssembler  # noqa: E402
-from traffic.pcap import read_packets, write_pcap  # noqa: E402
-from traffic.source import PcapSource, extract  # noqa: E402
-from traffic.synthesis import Synthesizer  # noqa: E402
 
 
 def default_dataset() -> Path:

@@ -7,7 +7,7 @@
 Synchronous code (a session-scoped pytest fixture, a launcher without a loop yet) can
 use ``MosquittoBroker(...).start()``/``stop()`` or ``with MosquittoBroker(...) as handle``.
 
-The names below are imported on first use, so that ``broker.acl`` (a pure core) can be
+The names below are imported on first use, so that ``iomt.broker.acl`` (a pure core) can be
 imported without pulling in asyncio, amqtt or subprocess handling.
 """
 
@@ -15,24 +15,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from iomt_testbed.lazy import lazy_exports
+from iomt.lazy import lazy_exports
 
 _EXPORTS = {
-    "AclRule": "broker.acl",
-    "acl_for_run": "broker.acl",
-    "render_mosquitto_acl": "broker.acl",
-    "AmqttBroker": "broker.embedded",
-    "BrokerConfig": "broker.config",
-    "BrokerHandle": "broker.handle",
-    "Credentials": "broker.credentials",
-    "make_credentials": "broker.credentials",
-    "mosquitto_hash": "broker.credentials",
-    "MosquittoBroker": "broker.mosquitto",
-    "find_mosquitto": "broker.mosquitto",
-    "client_kwargs": "broker.client_options",
-    "parse_broker_url": "broker.external",
-    "free_port": "broker.ports",
-    "start_broker": "broker.launcher",
+    "AclRule": "iomt.broker.acl",
+    "acl_for_run": "iomt.broker.acl",
+    "render_mosquitto_acl": "iomt.broker.acl",
+    "AmqttBroker": "iomt.broker.embedded",
+    "BrokerConfig": "iomt.broker.config",
+    "BrokerHandle": "iomt.broker.handle",
+    "Credentials": "iomt.broker.credentials",
+    "make_credentials": "iomt.broker.credentials",
+    "mosquitto_hash": "iomt.broker.credentials",
+    "MosquittoBroker": "iomt.broker.mosquitto",
+    "find_mosquitto": "iomt.broker.mosquitto",
+    "client_kwargs": "iomt.broker.client_options",
+    "parse_broker_url": "iomt.broker.external",
+    "free_port": "iomt.broker.ports",
+    "start_broker": "iomt.broker.launcher",
 }
 
 __all__ = [
@@ -58,13 +58,13 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:
-    from broker.acl import AclRule, acl_for_run, render_mosquitto_acl
-    from broker.client_options import client_kwargs
-    from broker.config import BrokerConfig
-    from broker.credentials import Credentials, make_credentials, mosquitto_hash
-    from broker.embedded import AmqttBroker
-    from broker.external import parse_broker_url
-    from broker.handle import BrokerHandle
-    from broker.launcher import start_broker
-    from broker.mosquitto import MosquittoBroker, find_mosquitto
-    from broker.ports import free_port
+    from iomt.broker.acl import AclRule, acl_for_run, render_mosquitto_acl
+    from iomt.broker.client_options import client_kwargs
+    from iomt.broker.config import BrokerConfig
+    from iomt.broker.credentials import Credentials, make_credentials, mosquitto_hash
+    from iomt.broker.embedded import AmqttBroker
+    from iomt.broker.external import parse_broker_url
+    from iomt.broker.handle import BrokerHandle
+    from iomt.broker.launcher import start_broker
+    from iomt.broker.mosquitto import MosquittoBroker, find_mosquitto
+    from iomt.broker.ports import free_port

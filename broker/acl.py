@@ -10,7 +10,7 @@ HMU ``h``          write: its update, status, metrics, ``classical(h, "hmu")``,
                    ``quantum(h, "tx")``;  read: its inbox, the global model,
                    ``classical(h, "server")``
 server             read: ``$SYS/broker/#``, every status, update and metrics topic (the filters of
-                   ``wire.topics``), every ``classical(h, "hmu")`` and
+                   ``iomt.wire.topics``), every ``classical(h, "hmu")`` and
                    ``quantum(h, "rx")``;  write: every inbox, the global model,
                    every ``classical(h, "server")``, its own status and metrics
 QKD channel        read: every ``quantum(h, "tx")``, the global model (to see the
@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from wire import topics
+from iomt.wire import topics
 
 Access = Literal["read", "write", "readwrite"]
 _ACCESS: frozenset[str] = frozenset(("read", "write", "readwrite"))

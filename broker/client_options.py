@@ -7,8 +7,8 @@ from typing import Any
 
 from aiomqtt import TLSParameters
 
-from broker.handle import BrokerHandle
-from iomt_testbed.errors import BrokerError
+from iomt.broker.handle import BrokerHandle
+from iomt.errors import BrokerError
 
 # Mosquitto's own per-client default; enough to pipeline model updates on loopback.
 MAX_INFLIGHT = 20

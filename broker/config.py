@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from iomt_testbed.strict import Strict
+from iomt.strict import Strict
 
 
 class BrokerConfig(Strict):

@@ -1,7 +1,7 @@
 """The fallback broker: amqtt running inside the event loop, with the run's credentials and ACL.
 
 Used where no ``mosquitto`` binary exists, or with ``broker.kind: amqtt``.  It reads the
-very files Mosquitto would (``broker.files``): the ``$7$`` password hashes and the ACL
+very files Mosquitto would (``iomt.broker.files``): the ``$7$`` password hashes and the ACL
 file, through two plugins of its own, because amqtt 0.12.1's packaged plugins do not fit:
 its ``FileAuthPlugin`` only verifies argon2/bcrypt hashes, and its
 ``TopicAccessControlListPlugin`` refuses a ``subscribe_acl`` option (its config class has
@@ -40,7 +40,7 @@ from amqtt.plugins import manager as amqtt_manager
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
-from broker.acl import (
+from iomt.broker.acl import (
     AclRule,
     acl_for_run,
     can_read,
@@ -49,12 +49,12 @@ from broker.acl import (
     parse_mosquitto_acl,
     topic_matches,
 )
-from broker.config import BrokerConfig
-from broker.credentials import parse_password_file, verify_mosquitto_hash
-from broker.files import BrokerFiles, prepare_broker_files, write_acl
-from broker.handle import BrokerHandle
-from broker.ports import free_port
-from iomt_testbed.errors import BrokerError
+from iomt.broker.config import BrokerConfig
+from iomt.broker.credentials import parse_password_file, verify_mosquitto_hash
+from iomt.broker.files import BrokerFiles, prepare_broker_files, write_acl
+from iomt.broker.handle import BrokerHandle
+from iomt.broker.ports import free_port
+from iomt.errors import BrokerError
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Nothing is started.  The URL is ``mqtt://host[:port]`` (default 1883) or
 ``mqtts://host[:port]`` (default 8883); credentials never go in the URL but in a YAML
 file ``{agent_id: password}`` named by ``broker.credentials_file``.  Whether the broker
-enforces the run's ACL is up to whoever runs it (``broker.acl`` renders a Mosquitto
+enforces the run's ACL is up to whoever runs it (``iomt.broker.acl`` renders a Mosquitto
 ``acl_file`` they can install), and revocation cannot be done from here.
 """
 
@@ -16,11 +16,11 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from broker.config import BrokerConfig
-from broker.credentials import Credentials
-from broker.handle import BrokerHandle
-from broker.ports import accepts_connections
-from iomt_testbed.errors import BrokerError
+from iomt.broker.config import BrokerConfig
+from iomt.broker.credentials import Credentials
+from iomt.broker.handle import BrokerHandle
+from iomt.broker.ports import accepts_connections
+from iomt.errors import BrokerError
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Layout under ``<run_dir>/broker/``::
 
     passwd             Mosquitto ``$7$`` password hashes, one line per agent
-    acl                the run's ACL (see ``broker.acl``), rewritten on revocation
+    acl                the run's ACL (see ``iomt.broker.acl``), rewritten on revocation
     credentials.yaml   {agent_id: password} in clear, mode 0600, for agents started as
                        separate processes (the same format an external broker takes)
     tls/               ca.crt, server.crt, server.key when TLS is on
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import yaml
 
-from broker.acl import AclRule, acl_for_run, render_mosquitto_acl
-from broker.credentials import Credentials, make_credentials, render_password_file
-from broker.tls import TlsFiles, make_ca_and_server_cert
-from wire import topics
+from iomt.broker.acl import AclRule, acl_for_run, render_mosquitto_acl
+from iomt.broker.credentials import Credentials, make_credentials, render_password_file
+from iomt.broker.tls import TlsFiles, make_ca_and_server_cert
+from iomt.wire import topics
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
-from broker.credentials import Credentials
+from iomt.broker.credentials import Credentials
 
 BrokerKind = Literal["mosquitto", "amqtt", "external"]
 

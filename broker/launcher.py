@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from broker.config import BrokerConfig
-from broker.embedded import AmqttBroker
-from broker.external import attach_external
-from broker.handle import BrokerHandle
-from broker.mosquitto import MosquittoBroker, find_mosquitto
-from iomt_testbed.errors import BrokerError
+from iomt.broker.config import BrokerConfig
+from iomt.broker.embedded import AmqttBroker
+from iomt.broker.external import attach_external
+from iomt.broker.handle import BrokerHandle
+from iomt.broker.mosquitto import MosquittoBroker, find_mosquitto
+from iomt.errors import BrokerError
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Start, reload and stop a real Mosquitto for one run, from a config in the run directory.
 
 Started as root, Mosquitto drops to the ``mosquitto`` account, which gets read access
-to the files it needs (``broker.mosquitto_conf``).  If that account cannot even reach
+to the files it needs (``iomt.broker.mosquitto_conf``).  If that account cannot even reach
 the run directory (a parent without search permission, as under pytest's
 ``/tmp/pytest-of-root``), the config says ``user root`` and a warning is logged.
 Without root nothing changes hands: the broker runs as the caller.
@@ -28,11 +28,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from broker.acl import acl_for_run
-from broker.config import BrokerConfig
-from broker.files import BrokerFiles, prepare_broker_files, write_acl
-from broker.handle import BrokerHandle
-from broker.mosquitto_conf import (
+from iomt.broker.acl import acl_for_run
+from iomt.broker.config import BrokerConfig
+from iomt.broker.files import BrokerFiles, prepare_broker_files, write_acl
+from iomt.broker.handle import BrokerHandle
+from iomt.broker.mosquitto_conf import (
     SERVICE_ACCOUNT,
     can_traverse,
     hand_over,
@@ -40,8 +40,8 @@ from broker.mosquitto_conf import (
     render_mosquitto_conf,
     service_account,
 )
-from broker.ports import accepts_connections, free_port
-from iomt_testbed.errors import BrokerError
+from iomt.broker.ports import accepts_connections, free_port
+from iomt.errors import BrokerError
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from broker.config import BrokerConfig
-from broker.files import BrokerFiles
-from iomt_testbed.errors import BrokerError
+from iomt.broker.config import BrokerConfig
+from iomt.broker.files import BrokerFiles
+from iomt.errors import BrokerError
 
 SERVICE_ACCOUNT = "mosquitto"
 MAX_PACKET_LIMIT = 268_435_455  # the largest remaining length MQTT can encode

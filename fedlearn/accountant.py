@@ -1,6 +1,6 @@
 """Privacy budget spent by an HMU over a run: composition of its per-round releases.
 
-Each round an HMU takes part in, it releases one privatised update (``fedlearn.privacy``).
+Each round an HMU takes part in, it releases one privatised update (``iomt.fedlearn.privacy``).
 
 * **Laplace** releases are pure ``epsilon``-DP; ``T`` of them compose to
   ``T * epsilon`` (basic composition, Dwork et al., 2006; Dwork and Roth, 2014, thm 3.16).
@@ -21,8 +21,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from fedlearn.defence_config import PrivacyConfig
-from fedlearn.privacy import gaussian_noise_multiplier
+from iomt.fedlearn.defence_config import PrivacyConfig
+from iomt.fedlearn.privacy import gaussian_noise_multiplier
 
 
 @functools.lru_cache(maxsize=256)
@@ -81,7 +81,7 @@ def privacy_report(
     is ``d`` times the configured ``epsilon``, which is kept as ``epsilon_per_parameter``.
     Without a mechanism the epsilons and delta are ``None``: no guarantee.
     """
-    from fedlearn.privacy import noise_std
+    from iomt.fedlearn.privacy import noise_std
 
     if cfg.mechanism == "none":
         return {

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fedlearn.model import Weights, check_weights
+from iomt.fedlearn.model import Weights, check_weights
 
 
 def fedavg(updates: Sequence[tuple[Weights, int]]) -> Weights:

@@ -23,9 +23,9 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from fedlearn.defence_config import AttackConfig, AttackEntry, AttackKind, AttackSchedule
-from fedlearn.model import Weights
-from fedlearn.updates import apply_delta, delta
+from iomt.fedlearn.defence_config import AttackConfig, AttackEntry, AttackKind, AttackSchedule
+from iomt.fedlearn.model import Weights
+from iomt.fedlearn.updates import apply_delta, delta
 
 UPDATE_ATTACKS: frozenset[str] = frozenset({"sign-flip", "scaling", "gaussian"})
 

@@ -13,7 +13,7 @@ SAFE-MED compresses client updates by top-k sparsification (k = 0.1) and quantis
   dropped or rounded this round (``sent - decoded``) is kept at the HMU and added to
   the next round's update, so nothing is lost for good, only delayed.
 
-The payload is a ``dict`` of named arrays in the dtypes ``wire.codec`` carries (float32,
+The payload is a ``dict`` of named arrays in the dtypes ``iomt.wire.codec`` carries (float32,
 uint8, int32).  Names: ``<key>`` (dense float32), ``<key>.q`` / ``.scale`` /
 ``.zero_point`` (quantised), and for top-k ``topk.index`` or ``topk.mask`` with
 ``topk.value`` (or its ``.q`` / ``.scale`` / ``.zero_point``).  The server decodes with
@@ -27,10 +27,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from fedlearn.defence_config import CompressionConfig
-from fedlearn.model import Weights
-from fedlearn.updates import apply_delta, delta, flatten, parameter_count, unflatten
-from iomt_testbed.errors import DecodeError
+from iomt.errors import DecodeError
+from iomt.fedlearn.defence_config import CompressionConfig
+from iomt.fedlearn.model import Weights
+from iomt.fedlearn.updates import apply_delta, delta, flatten, parameter_count, unflatten
 
 Payload = dict[str, np.ndarray]
 _TOPK = "topk."

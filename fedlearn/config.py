@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from iomt_testbed.strict import Strict
+from iomt.strict import Strict
 
 
 class PartitionConfig(Strict):

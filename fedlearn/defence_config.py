@@ -11,13 +11,13 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from iomt_testbed.strict import Strict
+from iomt.strict import Strict
 
 DEFAULT_LAPLACE_SENSITIVITY = 1e-2
 """Default L1 bound (= sensitivity) of a Laplace-privatised update.
 
 Chosen for FedQ's epsilon = 0.5 per round, where no bound keeps utility (see
-``fedlearn.privacy``): in bench/robustness.py (K = 20, 30 rounds) 0.01 did the least
+``iomt.fedlearn.privacy``): in bench/robustness.py (K = 20, 30 rounds) 0.01 did the least
 harm (ROC AUC 0.70 against 0.85 without DP and 0.67 at initialisation; 1 and 30, near
 the L1 norm of an honest update, gave 0.26).  With a larger epsilon raise it towards
 the honest L1 norm (about 25 to 90 for the IDS MLP).
@@ -50,7 +50,7 @@ class PrivacyConfig(Strict):
     ``unit: parameter`` is FedQ's reading of eq. 1 (Laplace only): every parameter is a
     query of its own, clipped to ``[-clip, clip]`` and given ``Lap(clip / epsilon)``.
     ``epsilon`` then protects one parameter; the update of ``d`` parameters is
-    ``d * epsilon``-DP, and the accountant reports that (see ``fedlearn.privacy``).
+    ``d * epsilon``-DP, and the accountant reports that (see ``iomt.fedlearn.privacy``).
     """
 
     mechanism: Literal["none", "laplace", "gaussian"] = "none"
@@ -136,7 +136,7 @@ class ScreeningConfig(Strict):
     ``z < -threshold``).  ``estimator`` picks the centre and spread of the z-score:
     ``shorth`` (the shortest half, Rousseeuw's LMS; holds up to almost half attackers),
     ``mad`` (median and MAD, Iglewicz and Hoaglin, 1993) or ``std`` (mean and standard
-    deviation, the textbook z-score); see ``fedlearn.screening``.
+    deviation, the textbook z-score); see ``iomt.fedlearn.screening``.
     """
 
     enabled: bool = False

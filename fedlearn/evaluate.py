@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedlearn.model import Weights, check_weights, layer_shapes, logits
+from iomt.fedlearn.model import Weights, check_weights, layer_shapes, logits
 
 
 @dataclass(frozen=True)

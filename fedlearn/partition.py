@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fedlearn.config import PartitionConfig
+from iomt.fedlearn.config import PartitionConfig
 
 
 def stratified_split(

@@ -34,7 +34,7 @@ in total, so the noise-to-signal ratio is about ``d / epsilon`` (Laplace, L1) or
 ``epsilon = 0.5`` per round and the 6.5k-parameter IDS MLP the noise swamps every
 update: a small ``C`` only keeps the noisy model near its starting point instead of
 letting the noise random-walk it away.  bench/robustness.py measures it, and
-``fedlearn.defence_config`` explains the default bounds.
+``iomt.fedlearn.defence_config`` explains the default bounds.
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ import logging
 
 import numpy as np
 
-from fedlearn.defence_config import PrivacyConfig
-from fedlearn.model import Weights
-from fedlearn.updates import apply_delta, delta, flatten, unflatten
+from iomt.fedlearn.defence_config import PrivacyConfig
+from iomt.fedlearn.model import Weights
+from iomt.fedlearn.updates import apply_delta, delta, flatten, unflatten
 
 log = logging.getLogger(__name__)
 

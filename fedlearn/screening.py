@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fedlearn.defence_config import ScreeningConfig
+from iomt.fedlearn.defence_config import ScreeningConfig
 
 _MAD_TO_Z = 0.6745  # Phi^-1(3/4): the MAD of a standard normal
 _MEAN_AD_TO_STD = 1.2533  # sqrt(pi / 2)

@@ -7,7 +7,7 @@ next global weights, the clients it judged malicious, and the trust it holds::
     result = agg.aggregate(global_w, {"hmu-01": (weights, n_rows), ...}, round_no)
     result.weights, result.flagged, result.trust
 
-``Screened`` wraps another strategy: it screens the updates (``fedlearn.screening``),
+``Screened`` wraps another strategy: it screens the updates (``iomt.fedlearn.screening``),
 drops the flagged ones and hands the rest on, telling the inner strategy whom it
 dropped (``prior_flags``), so trust can learn from screening.  The rules work on
 updates ``local - global``; the outcome is ``global + rule(updates)``.
@@ -26,18 +26,18 @@ from typing import Protocol
 
 import numpy as np
 
-from fedlearn.defence_config import DefenceConfig, ScreeningConfig, TrustConfig
-from fedlearn.model import Weights
-from fedlearn.robust import (
+from iomt.fedlearn.defence_config import DefenceConfig, ScreeningConfig, TrustConfig
+from iomt.fedlearn.model import Weights
+from iomt.fedlearn.robust import (
     coordinate_median,
     krum_scores,
     max_krum_f,
     trimmed_mean,
     weighted_mean,
 )
-from fedlearn.screening import ScreeningResult, screen
-from fedlearn.trust import TrustLedger, trust_weights
-from fedlearn.updates import apply_delta, delta, flatten, unflatten
+from iomt.fedlearn.screening import ScreeningResult, screen
+from iomt.fedlearn.trust import TrustLedger, trust_weights
+from iomt.fedlearn.updates import apply_delta, delta, flatten, unflatten
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedlearn.config import TrainingConfig
-from fedlearn.model import Weights, build_mlp, get_weights, init_weights, set_weights
+from iomt.fedlearn.config import TrainingConfig
+from iomt.fedlearn.model import Weights, build_mlp, get_weights, init_weights, set_weights
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from fedlearn.defence_config import TrustConfig
+from iomt.fedlearn.defence_config import TrustConfig
 
 
 def updated_trust(

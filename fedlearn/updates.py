@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from fedlearn.model import Weights, check_weights
+from iomt.fedlearn.model import Weights, check_weights
 
 
 def delta(global_w: Weights, local_w: Weights) -> Weights:

@@ -18,28 +18,28 @@ from typing import Any
 
 import numpy as np
 
-from fedlearn.attacks import assign_attacks
-from fedlearn.compression import Compressor
-from fedlearn.config import TrainingConfig
-from fedlearn.defence_config import AttackConfig, CompressionConfig, PrivacyConfig
-from fedlearn.model import Weights
-from fedlearn.train import OptimiserState
-from hmu_agent.local_update import LocalUpdate, local_update
-from hmu_agent.session import HmuSession, SendUpdate, StartTraining, Stop
-from iomt_testbed.errors import PeerError, ProtocolViolation, QkdError
-from monitoring import measurements
-from monitoring.publisher import MqttMetricsPublisher
-from monitoring.sink import MetricsSink
-from qkd_channel.alice import AliceSession
-from qkd_channel.channel import prepare
-from qkd_channel.config import QkdConfig
-from qkd_channel.transport import pack_states
-from wire import topics
-from wire.bus import Bus, Delivery
-from wire.envelope import BROADCAST, Envelope, new_envelope
-from wire.frame import Frame, decode_frame, encode_frame
-from wire.link_cipher import LinkCipher
-from wire.messages import (
+from iomt.errors import PeerError, ProtocolViolation, QkdError
+from iomt.fedlearn.attacks import assign_attacks
+from iomt.fedlearn.compression import Compressor
+from iomt.fedlearn.config import TrainingConfig
+from iomt.fedlearn.defence_config import AttackConfig, CompressionConfig, PrivacyConfig
+from iomt.fedlearn.model import Weights
+from iomt.fedlearn.train import OptimiserState
+from iomt.hmu_agent.local_update import LocalUpdate, local_update
+from iomt.hmu_agent.session import HmuSession, SendUpdate, StartTraining, Stop
+from iomt.monitoring import measurements
+from iomt.monitoring.publisher import MqttMetricsPublisher
+from iomt.monitoring.sink import MetricsSink
+from iomt.qkd_channel.alice import AliceSession
+from iomt.qkd_channel.channel import prepare
+from iomt.qkd_channel.config import QkdConfig
+from iomt.qkd_channel.transport import pack_states
+from iomt.wire import topics
+from iomt.wire.bus import Bus, Delivery
+from iomt.wire.envelope import BROADCAST, Envelope, new_envelope
+from iomt.wire.frame import Frame, decode_frame, encode_frame
+from iomt.wire.link_cipher import LinkCipher
+from iomt.wire.messages import (
     GlobalModel,
     KeyRequest,
     ModelUpdate,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from iomt_testbed.errors import ProtocolViolation
+from iomt.errors import ProtocolViolation
 
 
 class HmuPhase(Enum):

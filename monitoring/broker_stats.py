@@ -9,8 +9,8 @@ current (``clients/connected``, ``subscriptions/count``).
 
 from __future__ import annotations
 
-from monitoring.measurements import broker
-from monitoring.point import Point
+from iomt.monitoring.measurements import broker
+from iomt.monitoring.point import Point
 
 SYS_FILTER = "$SYS/broker/#"
 """Subscribe to this (the reader needs ``read`` access to it in the broker's ACL)."""

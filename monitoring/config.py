@@ -19,8 +19,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from iomt_testbed.errors import ScenarioError
-from iomt_testbed.strict import Strict
+from iomt.errors import ScenarioError
+from iomt.strict import Strict
 
 ENV_URL = "IOMT_INFLUX_URL"
 ENV_ORG = "IOMT_INFLUX_ORG"

@@ -1,6 +1,6 @@
 """The Grafana dashboards of the testbed, built from the measurement registry.
 
-``python -m monitoring.dashboards`` rewrites ``monitoring/grafana/dashboards/*.json``;
+``python -m iomt.monitoring.dashboards`` rewrites ``monitoring/grafana/dashboards/*.json``;
 a test checks the committed files equal what this module builds and that every Flux
 query names a measurement and fields the sink writes.  Every panel reads the
 provisioned InfluxDB v2 datasource (uid ``iomt-influxdb``, Flux) and filters by the
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from monitoring.measurements import MEASUREMENTS, QKD_STATUS, SECURITY_EVENTS
+from iomt.monitoring.measurements import MEASUREMENTS, QKD_STATUS, SECURITY_EVENTS
 
 DATASOURCE_UID = "iomt-influxdb"
 DATASOURCE: dict[str, str] = {"type": "influxdb", "uid": DATASOURCE_UID}

@@ -1,7 +1,7 @@
 """The server-side forwarder of metrics HMUs publish over MQTT: check, then write to the sink.
 
 An HMU without a route to InfluxDB publishes its points as line protocol on its own
-metrics topic (``wire.topics.metrics(run, hmu)``; the broker's ACL lets only that HMU
+metrics topic (``iomt.wire.topics.metrics(run, hmu)``; the broker's ACL lets only that HMU
 write there).  ``accept`` is the pure core: it refuses a whole payload that is too
 large, is not line protocol, names a measurement or field the registry does not know
 (or a measurement only the server writes), carries a field of the wrong type, claims
@@ -18,11 +18,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from iomt_testbed.errors import DecodeError, PeerError, ProtocolViolation
-from monitoring.config import MetricsConfig
-from monitoring.measurements import MEASUREMENTS
-from monitoring.point import TAG_KEYS, LineError, Point, parse_line
-from wire import topics
+from iomt.errors import DecodeError, PeerError, ProtocolViolation
+from iomt.monitoring.config import MetricsConfig
+from iomt.monitoring.measurements import MEASUREMENTS
+from iomt.monitoring.point import TAG_KEYS, LineError, Point, parse_line
+from iomt.wire import topics
 
 log = logging.getLogger(__name__)
 

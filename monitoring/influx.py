@@ -21,7 +21,7 @@ from influxdb_client import InfluxDBClient
 from influxdb_client.client.write_api import PointSettings, WriteApi, WriteOptions, WriteType
 from reactivex.scheduler import EventLoopScheduler
 
-from monitoring.config import InfluxTarget
+from iomt.monitoring.config import InfluxTarget
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ hmu_training   yes   round, loss, samples, train_s, update_norm, trust, flagged
 qkd_link       yes   qber, qber_upper, qber_threshold, conclusive_rate, key_bits,
                      key_pool_bits, status (``QKD_STATUS`` code), rekeys, round
 security       opt.  one count per event kind (``SECURITY_EVENTS``), round
-broker         no    the broker's ``$SYS`` counters (see ``monitoring.broker_stats``)
+broker         no    the broker's ``$SYS`` counters (see ``iomt.monitoring.broker_stats``)
 resources      yes   cpu_percent (of one core; can exceed 100), rss_bytes, threads
 =============  ====  ==========================================================
 """
@@ -27,7 +27,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from monitoring.point import FieldValue, Point, now_ns
+from iomt.monitoring.point import FieldValue, Point, now_ns
 
 FieldKind = Literal["float", "int", "bool"]
 

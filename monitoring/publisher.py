@@ -2,7 +2,7 @@
 
 The sink's writer thread appends line-protocol lines here; the HMU's event loop takes
 them out as payloads (each within the forwarder's size limits) and publishes them on
-its own metrics topic, ``wire.topics.metrics(run_id, hmu_id)``, where the server's
+its own metrics topic, ``iomt.wire.topics.metrics(run_id, hmu_id)``, where the server's
 ``MetricsForwarder`` checks them and writes them to its sink.  Publishing is the
 agent's job (it owns the connection): give ``pump``/``drain`` its publish coroutine.
 """
@@ -15,8 +15,8 @@ import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 
-from iomt_testbed.errors import TestbedError
-from monitoring.point import Point, encode
+from iomt.errors import TestbedError
+from iomt.monitoring.point import Point, encode
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from iomt_testbed.errors import DataError
+from iomt.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import psutil
 
-from monitoring.measurements import resources
-from monitoring.point import Point
+from iomt.monitoring.measurements import resources
+from iomt.monitoring.point import Point
 
 log = logging.getLogger(__name__)
 

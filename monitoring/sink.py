@@ -34,9 +34,9 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Protocol
 
-from monitoring.config import InfluxTarget, MetricsConfig, resolve_influx
-from monitoring.line_file import METRICS_FILE, LineProtocolFile
-from monitoring.point import TAG_KEYS, Encoder, LineError, Point
+from iomt.monitoring.config import InfluxTarget, MetricsConfig, resolve_influx
+from iomt.monitoring.line_file import METRICS_FILE, LineProtocolFile
+from iomt.monitoring.point import TAG_KEYS, Encoder, LineError, Point
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ class MetricsSink:
         self.file: LineProtocolFile | None = LineProtocolFile(file) if file is not None else None
         self.influx = None
         if influx is not None:
-            from monitoring.influx import InfluxBackend  # heavy import, only when used
+            from iomt.monitoring.influx import InfluxBackend  # heavy import, only when used
 
             self.influx = InfluxBackend(
                 influx,

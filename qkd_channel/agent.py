@@ -19,16 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from iomt_testbed.errors import PeerError, ProtocolViolation
-from qkd_channel.channel import run_link
-from qkd_channel.config import QkdConfig
-from qkd_channel.eve.base import Eavesdropper
-from qkd_channel.transport import pack_detections, unpack_states
-from wire import topics
-from wire.bus import Bus, Delivery
-from wire.envelope import BROADCAST, new_envelope
-from wire.frame import decode_frame, encode_frame
-from wire.messages import DetectionRecord, QubitBatch, RunComplete, Status
+from iomt.errors import PeerError, ProtocolViolation
+from iomt.qkd_channel.channel import run_link
+from iomt.qkd_channel.config import QkdConfig
+from iomt.qkd_channel.eve.base import Eavesdropper
+from iomt.qkd_channel.transport import pack_detections, unpack_states
+from iomt.wire import topics
+from iomt.wire.bus import Bus, Delivery
+from iomt.wire.envelope import BROADCAST, new_envelope
+from iomt.wire.frame import decode_frame, encode_frame
+from iomt.wire.messages import DetectionRecord, QubitBatch, RunComplete, Status
 
 log = logging.getLogger(__name__)
 

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from iomt_testbed.errors import ProtocolViolation
-from qkd_channel.amplification import amplify, secure_length
-from qkd_channel.cascade import CascadePlan, ParityOracle
-from qkd_channel.cascade import ParityQuery as CascadeQuery
-from qkd_channel.config import QkdConfig
-from qkd_channel.confirmation import confirm, confirmation_tag
-from qkd_channel.estimation import QberEstimate, choose_sample
-from qkd_channel.messages import (
+from iomt.errors import ProtocolViolation
+from iomt.qkd_channel.amplification import amplify, secure_length
+from iomt.qkd_channel.cascade import CascadePlan, ParityOracle
+from iomt.qkd_channel.cascade import ParityQuery as CascadeQuery
+from iomt.qkd_channel.config import QkdConfig
+from iomt.qkd_channel.confirmation import confirm, confirmation_tag
+from iomt.qkd_channel.estimation import QberEstimate, choose_sample
+from iomt.qkd_channel.messages import (
     Abort,
     Confirm,
     ParityQuery,
@@ -39,9 +39,9 @@ from qkd_channel.messages import (
     unpack_bits,
     unpack_u32,
 )
-from qkd_channel.session import Handler, Session, SessionState
-from qkd_channel.sifting import pack_mask, sift, unpack_mask
-from qkd_channel.verification import VERIFY_BITS, tags_match, verification_tag
+from iomt.qkd_channel.session import Handler, Session, SessionState
+from iomt.qkd_channel.sifting import pack_mask, sift, unpack_mask
+from iomt.qkd_channel.verification import VERIFY_BITS, tags_match, verification_tag
 
 S = SessionState
 

@@ -32,7 +32,7 @@ import math
 
 import numpy as np
 
-from qkd_channel.toeplitz import toeplitz_hash
+from iomt.qkd_channel.toeplitz import toeplitz_hash
 
 EPS_SEC = 1e-10
 PHASE_ERROR_FACTOR = 2.0

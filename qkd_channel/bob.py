@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from iomt_testbed.errors import ProtocolViolation
-from qkd_channel.amplification import amplify, pa_seed_bits, secure_length
-from qkd_channel.cascade import CascadeCorrector, make_plan
-from qkd_channel.channel import Detections
-from qkd_channel.config import QkdConfig
-from qkd_channel.confirmation import confirm, confirmation_tag
-from qkd_channel.estimation import QberEstimate, rate_violation
-from qkd_channel.link import honest_rates
-from qkd_channel.messages import (
+from iomt.errors import ProtocolViolation
+from iomt.qkd_channel.amplification import amplify, pa_seed_bits, secure_length
+from iomt.qkd_channel.cascade import CascadeCorrector, make_plan
+from iomt.qkd_channel.channel import Detections
+from iomt.qkd_channel.config import QkdConfig
+from iomt.qkd_channel.confirmation import confirm, confirmation_tag
+from iomt.qkd_channel.estimation import QberEstimate, rate_violation
+from iomt.qkd_channel.link import honest_rates
+from iomt.qkd_channel.messages import (
     Abort,
     CascadeStart,
     Confirm,
@@ -44,9 +44,9 @@ from qkd_channel.messages import (
     pack_u32,
     unpack_bits,
 )
-from qkd_channel.session import Handler, Session, SessionState
-from qkd_channel.sifting import pack_mask, unpack_mask
-from qkd_channel.verification import VERIFY_BITS, verification_seed, verification_tag
+from iomt.qkd_channel.session import Handler, Session, SessionState
+from iomt.qkd_channel.sifting import pack_mask, unpack_mask
+from iomt.qkd_channel.verification import VERIFY_BITS, verification_seed, verification_tag
 
 S = SessionState
 MIN_RECONCILED_BITS = 64

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from iomt_testbed.errors import ProtocolViolation, QkdError
+from iomt.errors import ProtocolViolation, QkdError
 
 DEFAULT_PASSES = 8
 MIN_QBER_FOR_BLOCKS = 0.005  # block size of a sample with no errors

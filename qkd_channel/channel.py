@@ -3,7 +3,7 @@
 Exact and vectorised.  A qubit leaving the channel is one of four *state classes*
 ``bit + 2 * attacked``; each class is an exact (possibly mixed, possibly partly
 blocked) state: a pass probability and a Bloch vector.  Bob's detector model
-(:mod:`qkd_channel.states`) turns class and basis into exact probabilities of a
+(:mod:`iomt.qkd_channel.states`) turns class and basis into exact probabilities of a
 conclusive outcome and of any click, so each qubit costs one 64-bit uniform draw
 compared against two thresholds (resolution 2^-64).  Nothing is approximated: the
 joint distribution of Bob's record equals the quantum prediction because qubits
@@ -20,10 +20,10 @@ from typing import Literal
 
 import numpy as np
 
-from iomt_testbed.errors import QkdError
-from qkd_channel.eve.base import Eavesdropper
-from qkd_channel.link import ExpectedRates, LinkParams
-from qkd_channel.states import (
+from iomt.errors import QkdError
+from iomt.qkd_channel.eve.base import Eavesdropper
+from iomt.qkd_channel.link import ExpectedRates, LinkParams
+from iomt.qkd_channel.states import (
     CONCLUSIVE_BIT,
     CONCLUSIVE_BLOCH,
     SIGNAL_BLOCH,
@@ -172,7 +172,7 @@ def run_link(
     if backend == "numpy":
         return measure(transmit(bits, link, eve, channel_rng), link, bob_rng)
     if backend == "qiskit":
-        from qkd_channel.qiskit_backend import run_qiskit  # heavy import, only on demand
+        from iomt.qkd_channel.qiskit_backend import run_qiskit  # heavy import, only on demand
 
         return run_qiskit(bits, link, eve, channel_rng, bob_rng)
     raise QkdError(f"unknown QKD backend {backend!r}; choose 'numpy' or 'qiskit'")

@@ -8,14 +8,14 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from iomt_testbed.errors import QkdError, ScenarioError
-from iomt_testbed.strict import Strict
-from qkd_channel.amplification import binary_entropy, secure_length
-from qkd_channel.estimation import clopper_pearson_upper
-from qkd_channel.eve import Eavesdropper, make_eavesdropper
-from qkd_channel.link import LinkParams, honest_rates
-from qkd_channel.verification import VERIFY_BITS
-from wire.topics import check_part
+from iomt.errors import QkdError, ScenarioError
+from iomt.qkd_channel.amplification import binary_entropy, secure_length
+from iomt.qkd_channel.estimation import clopper_pearson_upper
+from iomt.qkd_channel.eve import Eavesdropper, make_eavesdropper
+from iomt.qkd_channel.link import LinkParams, honest_rates
+from iomt.qkd_channel.verification import VERIFY_BITS
+from iomt.strict import Strict
+from iomt.wire.topics import check_part
 
 EveModel = Literal["intercept-resend", "intercept-resend-b92", "helstrom", "usd"]
 CASCADE_EFFICIENCY = 1.2  # leaked bits per bit of h(Q), measured for our Cascade

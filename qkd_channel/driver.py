@@ -10,13 +10,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from iomt_testbed.errors import QkdError
-from qkd_channel.alice import AliceSession
-from qkd_channel.bob import BobSession
-from qkd_channel.channel import Detections, prepare, run_link
-from qkd_channel.config import QkdConfig
-from qkd_channel.eve.base import Eavesdropper
-from qkd_channel.session import SessionOutcome
+from iomt.errors import QkdError
+from iomt.qkd_channel.alice import AliceSession
+from iomt.qkd_channel.bob import BobSession
+from iomt.qkd_channel.channel import Detections, prepare, run_link
+from iomt.qkd_channel.config import QkdConfig
+from iomt.qkd_channel.eve.base import Eavesdropper
+from iomt.qkd_channel.session import SessionOutcome
 
 MAX_FRAMES = 100_000
 

@@ -22,7 +22,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from iomt_testbed.errors import QkdError
+from iomt.errors import QkdError
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from iomt_testbed.errors import QkdError
-from qkd_channel.states import (
+from iomt.errors import QkdError
+from iomt.qkd_channel.states import (
     CONCLUSIVE_BIT,
     CONCLUSIVE_BLOCH,
     SIGNAL_BLOCH,
@@ -65,7 +65,7 @@ class ExpectedRates:
 def honest_rates(link: LinkParams) -> ExpectedRates:
     """Conclusive, detection and error rates of ``link`` without Eve.
 
-    Averaging the click model of :mod:`qkd_channel.states` over Alice's bit and Bob's
+    Averaging the click model of :mod:`iomt.qkd_channel.states` over Alice's bit and Bob's
     basis (all four equally likely).  In closed form, with ``A = eta (1 - d)`` and
     ``B = (1 - eta) d (1 - d) + (eta d + (1 - eta) d^2) / 2``::
 

@@ -31,8 +31,8 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
-from iomt_testbed.errors import AuthenticationError, DecodeError, QkdError
-from iomt_testbed.strict import Strict
+from iomt.errors import AuthenticationError, DecodeError, QkdError
+from iomt.strict import Strict
 
 Role = Literal["hmu", "server"]
 TAG_BYTES = 32

@@ -2,7 +2,7 @@
 
 Each slot is one qubit of a wide circuit (200 slots per experiment, one shot each,
 many experiments bound to one parameterised template, so Aer does the batching).
-The steps mirror :mod:`qkd_channel.channel` but share none of its probabilities:
+The steps mirror :mod:`iomt.qkd_channel.channel` but share none of its probabilities:
 
 1. *Eve* (attacked slots only): Alice's state ``Ry(bit * pi/2)|0>`` followed by
    Eve's measurement as a circuit: a basis rotation and ``measure`` (intercept-
@@ -16,7 +16,7 @@ The steps mirror :mod:`qkd_channel.channel` but share none of its probabilities:
    ``depolarizing_error(p, 1)``, Bob rotates to his basis and measures.
 3. *Loss and detectors* are state-independent classical processes, sampled per
    slot (fibre loss, Eve's blocks, detector efficiency, two dark counts and a
-   coin for double clicks) and combined by :func:`qkd_channel.states.combine_clicks`.
+   coin for double clicks) and combined by :func:`iomt.qkd_channel.states.combine_clicks`.
 
 Aer's ``matrix_product_state`` method handles the non-Clifford rotations with
 bond dimension 1 or 2, so throughput is roughly 10-50 k qubits/s on two cores.
@@ -34,11 +34,11 @@ from qiskit.circuit import ParameterVector
 from qiskit_aer import AerSimulator
 from qiskit_aer.noise import NoiseModel, depolarizing_error
 
-from iomt_testbed.errors import QkdError
-from qkd_channel.channel import Detections, bernoulli, random_bits
-from qkd_channel.eve.base import Eavesdropper
-from qkd_channel.link import LinkParams
-from qkd_channel.states import OVERLAP, combine_clicks
+from iomt.errors import QkdError
+from iomt.qkd_channel.channel import Detections, bernoulli, random_bits
+from iomt.qkd_channel.eve.base import Eavesdropper
+from iomt.qkd_channel.link import LinkParams
+from iomt.qkd_channel.states import OVERLAP, combine_clicks
 
 log = logging.getLogger(__name__)
 

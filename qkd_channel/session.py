@@ -15,9 +15,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from iomt_testbed.errors import ProtocolViolation
-from qkd_channel.config import QkdConfig
-from qkd_channel.messages import QkdMessage, Role, _Message, mac_key, open_frame, seal
+from iomt.errors import ProtocolViolation
+from iomt.qkd_channel.config import QkdConfig
+from iomt.qkd_channel.messages import QkdMessage, Role, _Message, mac_key, open_frame, seal
 
 log = logging.getLogger(__name__)
 

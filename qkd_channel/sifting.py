@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from iomt_testbed.errors import ProtocolViolation
+from iomt.errors import ProtocolViolation
 
 
 def pack_mask(mask: np.ndarray) -> bytes:

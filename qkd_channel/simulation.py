@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Literal
 
-from qkd_channel.config import QkdConfig
-from qkd_channel.driver import run_session
-from qkd_channel.eve import make_eavesdropper
+from iomt.qkd_channel.config import QkdConfig
+from iomt.qkd_channel.driver import run_session
+from iomt.qkd_channel.eve import make_eavesdropper
 
 RESULT_KEYS = (
     "qubits",

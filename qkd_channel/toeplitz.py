@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from iomt_testbed.errors import QkdError
+from iomt.errors import QkdError
 
 
 def toeplitz_hash(bits: np.ndarray, seed: np.ndarray, out_len: int) -> np.ndarray:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from iomt_testbed.errors import DecodeError
-from qkd_channel.channel import Detections
+from iomt.errors import DecodeError
+from iomt.qkd_channel.channel import Detections
 
 
 def _unpack(tensors: dict[str, np.ndarray], name: str, n: int) -> np.ndarray:

@@ -11,7 +11,7 @@ import hmac
 
 import numpy as np
 
-from qkd_channel.toeplitz import toeplitz_hash
+from iomt.qkd_channel.toeplitz import toeplitz_hash
 
 VERIFY_BITS = 64
 

@@ -1,7 +1,7 @@
 """One agent at a time against an existing broker: ``iomt server`` and ``iomt hmu``.
 
 Both derive their share of the data from the scenario and its seed (see
-``scenarios.data_plan``), so they agree with each other without exchanging rows.
+``iomt.scenarios.data_plan``), so they agree with each other without exchanging rows.
 """
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ from typing import Any
 
 import yaml
 
-from broker import BrokerHandle, client_kwargs
-from broker.external import attach_external
-from fedlearn.train import warm_up
-from hmu_agent.runner import HmuAgent, HmuOutcome
-from iomt_testbed.errors import UsageError
-from monitoring.publisher import MqttMetricsPublisher
-from monitoring.resources import ResourceSampler
-from monitoring.sink import MetricsSink
-from qkd_channel.agent import ChannelAgent
-from scenarios.data_plan import cache_dir, capture_share, prepare_data
-from scenarios.launcher import (
+from iomt.broker import BrokerHandle, client_kwargs
+from iomt.broker.external import attach_external
+from iomt.errors import UsageError
+from iomt.fedlearn.train import warm_up
+from iomt.hmu_agent.runner import HmuAgent, HmuOutcome
+from iomt.monitoring.publisher import MqttMetricsPublisher
+from iomt.monitoring.resources import ResourceSampler
+from iomt.monitoring.sink import MetricsSink
+from iomt.qkd_channel.agent import ChannelAgent
+from iomt.scenarios.data_plan import cache_dir, capture_share, prepare_data
+from iomt.scenarios.launcher import (
     channel_setup,
     hmu_ids,
     hmu_setup,
@@ -34,11 +34,11 @@ from scenarios.launcher import (
     server_setup,
     stop_channel,
 )
-from scenarios.results import build_results, write_results
-from scenarios.schema import Scenario, scenario_yaml
-from server_agent.runner import ServerAgent
-from wire import topics
-from wire.topics import SERVER_ID, check_part
+from iomt.scenarios.results import build_results, write_results
+from iomt.scenarios.schema import Scenario, scenario_yaml
+from iomt.server_agent.runner import ServerAgent
+from iomt.wire import topics
+from iomt.wire.topics import SERVER_ID, check_part
 
 
 def _handle(

@@ -14,9 +14,9 @@ from typing import Annotated
 
 import typer
 
-from scenarios.cli_qkd import qkd_app
-from scenarios.cli_support import DEBUG, fail, guarded
-from scenarios.cli_traffic import data_app, traffic_app
+from iomt.scenarios.cli_qkd import qkd_app
+from iomt.scenarios.cli_support import DEBUG, fail, guarded
+from iomt.scenarios.cli_traffic import data_app, traffic_app
 
 app = typer.Typer(
     add_completion=False,
@@ -54,7 +54,7 @@ SetOpt = Annotated[
 @guarded
 def validate(file: ScenarioArg, set_: SetOpt = None) -> None:
     """Check a scenario file; print its resolved form."""
-    from scenarios.schema import load_scenario
+    from iomt.scenarios.schema import load_scenario
 
     scenario = load_scenario(file, set_ or [])
     fed = scenario.federation
@@ -75,9 +75,9 @@ def run(
     processes: Annotated[bool, typer.Option("--processes", help="one OS process per HMU")] = False,
 ) -> None:
     """Run a scenario end to end: broker, server and HMUs; write a run directory."""
-    from scenarios.launcher import launch
-    from scenarios.progress import RunProgress, final_table
-    from scenarios.schema import load_scenario
+    from iomt.scenarios.launcher import launch
+    from iomt.scenarios.progress import RunProgress, final_table
+    from iomt.scenarios.schema import load_scenario
 
     scenario = load_scenario(file, set_ or [])
     with RunProgress(scenario.name, scenario.federation.rounds) as progress:
@@ -112,11 +112,11 @@ def compare(
     set_: SetOpt = None,
 ) -> None:
     """Run scenarios over several seeds; write mean ± std as Markdown, CSV and PNG."""
-    from iomt_testbed.errors import UsageError
-    from scenarios import compare as cmp
-    from scenarios.launcher import launch
-    from scenarios.progress import SweepProgress
-    from scenarios.schema import load_scenario
+    from iomt.errors import UsageError
+    from iomt.scenarios import compare as cmp
+    from iomt.scenarios.launcher import launch
+    from iomt.scenarios.progress import SweepProgress
+    from iomt.scenarios.schema import load_scenario
 
     scenarios = [load_scenario(f, set_ or []) for f in files]  # validate all before running any
     names = [s.name for s in scenarios]
@@ -145,7 +145,7 @@ def report(
     run_dir: Annotated[Path, typer.Argument(help="a run directory (holds results.json)")],
 ) -> None:
     """Render the run's HTML report and PNG plots (also written at the end of every run)."""
-    from monitoring.report import render_report
+    from iomt.monitoring.report import render_report
 
     typer.echo(f"report: {render_report(run_dir)}")
 
@@ -177,8 +177,8 @@ def server(
     set_: SetOpt = None,
 ) -> None:
     """Run the FL server alone against a broker (field trials)."""
-    from scenarios.agents import run_server_alone
-    from scenarios.schema import load_scenario
+    from iomt.scenarios.agents import run_server_alone
+    from iomt.scenarios.schema import load_scenario
 
     scenario = load_scenario(scenario_file, set_ or [])
     results = asyncio.run(
@@ -200,8 +200,8 @@ def hmu(
     set_: SetOpt = None,
 ) -> None:
     """Run one HMU alone against a broker (what a Raspberry Pi runs)."""
-    from scenarios.agents import run_hmu_alone
-    from scenarios.schema import load_scenario
+    from iomt.scenarios.agents import run_hmu_alone
+    from iomt.scenarios.schema import load_scenario
 
     scenario = load_scenario(scenario_file, set_ or [])
     outcome = asyncio.run(

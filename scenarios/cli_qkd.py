@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from scenarios.cli_support import guarded
+from iomt.scenarios.cli_support import guarded
 
 qkd_app = typer.Typer(no_args_is_help=True, help="B92 quantum key distribution.")
 
@@ -30,9 +30,9 @@ def qkd_simulate(
     """One B92 session over a simulated link; an abort is a result, not an error."""
     import json
 
-    from iomt_testbed.errors import UsageError
-    from qkd_channel.eve import EVE_MODELS
-    from qkd_channel.simulation import simulate
+    from iomt.errors import UsageError
+    from iomt.qkd_channel.eve import EVE_MODELS
+    from iomt.qkd_channel.simulation import simulate
 
     if eve is not None and eve not in EVE_MODELS:
         raise UsageError(f"--eve {eve}: choose one of {', '.join(EVE_MODELS)}")

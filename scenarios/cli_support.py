@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from iomt_testbed.errors import TestbedError
+from iomt.errors import TestbedError
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEBUG = {"on": False}

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from scenarios.cli_support import guarded
+from iomt.scenarios.cli_support import guarded
 
 traffic_app = typer.Typer(no_args_is_help=True, help="WUSTL-EHMS flows as packets and back.")
 data_app = typer.Typer(no_args_is_help=True, help="The WUSTL-EHMS-2020 dataset.")
@@ -28,12 +28,12 @@ def build(
     test_fraction: Annotated[float, typer.Option("--test-fraction")] = 0.2,
 ) -> None:
     """One pcap per HMU (and test.pcap for the held-out split), each with ground truth."""
-    from iomt_testbed.errors import UsageError
-    from scenarios.data_plan import split_and_partition
-    from scenarios.schema import validate_scenario
-    from traffic.captures import build_captures
-    from traffic.dataset import flow_table, read_wustl_csv
-    from traffic.synthesis import SynthesisConfig
+    from iomt.errors import UsageError
+    from iomt.scenarios.data_plan import split_and_partition
+    from iomt.scenarios.schema import validate_scenario
+    from iomt.traffic.captures import build_captures
+    from iomt.traffic.dataset import flow_table, read_wustl_csv
+    from iomt.traffic.synthesis import SynthesisConfig
 
     if partition not in ("iid", "dirichlet", "time"):
         raise UsageError(f"--partition {partition}: choose iid, dirichlet or time")
@@ -68,7 +68,7 @@ def features(
     out: Annotated[Path, typer.Option("--out", help="CSV of one row per flow")],
 ) -> None:
     """Assemble flows from a capture and write their Argus-like features as CSV."""
-    from traffic.source import write_features_csv
+    from iomt.traffic.source import write_features_csv
 
     flows = write_features_csv(pcap, out)
     typer.echo(f"{flows} flows -> {out}")
@@ -82,8 +82,8 @@ def fidelity(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Rebuild records as packets, measure them back, and report agreement per feature."""
-    from traffic.dataset import read_wustl_csv
-    from traffic.fidelity import fidelity as measure
+    from iomt.traffic.dataset import read_wustl_csv
+    from iomt.traffic.fidelity import fidelity as measure
 
     report = measure(read_wustl_csv(dataset), limit)
     if as_json:
@@ -108,7 +108,7 @@ def replay(
     ] = None,
 ) -> None:
     """Send a capture onto an interface with its original timing (scaled by --speed)."""
-    from traffic.replay import replay_command
+    from iomt.traffic.replay import replay_command
 
     report = replay_command(pcap, iface, speed, max_gap)
     typer.echo(
@@ -128,7 +128,7 @@ def capture(
     timeout: Annotated[float | None, typer.Option("--timeout", help="stop after S seconds")] = None,
 ) -> None:
     """Capture IoMT traffic live (what an HMU in a field trial trains on) into a pcap."""
-    from traffic.live import capture_command
+    from iomt.traffic.live import capture_command
 
     captured = capture_command(iface, out, truth=truth, count=count, timeout_s=timeout)
     typer.echo(
@@ -143,7 +143,7 @@ def fetch(
     dest: Annotated[Path | None, typer.Option("--dest", help="where to save it")] = None,
 ) -> None:
     """Download WUSTL-EHMS-2020 and verify its rows, labels and checksum."""
-    from traffic.fetch import WUSTL_URL, default_dataset_path, fetch_dataset
+    from iomt.traffic.fetch import WUSTL_URL, default_dataset_path, fetch_dataset
 
     target = dest or default_dataset_path()
     report = fetch_dataset(url or WUSTL_URL, target)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fedlearn.resilience import poison_resilience
+from iomt.fedlearn.resilience import poison_resilience
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("accuracy", "accuracy"),
@@ -39,7 +39,7 @@ def run_figures(
     """One run's value for every column (None where the column does not apply).
 
     ``clean`` is the same seed's run of the baseline scenario: with it, poison
-    resilience is this run's accuracy over the baseline's (``fedlearn.resilience``).
+    resilience is this run's accuracy over the baseline's (``iomt.fedlearn.resilience``).
     """
     final = results["final"]
     rounds = results["rounds"] or [{}]

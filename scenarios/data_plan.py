@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from fedlearn.partition import partition, stratified_split
-from fedlearn.scaling import Standardiser
-from iomt_testbed.errors import DataError
-from scenarios.schema import Scenario
-from traffic.dataset import FlowTable, flow_table, read_wustl_csv, resolve_dataset
+from iomt.errors import DataError
+from iomt.fedlearn.partition import partition, stratified_split
+from iomt.fedlearn.scaling import Standardiser
+from iomt.scenarios.schema import Scenario
+from iomt.traffic.dataset import FlowTable, flow_table, read_wustl_csv, resolve_dataset
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def dataset_path(scenario: Scenario) -> tuple[Path, bool]:
     except DataError:
         if scenario.data.fallback != "synthetic":
             raise
-    from traffic.synthetic import generate, write_csv
+    from iomt.traffic.synthetic import generate, write_csv
 
     rows = scenario.data.limit or 16318
     path = cache_dir(scenario) / "synthetic" / f"synthetic-seed{scenario.seed}-{rows}.csv"
@@ -123,9 +123,9 @@ def prepare_data(scenario: Scenario) -> FederatedData:
     if source == "csv":
         train = [table.subset(share) for share in shares]
         return _scaled(scenario, path, train, table.subset(test_idx), len(table), synthetic)
-    from traffic.captures import build_captures
-    from traffic.source import PcapSource
-    from traffic.synthesis import SynthesisConfig
+    from iomt.traffic.captures import build_captures
+    from iomt.traffic.source import PcapSource
+    from iomt.traffic.synthesis import SynthesisConfig
 
     names = [f"hmu-{i + 1:02d}" for i in range(len(shares))] + ["test"]
     captures = build_captures(
@@ -151,11 +151,11 @@ def capture_share(
     """``traffic.source: live``: capture, label and scale this HMU's training rows.
 
     Captures ``traffic.capture_s`` seconds on ``traffic.iface`` into ``out`` (a pcap),
-    labels the flows from ``traffic.truth`` and scales them with the plan's statistics,
+    labels the flows from ``iomt.traffic.truth`` and scales them with the plan's statistics,
     so the HMU's model sees features on the same scale as everyone else's.
     """
-    from traffic.live import LiveCapture
-    from traffic.source import PcapSource
+    from iomt.traffic.live import LiveCapture
+    from iomt.traffic.source import PcapSource
 
     traffic = scenario.traffic
     if not traffic.iface or not traffic.truth:
@@ -175,7 +175,7 @@ def capture_share(
 
 
 def _from_pcaps(scenario: Scenario) -> FederatedData:
-    from traffic.source import PcapSource
+    from iomt.traffic.source import PcapSource
 
     if not scenario.traffic.pcap_dir:
         raise DataError("traffic.source is pcap but traffic.pcap_dir is not set")

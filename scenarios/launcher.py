@@ -28,21 +28,21 @@ from typing import Any
 import numpy as np
 import yaml
 
-from adversary.mitm import MitmProxy, route_through, start_eves
-from broker import BrokerHandle, client_kwargs, start_broker
-from fedlearn.model import init_weights
-from fedlearn.train import warm_up
-from hmu_agent.runner import HmuAgent, HmuOutcome, HmuSetup
-from iomt_testbed.errors import UsageError
-from monitoring.forwarder import ForwardLimits, MetricsForwarder
-from monitoring.resources import ResourceSampler
-from monitoring.sink import MetricsSink
-from qkd_channel.agent import ChannelAgent, ChannelOutcome, ChannelSetup
-from scenarios.data_plan import FederatedData, prepare_data
-from scenarios.results import build_results, write_results
-from scenarios.schema import Scenario, scenario_yaml
-from server_agent.runner import ServerAgent, ServerOutcome, ServerSetup
-from wire.topics import CHANNEL_ID, SERVER_ID, hmu_id
+from iomt.adversary.mitm import MitmProxy, route_through, start_eves
+from iomt.broker import BrokerHandle, client_kwargs, start_broker
+from iomt.errors import UsageError
+from iomt.fedlearn.model import init_weights
+from iomt.fedlearn.train import warm_up
+from iomt.hmu_agent.runner import HmuAgent, HmuOutcome, HmuSetup
+from iomt.monitoring.forwarder import ForwardLimits, MetricsForwarder
+from iomt.monitoring.resources import ResourceSampler
+from iomt.monitoring.sink import MetricsSink
+from iomt.qkd_channel.agent import ChannelAgent, ChannelOutcome, ChannelSetup
+from iomt.scenarios.data_plan import FederatedData, prepare_data
+from iomt.scenarios.results import build_results, write_results
+from iomt.scenarios.schema import Scenario, scenario_yaml
+from iomt.server_agent.runner import ServerAgent, ServerOutcome, ServerSetup
+from iomt.wire.topics import CHANNEL_ID, SERVER_ID, hmu_id
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +249,7 @@ def _sample_resources(scenario: Scenario, sink: MetricsSink) -> asyncio.Task[Non
 def _report(run_dir: Path) -> None:
     """The HTML report with plots; a failure here never loses the results."""
     try:
-        from monitoring.report import render_report
+        from iomt.monitoring.report import render_report
 
         render_report(run_dir)
     except Exception as exc:  # plotting must not turn a finished run into a failed one
@@ -421,7 +421,7 @@ def agent_command(
     cmd = [
         sys.executable,
         "-m",
-        "scenarios.cli",
+        "iomt.scenarios.cli",
         role,
         "--scenario",
         str(scenario_file),

@@ -7,14 +7,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wire.topics import hmu_id
+from iomt.wire.topics import hmu_id
 
 if TYPE_CHECKING:
-    from broker.handle import BrokerHandle
-    from qkd_channel.agent import ChannelOutcome
-    from scenarios.data_plan import FederatedData
-    from scenarios.schema import Scenario
-    from server_agent.runner import ServerOutcome
+    from iomt.broker.handle import BrokerHandle
+    from iomt.qkd_channel.agent import ChannelOutcome
+    from iomt.scenarios.data_plan import FederatedData
+    from iomt.scenarios.schema import Scenario
+    from iomt.server_agent.runner import ServerOutcome
 
 RESULTS_FILE = "results.json"
 ROUND_FIELDS = (

@@ -9,20 +9,20 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError
 
-from adversary.config import MitmConfig
-from broker.config import BrokerConfig
-from fedlearn.config import FederationConfig, TrainingConfig
-from fedlearn.defence_config import (
+from iomt.adversary.config import MitmConfig
+from iomt.broker.config import BrokerConfig
+from iomt.errors import ScenarioError, UsageError
+from iomt.fedlearn.config import FederationConfig, TrainingConfig
+from iomt.fedlearn.defence_config import (
     AttackConfig,
     CompressionConfig,
     DefenceConfig,
     PrivacyConfig,
 )
-from iomt_testbed.errors import ScenarioError, UsageError
-from iomt_testbed.strict import Strict
-from monitoring.config import MetricsConfig
-from qkd_channel.config import QkdConfig
-from traffic.config import DataConfig, TrafficConfig
+from iomt.monitoring.config import MetricsConfig
+from iomt.qkd_channel.config import QkdConfig
+from iomt.strict import Strict
+from iomt.traffic.config import DataConfig, TrafficConfig
 
 _NAME = r"^[a-z0-9][a-z0-9_-]{0,47}$"
 
@@ -110,7 +110,7 @@ def _check_cross_references(scenario: Scenario, source: str) -> None:
     if unknown:
         raise ScenarioError(f"{source}: mitm.hmus: no such HMU {', '.join(unknown)}")
     try:
-        from fedlearn.attacks import assign_attacks
+        from iomt.fedlearn.attacks import assign_attacks
 
         assign_attacks(scenario.attacks, sorted(hmus), 10**6, scenario.seed)
     except ValueError as exc:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from iomt_testbed.errors import ProtocolViolation
+from iomt.errors import ProtocolViolation
 
 
 class Phase(Enum):

@@ -16,16 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from iomt_testbed.errors import ProtocolViolation
-from qkd_channel.bob import BobSession
-from qkd_channel.config import QkdConfig
-from qkd_channel.session import SessionOutcome
-from qkd_channel.transport import unpack_detections
-from wire import topics
-from wire.envelope import Envelope, new_envelope
-from wire.frame import decode_frame, encode_frame
-from wire.link_cipher import LinkCipher
-from wire.messages import DetectionRecord, KeyRequest
+from iomt.errors import ProtocolViolation
+from iomt.qkd_channel.bob import BobSession
+from iomt.qkd_channel.config import QkdConfig
+from iomt.qkd_channel.session import SessionOutcome
+from iomt.qkd_channel.transport import unpack_detections
+from iomt.wire import topics
+from iomt.wire.envelope import Envelope, new_envelope
+from iomt.wire.frame import decode_frame, encode_frame
+from iomt.wire.link_cipher import LinkCipher
+from iomt.wire.messages import DetectionRecord, KeyRequest
 
 Publish = Callable[[str, bytes], Awaitable[None]]
 

@@ -20,17 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from fedlearn.accountant import privacy_report
-from fedlearn.attacks import assign_attacks
-from fedlearn.compression import decompress
-from fedlearn.config import FederationConfig
-from fedlearn.defence_config import AttackConfig, DefenceConfig, PrivacyConfig
-from fedlearn.evaluate import Evaluation, evaluate
-from fedlearn.model import Weights, check_weights
-from fedlearn.resilience import detection_rates
-from fedlearn.strategy import build_aggregator
-from fedlearn.updates import parameter_count
-from iomt_testbed.errors import (
+from iomt.errors import (
     AuthenticationError,
     DecodeError,
     PeerError,
@@ -38,19 +28,29 @@ from iomt_testbed.errors import (
     QkdError,
     RunError,
 )
-from monitoring import measurements
-from monitoring.broker_stats import SYS_FILTER, BrokerStats
-from monitoring.forwarder import MetricsForwarder
-from monitoring.point import Point
-from qkd_channel.config import QkdConfig
-from server_agent.coordinator import Aggregate, Finish, Invite, Phase, Rekey, RoundCoordinator
-from server_agent.keying import ServerKeying
-from wire import topics
-from wire.aead import ReplayError
-from wire.bus import Bus, Delivery
-from wire.envelope import BROADCAST, new_envelope
-from wire.frame import decode_frame, encode_frame
-from wire.messages import (
+from iomt.fedlearn.accountant import privacy_report
+from iomt.fedlearn.attacks import assign_attacks
+from iomt.fedlearn.compression import decompress
+from iomt.fedlearn.config import FederationConfig
+from iomt.fedlearn.defence_config import AttackConfig, DefenceConfig, PrivacyConfig
+from iomt.fedlearn.evaluate import Evaluation, evaluate
+from iomt.fedlearn.model import Weights, check_weights
+from iomt.fedlearn.resilience import detection_rates
+from iomt.fedlearn.strategy import build_aggregator
+from iomt.fedlearn.updates import parameter_count
+from iomt.monitoring import measurements
+from iomt.monitoring.broker_stats import SYS_FILTER, BrokerStats
+from iomt.monitoring.forwarder import MetricsForwarder
+from iomt.monitoring.point import Point
+from iomt.qkd_channel.config import QkdConfig
+from iomt.server_agent.coordinator import Aggregate, Finish, Invite, Phase, Rekey, RoundCoordinator
+from iomt.server_agent.keying import ServerKeying
+from iomt.wire import topics
+from iomt.wire.aead import ReplayError
+from iomt.wire.bus import Bus, Delivery
+from iomt.wire.envelope import BROADCAST, new_envelope
+from iomt.wire.frame import decode_frame, encode_frame
+from iomt.wire.messages import (
     GlobalModel,
     ModelUpdate,
     RunComplete,

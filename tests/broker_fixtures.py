@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
-from broker import BrokerConfig, BrokerHandle, MosquittoBroker, find_mosquitto
-from wire.topics import hmu_id
+from iomt.broker import BrokerConfig, BrokerHandle, MosquittoBroker, find_mosquitto
+from iomt.wire.topics import hmu_id
 
 SESSION_RUN_ID = "test-session"
 SESSION_HMU_IDS: tuple[str, ...] = tuple(hmu_id(i) for i in range(20))

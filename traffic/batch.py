@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from traffic.features import FlowRecords
-from traffic.flow import MAX_PAYLOADS, PROTO_TCP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Packet
+from iomt.traffic.features import FlowRecords
+from iomt.traffic.flow import MAX_PAYLOADS, PROTO_TCP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Packet
 
 IPV4_CODES = 1 << 32
 """Address codes below this are IPv4 addresses as integers; others index ``extra``."""

@@ -2,7 +2,7 @@
 
 ``build_capture`` writes the packets of dataset rows as one pcap with its ground-truth
 sidecar.  ``build_captures`` writes one pcap per HMU from row-index partitions (from
-``fedlearn.partition``) into a cache directory keyed by the SHA-256 of the dataset
+``iomt.fedlearn.partition``) into a cache directory keyed by the SHA-256 of the dataset
 file, the synthesis settings and the partitions: the first build writes the files
 and a ``manifest.json`` last; a later build with the same inputs finds the manifest
 and returns at once.  Builds go to a temporary directory renamed into place, so an
@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from iomt_testbed.errors import DataError
-from traffic.dataset import RawTable, read_wustl_csv
-from traffic.pcap import write_pcap
-from traffic.synthesis import SynthesisConfig, Synthesizer
-from traffic.truth import sidecar_path, write_truth
+from iomt.errors import DataError
+from iomt.traffic.dataset import RawTable, read_wustl_csv
+from iomt.traffic.pcap import write_pcap
+from iomt.traffic.synthesis import SynthesisConfig, Synthesizer
+from iomt.traffic.truth import sidecar_path, write_truth
 
 log = logging.getLogger(__name__)
 

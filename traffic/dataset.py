@@ -27,8 +27,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from iomt_testbed.errors import DataError
-from traffic.config import DataConfig
+from iomt.errors import DataError
+from iomt.traffic.config import DataConfig
 
 ALL_COLUMNS: tuple[str, ...] = (
     "Dir", "Flgs", "SrcAddr", "DstAddr", "Sport", "Dport",
@@ -276,11 +276,11 @@ class CsvSource:
 
 def resolve_dataset(config: DataConfig) -> Path:
     """Where the dataset is: the scenario's ``data.dataset``, else ``IOMT_DATASET``, else
-    where ``iomt data fetch`` saves it (``traffic.fetch.default_dataset_locations``).
+    where ``iomt data fetch`` saves it (``iomt.traffic.fetch.default_dataset_locations``).
 
     Raises ``DataError`` (one line, saying how to get the data) when none of them holds it.
     """
-    from traffic.fetch import default_dataset_locations
+    from iomt.traffic.fetch import default_dataset_locations
 
     named = config.dataset or os.environ.get("IOMT_DATASET") or None
     if named is None:

@@ -2,7 +2,7 @@
 
 Pure core (no I/O).  Argus 3 prints no formulas, so the definitions were worked out
 from WUSTL-EHMS-2020 itself and checked on all 16,318 rows (``n_s``/``n_d`` are the
-source/destination packet counts that ``traffic.plan`` recovers from the bytes):
+source/destination packet counts that ``iomt.traffic.plan`` recovers from the bytes):
 
 * ``SrcBytes``/``DstBytes``: sums of frame lengths on the wire (Ethernet header to the
   end of the padding, no FCS); ``TotBytes`` their sum, ``TotPkts`` = ``n_s + n_d``.
@@ -38,9 +38,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from traffic.dataset import FEATURE_COLUMNS, READING_COLUMNS
-from traffic.flow import Flow, Side
-from traffic.readings import decode_many, readings_message
+from iomt.traffic.dataset import FEATURE_COLUMNS, READING_COLUMNS
+from iomt.traffic.flow import Flow, Side
+from iomt.traffic.readings import decode_many, readings_message
 
 NETWORK_COLUMNS: tuple[str, ...] = tuple(c for c in FEATURE_COLUMNS if c not in READING_COLUMNS)
 """The 26 flow statistics among ``FEATURE_COLUMNS``."""

@@ -30,8 +30,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from iomt_testbed.errors import DataError
-from traffic.dataset import ALL_COLUMNS, LABEL_COLUMN
+from iomt.errors import DataError
+from iomt.traffic.dataset import ALL_COLUMNS, LABEL_COLUMN
 
 log = logging.getLogger(__name__)
 

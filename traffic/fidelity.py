@@ -1,8 +1,8 @@
 """Fidelity of the synthesised traffic: rebuild records as packets, measure them again.
 
-``fidelity`` builds the packets of dataset records (``traffic.synthesis``), writes them
+``fidelity`` builds the packets of dataset records (``iomt.traffic.synthesis``), writes them
 as a real pcap with its sidecar, reads it back through the same path an HMU uses
-(``traffic.source``) and compares each flow's 34 features with its record.  Targets:
+(``iomt.traffic.source``) and compares each flow's 34 features with its record.  Targets:
 readings exact on every flow; ``SrcBytes``, ``DstBytes``, ``TotPkts``, ``TotBytes`` and
 the four packet-size extremes exact on every flow; ``Dur``, ``SIntPkt``, ``DIntPkt``,
 ``Load`` and ``Rate`` within 1 % on at least 95 % of flows.
@@ -28,7 +28,7 @@ feature is within 1 % on every row, and all exact targets hold on every row):
   the printed ``Dur``; the rest is rounding of the printed values.
 * Not compared because they are not features: the identifiers (``Flgs`` is not
   rebuilt; addresses, ports and MACs are uniform by default, see
-  ``traffic.synthesis``).
+  ``iomt.traffic.synthesis``).
 """
 
 from __future__ import annotations
@@ -39,11 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
-from traffic.dataset import FEATURE_COLUMNS, READING_COLUMNS, RawTable
-from traffic.pcap import write_pcap
-from traffic.source import extract, join_truth
-from traffic.synthesis import SynthesisConfig, Synthesizer
-from traffic.truth import sidecar_path, write_truth
+from iomt.traffic.dataset import FEATURE_COLUMNS, READING_COLUMNS, RawTable
+from iomt.traffic.pcap import write_pcap
+from iomt.traffic.source import extract, join_truth
+from iomt.traffic.synthesis import SynthesisConfig, Synthesizer
+from iomt.traffic.truth import sidecar_path, write_truth
 
 TOLERANCE = 0.01
 EXACT_TARGETS = (

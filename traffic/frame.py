@@ -20,7 +20,7 @@ from scapy.contrib.mqtt import MQTT, MQTTConnack, MQTTConnect, MQTTDisconnect, M
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
-from traffic.readings import TOPIC, publish_header
+from iomt.traffic.readings import TOPIC, publish_header
 
 ETHERTYPE_IPV4 = 0x0800
 IP_DF = 0x4000

@@ -8,9 +8,9 @@ callback appends ``(kernel timestamp in ns, frame bytes)`` to a locked buffer.
 drop count (``PACKET_STATISTICS``).
 
 Captured packets go the offline way (the simplest route that reuses everything):
-``Captured.save`` writes a nanosecond pcap with ``traffic.pcap.write_pcap`` and,
+``Captured.save`` writes a nanosecond pcap with ``iomt.traffic.pcap.write_pcap`` and,
 given the sidecar of the capture that was replayed, a sidecar for the live capture,
-so ``traffic.source.PcapSource`` reads it into the same ``FlowTable`` as the
+so ``iomt.traffic.source.PcapSource`` reads it into the same ``FlowTable`` as the
 replayed file.  The live flows start at other times than the replayed ones, so
 ``rebase_truth`` pairs them by 5-tuple and start order (the n-th flow of a 5-tuple
 is the n-th flow of that 5-tuple in the replayed capture; synthesised captures draw
@@ -22,7 +22,7 @@ which scapy hands over as float seconds, so ~0.24 us resolution); on a veth pair
 the kernel stamps a frame as the sender hands it over, so the features measure the
 replay as it happened.  Sizes, counts, retransmissions and readings come out exact;
 the timing features (``Dur``, ``SIntPkt``, ``DIntPkt``, jitters, loads, ``Rate``)
-carry the replayer's scheduling error.  Measured with ``traffic.replay``'s scapy loop
+carry the replayer's scheduling error.  Measured with ``iomt.traffic.replay``'s scapy loop
 at real-time priority on a shared 2-core VM: ``Dur`` error median 6-10 us and 90th
 percentile 20-40 us on WUSTL-EHMS flows of ~12 ms (< 0.1 % and ~0.3 %), 96-100 % of
 flows with every timing feature within 5 %, and now and then one flow of 50 off by
@@ -50,11 +50,11 @@ from scapy.data import MTU, SOL_PACKET
 from scapy.error import Scapy_Exception
 from scapy.sendrecv import AsyncSniffer
 
-from iomt_testbed.errors import DataError, RunError, UsageError
-from traffic.pcap import write_pcap
-from traffic.replay import check_interface
-from traffic.source import PcapSource, extract
-from traffic.truth import FlowKey, TruthEntry, read_truth, sidecar_path, write_truth
+from iomt.errors import DataError, RunError, UsageError
+from iomt.traffic.pcap import write_pcap
+from iomt.traffic.replay import check_interface
+from iomt.traffic.source import PcapSource, extract
+from iomt.traffic.truth import FlowKey, TruthEntry, read_truth, sidecar_path, write_truth
 
 log = logging.getLogger(__name__)
 

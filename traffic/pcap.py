@@ -5,7 +5,7 @@ Writing goes through scapy's ``RawPcapWriter`` (nanosecond pcap, Ethernet link t
 Reading opens the file with scapy's ``RawPcapReader`` (which checks the magic number
 and global header, and dispatches pcapng to ``RawPcapNgReader``), then walks the
 records with ``struct`` and decodes Ethernet (optionally 802.1Q), Linux cooked (SLL,
-SLL2) or raw-IP frames, IPv4/IPv6, TCP and UDP into ``traffic.flow.Packet`` tuples.
+SLL2) or raw-IP frames, IPv4/IPv6, TCP and UDP into ``iomt.traffic.flow.Packet`` tuples.
 Any structural damage (bad magic, short header, a record running past the end of the
 file, an absurd record length) is a one-line ``DataError`` naming the file; frames
 that are not IP are skipped and counted.
@@ -24,9 +24,9 @@ import numpy as np
 from scapy.error import Scapy_Exception
 from scapy.utils import RawPcapNgReader, RawPcapReader, RawPcapWriter
 
-from iomt_testbed.errors import DataError
-from traffic.batch import PacketColumns, address_code
-from traffic.flow import PROTO_TCP, PROTO_UDP, Packet
+from iomt.errors import DataError
+from iomt.traffic.batch import PacketColumns, address_code
+from iomt.traffic.flow import PROTO_TCP, PROTO_UDP, Packet
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ def _decode(frame: bytes, link: int, ts: int, wirelen: int) -> Packet | None:
 
 
 def read_columns(path: str | os.PathLike[str], stats: ReadStats | None = None) -> PacketColumns:
-    """The whole capture at ``path`` as ``PacketColumns`` (for ``traffic.batch``).
+    """The whole capture at ``path`` as ``PacketColumns`` (for ``iomt.traffic.batch``).
 
     Ethernet/IPv4/TCP frames without IP options, the bulk of any capture here, are
     decoded with numpy straight from the file's bytes; every other frame goes through

@@ -56,8 +56,8 @@ from scapy.arch.linux import L2Socket
 from scapy.error import Scapy_Exception
 from scapy.utils import RawPcapNgReader, RawPcapReader
 
-from iomt_testbed.errors import DataError, RunError, UsageError
-from traffic.pcap import write_pcap
+from iomt.errors import DataError, RunError, UsageError
+from iomt.traffic.pcap import write_pcap
 
 log = logging.getLogger(__name__)
 

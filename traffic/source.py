@@ -1,9 +1,9 @@
 """Flow features from a capture: the ``FeatureSource`` an HMU reads its pcap through.
 
-``extract`` reads a pcap at full speed (``traffic.pcap.read_columns``), assembles its
-flows (``traffic.batch``) and computes the 34 ``FEATURE_COLUMNS``
-(``traffic.features``).  ``PcapSource`` joins the flows with the ground-truth sidecar
-(``traffic.truth``) on 5-tuple and start time and returns a ``FlowTable`` in dataset
+``extract`` reads a pcap at full speed (``iomt.traffic.pcap.read_columns``), assembles its
+flows (``iomt.traffic.batch``) and computes the 34 ``FEATURE_COLUMNS``
+(``iomt.traffic.features``).  ``PcapSource`` joins the flows with the ground-truth sidecar
+(``iomt.traffic.truth``) on 5-tuple and start time and returns a ``FlowTable`` in dataset
 row order, interchangeable with ``CsvSource``.  ``write_features_csv`` is the
 ``traffic features PCAP --out CSV`` command.
 """
@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from iomt_testbed.errors import DataError
-from traffic.batch import assemble
-from traffic.dataset import FEATURE_COLUMNS, FlowTable
-from traffic.features import FlowRecords, feature_matrix
-from traffic.pcap import read_columns
-from traffic.truth import FlowKey, TruthEntry, read_truth, sidecar_path
+from iomt.errors import DataError
+from iomt.traffic.batch import assemble
+from iomt.traffic.dataset import FEATURE_COLUMNS, FlowTable
+from iomt.traffic.features import FlowRecords, feature_matrix
+from iomt.traffic.pcap import read_columns
+from iomt.traffic.truth import FlowKey, TruthEntry, read_truth, sidecar_path
 
 log = logging.getLogger(__name__)
 

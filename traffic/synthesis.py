@@ -2,13 +2,13 @@
 
 Each record becomes the flow an IoMT sensor gateway would have produced: the sensor
 (source) opens a TCP connection to the gateway's port 1111, publishes the record's
-eight readings over MQTT and closes.  ``traffic.plan`` decides how many packets each
+eight readings over MQTT and closes.  ``iomt.traffic.plan`` decides how many packets each
 side sends, their sizes and roles (matching ``SrcBytes``, ``DstBytes``, ``TotPkts``,
-the four size extremes and the retransmissions behind ``Loss``); ``traffic.timing``
+the four size extremes and the retransmissions behind ``Loss``); ``iomt.traffic.timing``
 decides when (matching ``Dur``, ``SIntPkt``/``DIntPkt``, the jitters and the SYN
-retransmission timeout behind ``SIntPktAct``); ``traffic.frame`` turns that into
+retransmission timeout behind ``SIntPktAct``); ``iomt.traffic.frame`` turns that into
 bytes.  ``Load``, ``Rate`` and the loss percentages then follow from their definitions
-(see ``traffic.features``).
+(see ``iomt.traffic.features``).
 
 Identifiers that give the label away are not copied by default: every flow uses the
 same two MAC addresses (the attack rows all carry one sensor MAC in the data), the
@@ -31,11 +31,11 @@ from functools import lru_cache
 import numpy as np
 from pydantic import Field
 
-from iomt_testbed.errors import DataError
-from iomt_testbed.strict import Strict
-from traffic.dataset import CATEGORY_COLUMN, LABEL_COLUMN, READING_COLUMNS, RawTable
-from traffic.frame import ACK, FIN, PSH, SYN, FrameFactory, SegmentBits, mac_bytes, word_sum
-from traffic.plan import (
+from iomt.errors import DataError
+from iomt.strict import Strict
+from iomt.traffic.dataset import CATEGORY_COLUMN, LABEL_COLUMN, READING_COLUMNS, RawTable
+from iomt.traffic.frame import ACK, FIN, PSH, SYN, FrameFactory, SegmentBits, mac_bytes, word_sum
+from iomt.traffic.plan import (
     CONNACK_LEN,
     HEADER_FRAME,
     Kind,
@@ -45,7 +45,7 @@ from traffic.plan import (
     side_plan,
     side_sizes,
 )
-from traffic.readings import (
+from iomt.traffic.readings import (
     FILLER_TOPIC,
     TOPIC,
     min_publish_size,
@@ -54,8 +54,8 @@ from traffic.readings import (
     publish_overhead,
     readings_messages,
 )
-from traffic.timing import Rule, arrange
-from traffic.truth import TruthEntry
+from iomt.traffic.timing import Rule, arrange
+from iomt.traffic.truth import TruthEntry
 
 SERVICE_PORTS = {"dircproxy": 57000, "tfido": 60177, "fido": 60179}
 """Port numbers of the 3 service names Argus printed in ``Sport`` (IANA registry)."""

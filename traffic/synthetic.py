@@ -28,7 +28,7 @@ WUSTL-EHMS-2020.  The model, one row per Argus flow record:
   10.0.1.172 to the server 10.0.1.150:1111.  The packet train is simulated (sender,
   frame size and log-normal gap of each packet, with a 15 % heavy tail of stalls)
   and the 26 Argus statistics are computed from it by
-  ``traffic.features.network_matrix``, the definitions the capture path uses, worked
+  ``iomt.traffic.features.network_matrix``, the definitions the capture path uses, worked
   out numerically from the real CSV (``Load = SrcLoad + DstLoad``,
   ``SrcLoad = 8 SrcBytes (n_s - 1) / n_s / Dur``, ``Rate = (TotPkts - 1) / Dur``,
   ``SIntPkt``/``SrcJitter`` the mean/population deviation of a side's intervals in ms,
@@ -55,7 +55,7 @@ Seeded logistic regression on the 34 non-identifier features (log-scaled) scores
 92-95 % accuracy against 87.5 % for the majority class, finding all Data Alteration
 and ~25 % of Spoofing; the same recipe on the real file gives 93 %, 99 % and ~0 %.
 No single feature separates the classes (best threshold 90-93 % accurate).  Identifiers leak
-the label as in the real file (the attacker's MAC, ``Flgs``); ``traffic.dataset``
+the label as in the real file (the attacker's MAC, ``Flgs``); ``iomt.traffic.dataset``
 sets them aside by default.  MAC addresses are locally administered, not the
 testbed's.  Not modelled: the Argus quirks of a few real rows (intervals longer
 than ``Dur``, ``SIntPktAct`` of SYN retransmissions, repeated ``Packet_num``, service
@@ -72,8 +72,8 @@ from pathlib import Path
 
 import numpy as np
 
-from iomt_testbed.errors import DataError
-from traffic.dataset import (
+from iomt.errors import DataError
+from iomt.traffic.dataset import (
     ALL_COLUMNS,
     CATEGORY_COLUMN,
     LABEL_COLUMN,
@@ -81,7 +81,7 @@ from traffic.dataset import (
     READING_COLUMNS,
     RawTable,
 )
-from traffic.features import COUNTERS, NETWORK_COLUMNS, FlowRecords, network_matrix
+from iomt.traffic.features import COUNTERS, NETWORK_COLUMNS, FlowRecords, network_matrix
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ def generate(
     """``n_rows`` synthetic flow records in capture order (see the module docstring).
 
     Exactly ``round(attack_share * n_rows)`` rows are attacks.  The result has the
-    columns, order and types ``traffic.dataset.read_wustl_csv`` returns, with text
+    columns, order and types ``iomt.traffic.dataset.read_wustl_csv`` returns, with text
     cells already stripped, and values rounded as ``write_csv`` prints them.
     """
     if n_rows < 1:
@@ -438,7 +438,7 @@ def _train_statistics(
 
 
 def _side(times: np.ndarray, sizes: np.ndarray) -> dict[str, np.ndarray]:
-    """One side's counters as ``traffic.features.COUNTERS`` defines them."""
+    """One side's counters as ``iomt.traffic.features.COUNTERS`` defines them."""
     intervals = np.diff(times, axis=1).astype(np.float64)
     k = intervals.shape[1]
     return {

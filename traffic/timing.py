@@ -1,7 +1,7 @@
 """When each packet of a flow is sent: inter-packet times that reproduce Argus's timing.
 
 Pure core (no I/O).  Argus's timing columns, as the WUSTL-EHMS-2020 rows show them
-(checked numerically on the 16,318 rows, see ``traffic.features``):
+(checked numerically on the 16,318 rows, see ``iomt.traffic.features``):
 
 * ``Dur`` (s) spans the first to the last packet of the flow;
 * ``SIntPkt`` (ms) is the mean of the source side's ``n_s - 1`` inter-packet times, so

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from iomt_testbed.errors import DataError
+from iomt.errors import DataError
 
 SIDECAR_SUFFIX = ".flows.jsonl"
 

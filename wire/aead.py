@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.poly1305 import Poly1305
 
-from iomt_testbed.errors import AuthenticationError, DecodeError, ProtocolViolation, QkdError
+from iomt.errors import AuthenticationError, DecodeError, ProtocolViolation, QkdError
 
 LABEL_HMU_TO_SERVER = b"iomt hmu->server"
 LABEL_SERVER_TO_HMU = b"iomt server->hmu"

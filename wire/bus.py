@@ -15,7 +15,7 @@ from typing import Any
 
 import aiomqtt
 
-from iomt_testbed.errors import BrokerError
+from iomt.errors import BrokerError
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from iomt_testbed.errors import DecodeError
-from iomt_testbed.strict import Strict
+from iomt.errors import DecodeError
+from iomt.strict import Strict
 
 DType = Literal["float32", "float16", "int8", "uint8", "int32", "int64"]
 MAX_ELEMENTS = 64 * 1024 * 1024  # refuse absurd shapes before allocating anything

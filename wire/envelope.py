@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from iomt_testbed.strict import Strict
+from iomt.strict import Strict
 
 SCHEMA_VERSION = 1
 BROADCAST = "*"

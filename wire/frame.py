@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import ValidationError
 
-from iomt_testbed.errors import DecodeError
-from wire.codec import decode_tensors, encode_tensors
-from wire.envelope import Envelope
-from wire.messages import MESSAGE_ADAPTER, Message
+from iomt.errors import DecodeError
+from iomt.wire.codec import decode_tensors, encode_tensors
+from iomt.wire.envelope import Envelope
+from iomt.wire.messages import MESSAGE_ADAPTER, Message
 
 MAGIC = b"IOMT"
 _HEAD = struct.Struct("!4sH")

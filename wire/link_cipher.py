@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from iomt_testbed.errors import AuthenticationError
-from wire.aead import Opener, OtpOpener, OtpSealer, Sealer, derive_keys, otp_pools
-from wire.envelope import Cipher, Envelope
+from iomt.errors import AuthenticationError
+from iomt.wire.aead import Opener, OtpOpener, OtpSealer, Sealer, derive_keys, otp_pools
+from iomt.wire.envelope import Cipher, Envelope
 
 Role = Literal["hmu", "server"]
 CipherName = Literal["aes-gcm", "otp"]

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter
 
-from iomt_testbed.strict import Strict
-from wire.codec import TensorSpec
+from iomt.strict import Strict
+from iomt.wire.codec import TensorSpec
 
 
 class Status(Strict):
@@ -35,7 +35,7 @@ class ModelUpdate(Strict):
     loss: float
     train_seconds: float = Field(ge=0)
     encoding: Literal["dense", "topk", "quant8", "topk-quant8"] = "dense"
-    """``dense``: the weights; otherwise a compressed update (``fedlearn.compression``)."""
+    """``dense``: the weights; otherwise a compressed update (``iomt.fedlearn.compression``)."""
     tensors: list[TensorSpec]
 
 

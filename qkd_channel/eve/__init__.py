@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from iomt_testbed.errors import QkdError
-from qkd_channel.eve.base import Eavesdropper, Resend, Signature
-from qkd_channel.eve.helstrom import Helstrom
-from qkd_channel.eve.intercept_resend import InterceptResend
-from qkd_channel.eve.intercept_resend_b92 import InterceptResendB92
-from qkd_channel.eve.usd import Usd
+from iomt.errors import QkdError
+from iomt.qkd_channel.eve.base import Eavesdropper, Resend, Signature
+from iomt.qkd_channel.eve.helstrom import Helstrom
+from iomt.qkd_channel.eve.intercept_resend import InterceptResend
+from iomt.qkd_channel.eve.intercept_resend_b92 import InterceptResendB92
+from iomt.qkd_channel.eve.usd import Usd
 
 EVE_MODELS: dict[str, type[Eavesdropper]] = {
     cls.name: cls for cls in (InterceptResend, InterceptResendB92, Helstrom, Usd)

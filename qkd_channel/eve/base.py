@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from iomt_testbed.errors import QkdError
+from iomt.errors import QkdError
 
 
 @dataclass(frozen=True)

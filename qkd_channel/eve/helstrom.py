@@ -30,8 +30,8 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-from qkd_channel.eve.base import Eavesdropper, Resend, Signature
-from qkd_channel.states import OVERLAP
+from iomt.qkd_channel.eve.base import Eavesdropper, Resend, Signature
+from iomt.qkd_channel.states import OVERLAP
 
 #: Helstrom error probability for the two B92 states.
 HELSTROM_ERROR = (1.0 - math.sqrt(1.0 - OVERLAP**2)) / 2.0

@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from qkd_channel.eve.base import Eavesdropper, Resend, Signature
+from iomt.qkd_channel.eve.base import Eavesdropper, Resend, Signature
 
 
 @dataclass(frozen=True)

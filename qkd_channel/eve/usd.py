@@ -24,8 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from qkd_channel.eve.base import Eavesdropper, Resend, Signature
-from qkd_channel.states import OVERLAP
+from iomt.qkd_channel.eve.base import Eavesdropper, Resend, Signature
+from iomt.qkd_channel.states import OVERLAP
 
 #: Probability that Eve's optimal USD identifies the state.
 USD_SUCCESS = 1.0 - OVERLAP

@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from adversary.config import MitmConfig
+from iomt.adversary.config import MitmConfig
 
 
 def test_defaults_are_off_and_sign_flip_scaling():

@@ -12,17 +12,17 @@ import aiomqtt
 import numpy as np
 import pytest
 
-from adversary.config import MitmConfig
-from adversary.mitm import MitmProxy, route_through, start_eves
-from adversary.mqtt_codec import CONNECT, encode_packet
-from adversary.policy import EvePolicy, PassThrough, Policy
-from broker import BrokerConfig, BrokerHandle, client_kwargs, start_broker
-from iomt_testbed.errors import AuthenticationError
-from wire import topics
-from wire.envelope import new_envelope
-from wire.frame import decode_frame, encode_frame, peek_envelope
-from wire.link_cipher import LinkCipher
-from wire.messages import ModelUpdate, Status
+from iomt.adversary.config import MitmConfig
+from iomt.adversary.mitm import MitmProxy, route_through, start_eves
+from iomt.adversary.mqtt_codec import CONNECT, encode_packet
+from iomt.adversary.policy import EvePolicy, PassThrough, Policy
+from iomt.broker import BrokerConfig, BrokerHandle, client_kwargs, start_broker
+from iomt.errors import AuthenticationError
+from iomt.wire import topics
+from iomt.wire.envelope import new_envelope
+from iomt.wire.frame import decode_frame, encode_frame, peek_envelope
+from iomt.wire.link_cipher import LinkCipher
+from iomt.wire.messages import ModelUpdate, Status
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
 

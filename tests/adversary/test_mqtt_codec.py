@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from adversary.mqtt_codec import (
+from iomt.adversary.mqtt_codec import (
     CONNECT,
     PINGREQ,
     PUBACK,

@@ -5,8 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from adversary.config import MitmConfig
-from adversary.policy import (
+from iomt.adversary.config import MitmConfig
+from iomt.adversary.policy import (
     DROP,
     PASS,
     EvePolicy,
@@ -14,12 +14,12 @@ from adversary.policy import (
     flip_ciphertext_bit,
     is_update_topic,
 )
-from iomt_testbed.errors import AuthenticationError, PeerError
-from wire import topics
-from wire.envelope import new_envelope
-from wire.frame import decode_frame, encode_frame, peek_envelope
-from wire.link_cipher import LinkCipher
-from wire.messages import ModelUpdate, Status
+from iomt.errors import AuthenticationError, PeerError
+from iomt.wire import topics
+from iomt.wire.envelope import new_envelope
+from iomt.wire.frame import decode_frame, encode_frame, peek_envelope
+from iomt.wire.link_cipher import LinkCipher
+from iomt.wire.messages import ModelUpdate, Status
 
 RUN = "run-1"
 TOPIC = topics.update(RUN, "hmu-01")

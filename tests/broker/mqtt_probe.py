@@ -15,8 +15,8 @@ from types import TracebackType
 
 import aiomqtt
 
-from broker import BrokerHandle, client_kwargs
-from broker.acl import AclRule, can_read, can_write
+from iomt.broker import BrokerHandle, client_kwargs
+from iomt.broker.acl import AclRule, can_read, can_write
 
 DELIVERY_TIMEOUT_S = 10.0  # generous: positive checks must never flake
 GRACE_S = 0.3  # short: how long we keep listening for what must not arrive

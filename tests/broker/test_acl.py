@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from broker.acl import (
+from iomt.broker.acl import (
     AclRule,
     acl_for_run,
     can_read,
@@ -19,7 +19,7 @@ from broker.acl import (
     render_mosquitto_acl,
     topic_matches,
 )
-from wire import topics
+from iomt.wire import topics
 
 RUN = "r1"
 HMUS = ["hmu-01", "hmu-02", "hmu-03"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.credentials import (
+from iomt.broker.credentials import (
     Credentials,
     make_credentials,
     mosquitto_hash,

@@ -11,12 +11,11 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-import broker.mosquitto
-from broker import BrokerConfig, BrokerHandle, start_broker
-from broker.acl import acl_for_run
-from iomt_testbed.errors import BrokerError
+from iomt.broker import BrokerConfig, BrokerHandle, mosquitto, start_broker
+from iomt.broker.acl import acl_for_run
+from iomt.errors import BrokerError
+from iomt.wire import topics
 from tests.broker.mqtt_probe import GRACE_S, Probe, sweep_acl
-from wire import topics
 
 pytestmark = pytest.mark.integration
 
@@ -136,8 +135,8 @@ async def test_auto_falls_back_to_amqtt_without_mosquitto(
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    monkeypatch.setattr(broker.mosquitto, "SEARCH_DIRS", (str(empty),))
-    with caplog.at_level(logging.WARNING, logger="broker.launcher"):
+    monkeypatch.setattr(mosquitto, "SEARCH_DIRS", (str(empty),))
+    with caplog.at_level(logging.WARNING, logger="iomt.broker.launcher"):
         async with start_broker(BrokerConfig(), tmp_path / "run", RUN, HMUS) as handle:
             assert handle.kind == "amqtt"
     assert "falling back to the embedded amqtt broker" in caplog.text

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from broker import BrokerConfig, BrokerHandle, parse_broker_url, start_broker
-from broker.external import BrokerUrl, load_credentials_file
-from broker.ports import free_port
-from iomt_testbed.errors import BrokerError
+from iomt.broker import BrokerConfig, BrokerHandle, parse_broker_url, start_broker
+from iomt.broker.external import BrokerUrl, load_credentials_file
+from iomt.broker.ports import free_port
+from iomt.errors import BrokerError
+from iomt.wire import topics
 from tests.broker.mqtt_probe import Probe
 from tests.broker_fixtures import SESSION_RUN_ID
-from wire import topics
 
 
 @pytest.mark.parametrize(
@@ -115,7 +115,7 @@ async def test_attach_to_a_running_broker(
             await server.subscribe(topics.update_filter(SESSION_RUN_ID))
             await hmu.publish(topics.update(SESSION_RUN_ID, "hmu-04"), b"from the field")
             await server.wait_for(topics.update(SESSION_RUN_ID, "hmu-04"), b"from the field")
-        with caplog.at_level(logging.WARNING, logger="broker.external"):
+        with caplog.at_level(logging.WARNING, logger="iomt.broker.external"):
             assert await handle.revoke("hmu-04") is False
         assert "cannot revoke hmu-04 at an external broker" in caplog.text
     assert not (tmp_path / "unused").exists()  # nothing is written for an external broker

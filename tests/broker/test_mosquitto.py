@@ -17,12 +17,12 @@ import aiomqtt
 import pytest
 import yaml
 
-from broker import BrokerConfig, BrokerHandle, MosquittoBroker, client_kwargs, start_broker
-from broker.acl import acl_for_run
-from broker.mosquitto import find_mosquitto
-from iomt_testbed.errors import BrokerError
+from iomt.broker import BrokerConfig, BrokerHandle, MosquittoBroker, client_kwargs, start_broker
+from iomt.broker.acl import acl_for_run
+from iomt.broker.mosquitto import find_mosquitto
+from iomt.errors import BrokerError
+from iomt.wire import topics
 from tests.broker.mqtt_probe import GRACE_S, Probe, sweep_acl
-from wire import topics
 
 pytestmark = [
     pytest.mark.integration,
@@ -149,7 +149,7 @@ async def test_hmu_cannot_publish_as_another_hmu(handle: BrokerHandle) -> None:
 
 async def test_deliveries_match_the_acl_core(handle: BrokerHandle) -> None:
     """Every agent publishes on every topic of the run and subscribes to all of them:
-    what Mosquitto delivers is exactly what ``broker.acl`` allows (QKD paths included)."""
+    what Mosquitto delivers is exactly what ``iomt.broker.acl`` allows (QKD paths included)."""
     expected, delivered = await sweep_acl(handle, acl_for_run(RUN, HMUS))
     assert (topics.CHANNEL_ID, "hmu-01", topics.quantum(RUN, "hmu-01", "tx")) in expected
     assert (topics.SERVER_ID, topics.CHANNEL_ID, topics.quantum(RUN, "hmu-01", "rx")) in expected
@@ -315,7 +315,7 @@ def test_unreachable_run_dir_as_root_keeps_root(
     hidden = tmp_path / "hidden"
     hidden.mkdir(mode=0o700)
     broker = MosquittoBroker(BrokerConfig(persistence=True), hidden / "run", RUN, HMUS)
-    with caplog.at_level(logging.WARNING, logger="broker.mosquitto"), broker:
+    with caplog.at_level(logging.WARNING, logger="iomt.broker.mosquitto"), broker:
         conf = broker.conf_file.read_text()
     if os.geteuid() == 0:
         assert "\nuser root\n" in conf

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from broker.tls import make_ca_and_server_cert
+from iomt.broker.tls import make_ca_and_server_cert
 
 
 def test_certificates(tmp_path: Path) -> None:

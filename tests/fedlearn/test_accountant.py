@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fedlearn.accountant import PrivacyAccountant, epsilon_total, privacy_report
-from fedlearn.defence_config import PrivacyConfig
-from fedlearn.privacy import gaussian_noise_multiplier
+from iomt.fedlearn.accountant import PrivacyAccountant, epsilon_total, privacy_report
+from iomt.fedlearn.defence_config import PrivacyConfig
+from iomt.fedlearn.privacy import gaussian_noise_multiplier
 
 GAUSS = PrivacyConfig(mechanism="gaussian", epsilon=0.5, delta=1e-5, clip=0.1)
 

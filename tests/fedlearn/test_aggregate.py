@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fedlearn.aggregate import fedavg
+from iomt.fedlearn.aggregate import fedavg
 
 
 def _w(a: float, b: float) -> dict[str, np.ndarray]:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fedlearn.attacks import (
+from iomt.fedlearn.attacks import (
     apply_update_attack,
     assign_attacks,
     attack_share,
     attackers_for_round,
     flip_labels,
 )
-from fedlearn.defence_config import AttackConfig, AttackEntry, AttackSchedule
-from fedlearn.model import init_weights
-from fedlearn.updates import delta, flatten
+from iomt.fedlearn.defence_config import AttackConfig, AttackEntry, AttackSchedule
+from iomt.fedlearn.model import init_weights
+from iomt.fedlearn.updates import delta, flatten
 
 HMUS = [f"hmu-{i:02d}" for i in range(1, 21)]
 RAMP = AttackSchedule(start_round=3, share_start=0.1, share_end=0.3, ramp_rounds=4)

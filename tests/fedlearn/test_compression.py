@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fedlearn.compression import (
+from iomt.errors import DecodeError
+from iomt.fedlearn.compression import (
     Compressor,
     decode_update,
     decompress,
@@ -17,11 +18,10 @@ from fedlearn.compression import (
     topk_count,
     topk_indices,
 )
-from fedlearn.defence_config import CompressionConfig
-from fedlearn.model import init_weights
-from fedlearn.updates import apply_delta, delta, flatten, unflatten
-from iomt_testbed.errors import DecodeError
-from wire.codec import decode_tensors, encode_tensors
+from iomt.fedlearn.defence_config import CompressionConfig
+from iomt.fedlearn.model import init_weights
+from iomt.fedlearn.updates import apply_delta, delta, flatten, unflatten
+from iomt.wire.codec import decode_tensors, encode_tensors
 
 LIKE = init_weights(34, (64, 64), seed=0)  # the IDS MLP: 6.4k parameters
 D = flatten(LIKE).size

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from fedlearn.defence_config import (
+from iomt.fedlearn.defence_config import (
     DEFAULT_GAUSSIAN_CLIP,
     DEFAULT_LAPLACE_SENSITIVITY,
     AttackConfig,

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from fedlearn.evaluate import binary_metrics, evaluate, log_loss, rank_average, roc_auc
+from iomt.fedlearn.evaluate import binary_metrics, evaluate, log_loss, rank_average, roc_auc
 
 Y = np.array([1, 1, 1, 0, 0, 0, 0, 0, 1, 0])
 P = np.array([1, 1, 0, 0, 0, 1, 0, 0, 0, 0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fedlearn.model import (
+from iomt.fedlearn.model import (
     build_mlp,
     check_weights,
     get_weights,

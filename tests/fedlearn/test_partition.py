@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fedlearn.config import PartitionConfig
-from fedlearn.partition import (
+from iomt.fedlearn.config import PartitionConfig
+from iomt.fedlearn.partition import (
     partition,
     partition_dirichlet,
     partition_iid,

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from fedlearn.defence_config import PrivacyConfig
-from fedlearn.model import init_weights
-from fedlearn.privacy import (
+from iomt.fedlearn.defence_config import PrivacyConfig
+from iomt.fedlearn.model import init_weights
+from iomt.fedlearn.privacy import (
     clip_box,
     clip_l1,
     clip_l2,
@@ -21,7 +21,7 @@ from fedlearn.privacy import (
     noise_std,
     privatize,
 )
-from fedlearn.updates import delta, flatten
+from iomt.fedlearn.updates import delta, flatten
 
 
 def test_clip_l1_bounds_the_norm_exactly_and_keeps_direction() -> None:

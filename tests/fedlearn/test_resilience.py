@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fedlearn.resilience import detection_rates, poison_resilience
+from iomt.fedlearn.resilience import detection_rates, poison_resilience
 
 
 def test_detection_rates_count_hmu_round_pairs() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fedlearn.robust import (
+from iomt.fedlearn.robust import (
     coordinate_median,
     krum_scores,
     krum_select,

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from fedlearn.scaling import Standardiser, signed_log
+from iomt.fedlearn.scaling import Standardiser, signed_log
 
 
 def test_uses_training_statistics_only() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fedlearn.defence_config import ScreeningConfig
-from fedlearn.screening import screen, shorth, z_scores
+from iomt.fedlearn.defence_config import ScreeningConfig
+from iomt.fedlearn.screening import screen, shorth, z_scores
 
 ON = ScreeningConfig(enabled=True)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fedlearn.aggregate import fedavg
-from fedlearn.defence_config import DefenceConfig, ScreeningConfig, TrustConfig
-from fedlearn.model import Weights, init_weights
-from fedlearn.strategy import (
+from iomt.fedlearn.aggregate import fedavg
+from iomt.fedlearn.defence_config import DefenceConfig, ScreeningConfig, TrustConfig
+from iomt.fedlearn.model import Weights, init_weights
+from iomt.fedlearn.strategy import (
     FedAvgAggregator,
     KrumAggregator,
     MedianAggregator,
@@ -17,7 +17,7 @@ from fedlearn.strategy import (
     TrustAggregator,
     build_aggregator,
 )
-from fedlearn.updates import apply_delta, flatten, unflatten
+from iomt.fedlearn.updates import apply_delta, flatten, unflatten
 
 GLOBAL = init_weights(6, (8,), seed=0)
 ON = ScreeningConfig(enabled=True)

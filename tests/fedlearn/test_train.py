@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fedlearn.config import TrainingConfig
-from fedlearn.evaluate import evaluate
-from fedlearn.model import init_weights
-from fedlearn.train import class_weights, train_local, warm_up
+from iomt.fedlearn.config import TrainingConfig
+from iomt.fedlearn.evaluate import evaluate
+from iomt.fedlearn.model import init_weights
+from iomt.fedlearn.train import class_weights, train_local, warm_up
 
 HIDDEN = (16, 16)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fedlearn.defence_config import TrustConfig
-from fedlearn.trust import TrustLedger, trust_weights, updated_trust
+from iomt.fedlearn.defence_config import TrustConfig
+from iomt.fedlearn.trust import TrustLedger, trust_weights, updated_trust
 
 CFG = TrustConfig(initial=1.0, decay=0.7, floor=0.5)
 

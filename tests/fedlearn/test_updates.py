@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fedlearn.model import init_weights
-from fedlearn.updates import apply_delta, delta, flatten, parameter_count, unflatten
+from iomt.fedlearn.model import init_weights
+from iomt.fedlearn.updates import apply_delta, delta, flatten, parameter_count, unflatten
 
 
 def test_delta_flatten_unflatten_apply_round_trip() -> None:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from hmu_agent.session import HmuPhase, HmuSession, SendUpdate, StartTraining, Stop
-from iomt_testbed.errors import ProtocolViolation
+from iomt.errors import ProtocolViolation
+from iomt.hmu_agent.session import HmuPhase, HmuSession, SendUpdate, StartTraining, Stop
 
 
 def test_invite_train_send():

@@ -13,17 +13,23 @@ import aiomqtt
 import numpy as np
 import pytest
 
-from broker import client_kwargs, start_broker
-from fedlearn.train import warm_up
-from hmu_agent.runner import HmuAgent
-from scenarios.data_plan import prepare_data
-from scenarios.launcher import agent_command, hmu_ids, hmu_setup, server_setup, write_credentials
-from scenarios.schema import scenario_yaml, validate_scenario
-from server_agent.runner import ServerAgent
-from wire import topics
-from wire.envelope import new_envelope
-from wire.frame import decode_frame, encode_frame
-from wire.messages import ModelUpdate, Status
+from iomt.broker import client_kwargs, start_broker
+from iomt.fedlearn.train import warm_up
+from iomt.hmu_agent.runner import HmuAgent
+from iomt.scenarios.data_plan import prepare_data
+from iomt.scenarios.launcher import (
+    agent_command,
+    hmu_ids,
+    hmu_setup,
+    server_setup,
+    write_credentials,
+)
+from iomt.scenarios.schema import scenario_yaml, validate_scenario
+from iomt.server_agent.runner import ServerAgent
+from iomt.wire import topics
+from iomt.wire.envelope import new_envelope
+from iomt.wire.frame import decode_frame, encode_frame
+from iomt.wire.messages import ModelUpdate, Status
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from broker import start_broker
-from scenarios.launcher import agent_command, make_enrolment, write_credentials, write_enrolment
-from scenarios.schema import scenario_yaml, validate_scenario
+from iomt.broker import start_broker
+from iomt.scenarios.launcher import (
+    agent_command,
+    make_enrolment,
+    write_credentials,
+    write_enrolment,
+)
+from iomt.scenarios.schema import scenario_yaml, validate_scenario
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from scenarios.launcher import launch
-from scenarios.schema import validate_scenario
+from iomt.scenarios.launcher import launch
+from iomt.scenarios.schema import validate_scenario
 
 pytestmark = pytest.mark.integration
 

@@ -8,16 +8,16 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from broker import client_kwargs, start_broker
-from fedlearn.train import warm_up
-from hmu_agent.runner import HmuAgent
-from qkd_channel.agent import ChannelAgent
-from scenarios.data_plan import prepare_data
-from scenarios.launcher import channel_setup, hmu_ids, hmu_setup, make_enrolment, server_setup
-from scenarios.schema import validate_scenario
-from server_agent.runner import ServerAgent
-from wire import topics
-from wire.frame import peek_envelope
+from iomt.broker import client_kwargs, start_broker
+from iomt.fedlearn.train import warm_up
+from iomt.hmu_agent.runner import HmuAgent
+from iomt.qkd_channel.agent import ChannelAgent
+from iomt.scenarios.data_plan import prepare_data
+from iomt.scenarios.launcher import channel_setup, hmu_ids, hmu_setup, make_enrolment, server_setup
+from iomt.scenarios.schema import validate_scenario
+from iomt.server_agent.runner import ServerAgent
+from iomt.wire import topics
+from iomt.wire.frame import peek_envelope
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scenarios.results import FINAL_FIELDS, ROUND_FIELDS
+from iomt.scenarios.results import FINAL_FIELDS, ROUND_FIELDS
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,7 @@ def iomt(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 180
 ) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "scenarios.cli", *args],
+        [sys.executable, "-m", "iomt.scenarios.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

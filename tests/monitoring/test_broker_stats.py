@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from broker.ports import accepts_connections, free_port
-from monitoring.broker_stats import SYS_FILTER, SYS_TOPICS, BrokerStats
-from monitoring.measurements import MEASUREMENTS
-from wire.bus import Bus
+from iomt.broker.ports import accepts_connections, free_port
+from iomt.monitoring.broker_stats import SYS_FILTER, SYS_TOPICS, BrokerStats
+from iomt.monitoring.measurements import MEASUREMENTS
+from iomt.wire.bus import Bus
 
 
 def test_counters_are_parsed_and_others_ignored() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from iomt_testbed.errors import ScenarioError
-from monitoring.config import InfluxConfig, MetricsConfig, resolve_influx
+from iomt.errors import ScenarioError
+from iomt.monitoring.config import InfluxConfig, MetricsConfig, resolve_influx
 
 ENV = {
     "IOMT_INFLUX_URL": "http://influx.local:8086/",

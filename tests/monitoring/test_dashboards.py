@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import yaml
 
-from monitoring import measurements as m
-from monitoring.config import InfluxTarget
-from monitoring.dashboards import DATASOURCE_UID, build_dashboards, dashboard_text
-from monitoring.point import TAG_KEYS
-from monitoring.sink import MetricsSink
+from iomt.monitoring import measurements as m
+from iomt.monitoring.config import InfluxTarget
+from iomt.monitoring.dashboards import DATASOURCE_UID, build_dashboards, dashboard_text
+from iomt.monitoring.point import TAG_KEYS
+from iomt.monitoring.sink import MetricsSink
 from tests.monitoring.victoria import VictoriaMetrics, by_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +51,7 @@ def test_committed_dashboards_are_the_generated_ones() -> None:
     assert sorted(built) == sorted(committed())
     for name, board in built.items():
         assert (GRAFANA / "dashboards" / name).read_text() == dashboard_text(board), (
-            f"{name} is stale: run python -m monitoring.dashboards"
+            f"{name} is stale: run python -m iomt.monitoring.dashboards"
         )
 
 

@@ -8,18 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from broker import BrokerHandle, client_kwargs
-from iomt_testbed.errors import DecodeError, ProtocolViolation
-from monitoring import measurements as m
-from monitoring.config import InfluxTarget, MetricsConfig
-from monitoring.forwarder import ForwardLimits, MetricsForwarder
-from monitoring.point import encode, parse_line
-from monitoring.publisher import MqttMetricsPublisher, payloads_of, to_payloads
-from monitoring.sink import MetricsSink
+from iomt.broker import BrokerHandle, client_kwargs
+from iomt.errors import DecodeError, ProtocolViolation
+from iomt.monitoring import measurements as m
+from iomt.monitoring.config import InfluxTarget, MetricsConfig
+from iomt.monitoring.forwarder import ForwardLimits, MetricsForwarder
+from iomt.monitoring.point import encode, parse_line
+from iomt.monitoring.publisher import MqttMetricsPublisher, payloads_of, to_payloads
+from iomt.monitoring.sink import MetricsSink
+from iomt.wire import topics
+from iomt.wire.bus import Bus
 from tests.broker_fixtures import SESSION_RUN_ID
 from tests.monitoring.victoria import VictoriaMetrics
-from wire import topics
-from wire.bus import Bus
 
 RUN = "run-7"
 

@@ -18,4 +18,4 @@ def imported_after(module: str) -> list[str]:
 
 
 def test_a_file_only_sink_does_not_load_influxdb_client() -> None:
-    assert "influxdb_client" not in imported_after("monitoring.sink")
+    assert "influxdb_client" not in imported_after("iomt.monitoring.sink")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from monitoring import measurements as m
-from monitoring.point import TAG_KEYS
+from iomt.monitoring import measurements as m
+from iomt.monitoring.point import TAG_KEYS
 
 
 def _one_of_each() -> list[m.Point]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitoring.point import Encoder, LineError, Point, encode, parse_line
+from iomt.monitoring.point import Encoder, LineError, Point, encode, parse_line
 
 
 def test_encode_sorts_tags_types_fields_and_keeps_the_event_time() -> None:

@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from monitoring.report import REPORT_FILE, render_report
+from iomt.monitoring.report import REPORT_FILE, render_report
 
 HMUS = [f"hmu-{i:02d}" for i in range(1, 6)]
 
 
 def results_fixture(with_qkd: bool) -> dict[str, Any]:
-    """A results.json as ``scenarios.launcher.build_results`` writes it (plus later sections)."""
+    """A results.json as ``build_results`` writes it (plus later sections)."""
     rng = np.random.default_rng(7)
     rounds = []
     for r in range(1, 6):

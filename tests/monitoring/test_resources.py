@@ -8,8 +8,8 @@ import time
 import psutil
 import pytest
 
-from monitoring.point import Point
-from monitoring.resources import ResourceSampler
+from iomt.monitoring.point import Point
+from iomt.monitoring.resources import ResourceSampler
 
 
 def test_a_busy_process_reads_busy_and_rss_matches_psutil() -> None:

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from broker.ports import free_port
-from monitoring import measurements as m
-from monitoring.config import InfluxTarget, MetricsConfig
-from monitoring.line_file import METRICS_FILE
-from monitoring.point import Point, parse_line
-from monitoring.sink import MetricsSink
+from iomt.broker.ports import free_port
+from iomt.monitoring import measurements as m
+from iomt.monitoring.config import InfluxTarget, MetricsConfig
+from iomt.monitoring.line_file import METRICS_FILE
+from iomt.monitoring.point import Point, parse_line
+from iomt.monitoring.sink import MetricsSink
 from tests.monitoring.victoria import VictoriaMetrics, by_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -219,9 +219,9 @@ def test_a_point_without_a_finite_field_is_counted_invalid(tmp_path: Path) -> No
 CHILD = """
 import asyncio, sys, time
 from pathlib import Path
-from monitoring import measurements as m
-from monitoring.config import MetricsConfig
-from monitoring.sink import MetricsSink
+from iomt.monitoring import measurements as m
+from iomt.monitoring.config import MetricsConfig
+from iomt.monitoring.sink import MetricsSink
 
 async def main():
     cfg = MetricsConfig(flush_interval_ms=60_000, batch_size=100_000)

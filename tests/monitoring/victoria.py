@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from broker.ports import accepts_connections, free_port
+from iomt.broker.ports import accepts_connections, free_port
 
 
 def find_victoria_metrics() -> str | None:

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from qkd_channel.channel import Detections, measure, prepare, transmit
-from qkd_channel.link import LinkParams
+from iomt.qkd_channel.channel import Detections, measure, prepare, transmit
+from iomt.qkd_channel.link import LinkParams
 
 SIGMAS = 5.0  # every statistical check allows 5 binomial standard errors
 

@@ -5,15 +5,15 @@ import math
 import numpy as np
 import pytest
 
-from qkd_channel.amplification import (
+from iomt.qkd_channel.amplification import (
     EPS_SEC,
     amplify,
     binary_entropy,
     pa_seed_bits,
     secure_length,
 )
-from qkd_channel.toeplitz import toeplitz_hash, toeplitz_naive
-from qkd_channel.verification import VERIFY_BITS, verification_seed, verification_tag
+from iomt.qkd_channel.toeplitz import toeplitz_hash, toeplitz_naive
+from iomt.qkd_channel.verification import VERIFY_BITS, verification_seed, verification_tag
 
 
 @pytest.mark.parametrize("n", [1, 7, 8, 9, 63, 64, 65, 200, 513])

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from iomt_testbed.errors import ProtocolViolation
-from qkd_channel.amplification import binary_entropy
-from qkd_channel.cascade import (
+from iomt.errors import ProtocolViolation
+from iomt.qkd_channel.amplification import binary_entropy
+from iomt.qkd_channel.cascade import (
     CascadeCorrector,
     ParityOracle,
     ParityQuery,

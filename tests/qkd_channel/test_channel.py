@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from iomt_testbed.errors import QkdError
-from qkd_channel.channel import bernoulli, expected_rates, random_bits, run_link, threshold
-from qkd_channel.eve import make_eavesdropper
-from qkd_channel.link import LinkParams, honest_rates
+from iomt.errors import QkdError
+from iomt.qkd_channel.channel import bernoulli, expected_rates, random_bits, run_link, threshold
+from iomt.qkd_channel.eve import make_eavesdropper
+from iomt.qkd_channel.link import LinkParams, honest_rates
 from tests.qkd_channel.helpers import SIGMAS, observed, run_numpy, se
 
 NOISY = LinkParams(

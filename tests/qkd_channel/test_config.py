@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from iomt_testbed.errors import QkdError, ScenarioError
-from qkd_channel.config import QkdConfig
-from qkd_channel.eve import InterceptResend, Usd
-from qkd_channel.link import honest_rates
+from iomt.errors import QkdError, ScenarioError
+from iomt.qkd_channel.config import QkdConfig
+from iomt.qkd_channel.eve import InterceptResend, Usd
+from iomt.qkd_channel.link import honest_rates
 
 HMUS = [f"hmu-{i:02d}" for i in range(1, 21)]
 

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from iomt_testbed.errors import QkdError
-from qkd_channel.eve import EVE_MODELS, make_eavesdropper
+from iomt.errors import QkdError
+from iomt.qkd_channel.eve import EVE_MODELS, make_eavesdropper
 from tests.qkd_channel.helpers import IDEAL, SIGMAS, observed, run_numpy, se
 
 S = 1 / math.sqrt(2)  # overlap of |0> and |+>

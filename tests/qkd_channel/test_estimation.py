@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from iomt_testbed.errors import QkdError
-from qkd_channel.estimation import (
+from iomt.errors import QkdError
+from iomt.qkd_channel.estimation import (
     QberEstimate,
     binomial_band,
     choose_sample,

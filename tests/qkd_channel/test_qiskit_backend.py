@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from qkd_channel.channel import expected_rates, prepare, run_link
-from qkd_channel.eve import make_eavesdropper
-from qkd_channel.link import LinkParams
+from iomt.qkd_channel.channel import expected_rates, prepare, run_link
+from iomt.qkd_channel.eve import make_eavesdropper
+from iomt.qkd_channel.link import LinkParams
 from tests.qkd_channel.helpers import SIGMAS, observed, se
 
 LINK = LinkParams(
@@ -54,7 +54,7 @@ def test_qiskit_usd_never_errs_on_a_noiseless_link():
 
 
 def test_usd_dilation_is_unitary_and_unambiguous():
-    from qkd_channel.qiskit_backend import _usd_unitary
+    from iomt.qkd_channel.qiskit_backend import _usd_unitary
 
     u = _usd_unitary()
     assert np.allclose(u.conj().T @ u, np.eye(4))

@@ -6,15 +6,15 @@ import hmac
 import numpy as np
 import pytest
 
-from iomt_testbed.errors import AuthenticationError, DecodeError, ProtocolViolation
-from qkd_channel.alice import AliceSession
-from qkd_channel.bob import BobSession
-from qkd_channel.channel import prepare, run_link
-from qkd_channel.config import QkdConfig
-from qkd_channel.driver import exchange, run_session
-from qkd_channel.eve import make_eavesdropper
-from qkd_channel.messages import Abort, mac_key, open_frame, seal
-from qkd_channel.session import SessionState
+from iomt.errors import AuthenticationError, DecodeError, ProtocolViolation
+from iomt.qkd_channel.alice import AliceSession
+from iomt.qkd_channel.bob import BobSession
+from iomt.qkd_channel.channel import prepare, run_link
+from iomt.qkd_channel.config import QkdConfig
+from iomt.qkd_channel.driver import exchange, run_session
+from iomt.qkd_channel.eve import make_eavesdropper
+from iomt.qkd_channel.messages import Abort, mac_key, open_frame, seal
+from iomt.qkd_channel.session import SessionState
 
 SECRET = b"enrolment secret of hmu-01 (test)"
 CFG = QkdConfig(qubits=2**17)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from qkd_channel.simulation import RESULT_KEYS, simulate
+from iomt.qkd_channel.simulation import RESULT_KEYS, simulate
 
 
 def test_honest_simulation_keys_and_values():

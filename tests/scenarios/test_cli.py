@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from scenarios.cli import app
+from iomt.scenarios.cli import app
 
 runner = CliRunner()
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from scenarios.compare import run_figures, summarise, write_csv, write_markdown, write_plot
+from iomt.scenarios.compare import run_figures, summarise, write_csv, write_markdown, write_plot
 
 
 def results(acc, eps=None, tp=0, fn=0, fp=0, tn=5):

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from iomt_testbed.errors import ScenarioError, UsageError
-from scenarios.schema import load_scenario
+from iomt.errors import ScenarioError, UsageError
+from iomt.scenarios.schema import load_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from iomt_testbed.errors import ProtocolViolation
-from server_agent.coordinator import Aggregate, Finish, Invite, Phase, Rekey, RoundCoordinator
+from iomt.errors import ProtocolViolation
+from iomt.server_agent.coordinator import Aggregate, Finish, Invite, Phase, Rekey, RoundCoordinator
 
 HMUS = ["hmu-01", "hmu-02", "hmu-03", "hmu-04"]
 

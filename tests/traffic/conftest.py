@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from traffic.captures import BuildReport, build_capture
-from traffic.dataset import RawTable, read_wustl_csv
+from iomt.traffic.captures import BuildReport, build_capture
+from iomt.traffic.dataset import RawTable, read_wustl_csv
 
 
 @pytest.fixture(scope="session")

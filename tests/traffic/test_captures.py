@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
-from fedlearn.config import PartitionConfig
-from fedlearn.partition import partition
-from traffic.captures import build_captures
-from traffic.dataset import RawTable
-from traffic.source import PcapSource
-from traffic.synthesis import SynthesisConfig
-from traffic.truth import read_truth
+from iomt.fedlearn.config import PartitionConfig
+from iomt.fedlearn.partition import partition
+from iomt.traffic.captures import build_captures
+from iomt.traffic.dataset import RawTable
+from iomt.traffic.source import PcapSource
+from iomt.traffic.synthesis import SynthesisConfig
+from iomt.traffic.truth import read_truth
 
 
 def test_per_hmu_captures_are_cached_and_carry_their_rows(

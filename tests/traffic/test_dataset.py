@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from iomt_testbed.errors import DataError
-from traffic.config import DataConfig
-from traffic.dataset import (
+from iomt.errors import DataError
+from iomt.traffic.config import DataConfig
+from iomt.traffic.dataset import (
     ALL_COLUMNS,
     CATEGORY_COLUMN,
     FEATURE_COLUMNS,
@@ -56,6 +56,7 @@ def test_real_file_counts(raw) -> None:
     assert raw.column("SrcBytes").dtype == np.float64
 
 
+@pytest.mark.real_data
 def test_real_file_text_columns(raw) -> None:
     assert set(raw.column("Dir")) == {"->"}  # padding stripped
     assert all(f == f.strip() and f for f in raw.column("Flgs"))
@@ -81,6 +82,7 @@ def test_feature_table_default(dataset_path: Path) -> None:
     assert ((table.category == "normal") == (table.y == 0)).all()
 
 
+@pytest.mark.real_data
 def test_feature_table_with_identifiers(dataset_path: Path) -> None:
     table = CsvSource(dataset_path, keep_identifiers=True, limit=500).load()
     assert table.X.shape == (500, 43)

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from iomt_testbed.errors import DataError
-from traffic.fetch import (
+from iomt.errors import DataError
+from iomt.traffic.fetch import (
     APP_DIR,
     DATASET_NAME,
     EXPECTED_SHA256,
@@ -25,7 +25,7 @@ from traffic.fetch import (
     fetch_dataset,
     verify_dataset,
 )
-from traffic.synthetic import generate, write_csv
+from iomt.traffic.synthetic import generate, write_csv
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -70,6 +70,7 @@ def _one_line_error(excinfo: pytest.ExceptionInfo[DataError]) -> str:
     return message
 
 
+@pytest.mark.real_data
 def test_published_copy_verifies_and_lands_at_dest(server, original, tmp_path) -> None:
     dest = tmp_path / "data" / "wustl.csv"
     report = fetch_dataset(f"{server}/good.csv", dest, timeout_s=10)
@@ -81,6 +82,7 @@ def test_published_copy_verifies_and_lands_at_dest(server, original, tmp_path) -
     assert sorted(p.name for p in dest.parent.iterdir()) == ["wustl.csv"]  # no temp file left
 
 
+@pytest.mark.real_data
 def test_crlf_copy_verifies_and_is_stored_with_lf(server, original, tmp_path) -> None:
     report = fetch_dataset(f"{server}/crlf.csv", tmp_path / "w.csv", timeout_s=10)
     assert report.crlf_converted
@@ -88,6 +90,7 @@ def test_crlf_copy_verifies_and_is_stored_with_lf(server, original, tmp_path) ->
     assert (tmp_path / "w.csv").read_bytes() == original
 
 
+@pytest.mark.real_data
 def test_destination_directory_gets_the_standard_name(server, tmp_path) -> None:
     report = fetch_dataset(f"{server}/good.csv", tmp_path, timeout_s=10)
     assert report.path == tmp_path / DATASET_NAME and report.path.is_file()
@@ -150,6 +153,7 @@ def test_silent_server_times_out(tmp_path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.real_data
 def test_verify_dataset_names_what_differs(dataset_path, tmp_path) -> None:
     assert verify_dataset(dataset_path).sha256 == EXPECTED_SHA256
     shifted = tmp_path / "shifted.csv"
@@ -173,6 +177,7 @@ def test_line_endings_are_converted_across_chunk_boundaries() -> None:
     assert not plain.converted
 
 
+@pytest.mark.real_data
 def test_facts_hash_is_line_ending_independent(original, tmp_path) -> None:
     crlf = tmp_path / "crlf.csv"
     crlf.write_bytes(original.replace(b"\n", b"\r\n"))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
-from traffic.dataset import RawTable
-from traffic.fidelity import CLOSE_TARGETS, EXACT_TARGETS, fidelity
+import pytest
+
+from iomt.traffic.dataset import RawTable
+from iomt.traffic.fidelity import CLOSE_TARGETS, EXACT_TARGETS, fidelity
 
 
 def test_fidelity_on_600_records_meets_every_target(raw: RawTable):
@@ -23,6 +25,7 @@ def test_fidelity_on_600_records_meets_every_target(raw: RawTable):
         assert report["features"][name]["within"] >= 0.99, name
 
 
+@pytest.mark.real_data
 def test_fidelity_across_the_odd_rows(raw: RawTable):
     # rows 1200..1260 hold a flow whose timing contradicts its Dur (1233): reported, not hidden
     report = fidelity(raw, limit=1260)

@@ -1,7 +1,7 @@
 """Flow assembly on crafted packets: direction, timeouts, reuse, retransmissions, gaps.
 
 Every case runs through both the streaming ``FlowAssembler`` and the vectorised
-``traffic.batch.assemble``, which must agree feature for feature.
+``iomt.traffic.batch.assemble``, which must agree feature for feature.
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from traffic.batch import PacketColumns, assemble
-from traffic.features import NETWORK_COLUMNS as NET
-from traffic.features import FlowRecords, feature_matrix, network_matrix
-from traffic.flow import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, FlowAssembler, Packet
+from iomt.traffic.batch import PacketColumns, assemble
+from iomt.traffic.features import NETWORK_COLUMNS as NET
+from iomt.traffic.features import FlowRecords, feature_matrix, network_matrix
+from iomt.traffic.flow import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, FlowAssembler, Packet
 
 A, B, C = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]), bytes([10, 0, 0, 3])
 V6 = bytes(range(16))

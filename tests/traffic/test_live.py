@@ -23,14 +23,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fedlearn.scaling import Standardiser
-from iomt_testbed.errors import DataError, UsageError
-from traffic.captures import BuildReport, build_capture
-from traffic.dataset import FEATURE_COLUMNS, RawTable
-from traffic.live import Captured, LiveCapture, capture_command, label_capture, rebase_truth
-from traffic.replay import ReplayReport, read_frames, replay_pcap, send_offsets
-from traffic.source import PcapSource, extract
-from traffic.truth import read_truth
+from iomt.errors import DataError, UsageError
+from iomt.fedlearn.scaling import Standardiser
+from iomt.traffic.captures import BuildReport, build_capture
+from iomt.traffic.dataset import FEATURE_COLUMNS, RawTable
+from iomt.traffic.live import Captured, LiveCapture, capture_command, label_capture, rebase_truth
+from iomt.traffic.replay import ReplayReport, read_frames, replay_pcap, send_offsets
+from iomt.traffic.source import PcapSource, extract
+from iomt.traffic.truth import read_truth
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMING = (
@@ -44,7 +44,7 @@ MS = 1_000_000
 @pytest.fixture(scope="module")
 def flows50(raw: RawTable, dataset_path: Path, tmp_path_factory) -> BuildReport:
     """The first 50 records (350 packets), flows 20 ms apart on average (~1.1 s in all)."""
-    from traffic.synthesis import SynthesisConfig
+    from iomt.traffic.synthesis import SynthesisConfig
 
     out = tmp_path_factory.mktemp("live") / "first50.pcap"
     return build_capture(dataset_path, out, 50, SynthesisConfig(mean_gap_s=0.02), raw)
@@ -143,7 +143,7 @@ def test_rebasing_pairs_repeated_five_tuples_in_start_order(flows50: BuildReport
 
 CAPTURE = """
 import json, sys
-from traffic.live import LiveCapture
+from iomt.traffic.live import LiveCapture
 iface, count, timeout, out, truth = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), *sys.argv[4:]
 capture = LiveCapture(iface, count=count)
 capture.start()
@@ -157,7 +157,7 @@ print(json.dumps({"finished": finished, "packets": len(got), "dropped": got.drop
 REPLAY = """
 import json, sys
 from dataclasses import asdict
-from traffic.replay import replay_pcap
+from iomt.traffic.replay import replay_pcap
 pcap, iface, speed, gap, backend = sys.argv[1:]
 report = replay_pcap(pcap, iface, speed=float(speed), max_gap_s=float(gap) if gap else None,
                      backend=backend)
@@ -340,8 +340,8 @@ def test_capture_command_writes_what_it_caught(tmp_path):
 LIVE_SHARE = """
 import sys
 import numpy as np
-from scenarios.data_plan import capture_share, prepare_data
-from scenarios.schema import validate_scenario
+from iomt.scenarios.data_plan import capture_share, prepare_data
+from iomt.scenarios.schema import validate_scenario
 dataset, iface, truth, out, cache = sys.argv[1:]
 traffic = {"source": "live", "iface": iface, "capture_s": 8, "truth": truth, "cache_dir": cache}
 scenario = validate_scenario({

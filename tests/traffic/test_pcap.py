@@ -13,10 +13,10 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 from scapy.utils import rdpcap, wrpcap
 
-from iomt_testbed.errors import DataError
-from traffic.batch import PacketColumns
-from traffic.captures import BuildReport
-from traffic.pcap import read_columns, read_packets
+from iomt.errors import DataError
+from iomt.traffic.batch import PacketColumns
+from iomt.traffic.captures import BuildReport
+from iomt.traffic.pcap import read_columns, read_packets
 
 TSHARK = shutil.which("tshark")
 ETH = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from traffic.dataset import RawTable
-from traffic.plan import Kind, loss_count, packet_counts, side_plan, side_sizes
+from iomt.traffic.dataset import RawTable
+from iomt.traffic.plan import Kind, loss_count, packet_counts, side_plan, side_sizes
 
 
 def test_every_row_splits_into_sides_that_add_up(raw: RawTable):

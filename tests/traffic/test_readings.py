@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scapy.contrib.mqtt import MQTT
 
-from traffic.frame import FrameFactory
-from traffic.readings import (
+from iomt.traffic.frame import FrameFactory
+from iomt.traffic.readings import (
     READING_KEYS,
     TOPIC,
     decode_many,

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from iomt_testbed.errors import DataError
-from traffic.captures import BuildReport, build_capture
-from traffic.dataset import FEATURE_COLUMNS, FeatureSource, RawTable, flow_table
-from traffic.source import PcapSource, write_features_csv
-from traffic.synthesis import SynthesisConfig, Synthesizer
-from traffic.truth import read_truth
+from iomt.errors import DataError
+from iomt.traffic.captures import BuildReport, build_capture
+from iomt.traffic.dataset import FEATURE_COLUMNS, FeatureSource, RawTable, flow_table
+from iomt.traffic.source import PcapSource, write_features_csv
+from iomt.traffic.synthesis import SynthesisConfig, Synthesizer
+from iomt.traffic.truth import read_truth
 
 
 def test_sidecar_maps_every_flow_to_its_record(small_capture: BuildReport, raw: RawTable):
@@ -45,6 +45,7 @@ def test_pcap_source_gives_the_csv_table_back(small_capture: BuildReport, raw: R
     assert close.mean() > 0.99
 
 
+@pytest.mark.real_data
 def test_identifiers_are_uniform_unless_kept(raw: RawTable):
     attacks = np.flatnonzero(raw.column("Label") == 1)[:20]
     normals = np.flatnonzero(raw.column("Label") == 0)[:20]

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from iomt_testbed.errors import DataError
-from traffic.dataset import (
+from iomt.errors import DataError
+from iomt.traffic.dataset import (
     ALL_COLUMNS,
     CATEGORY_COLUMN,
     IDENTIFIER_COLUMNS,
@@ -19,8 +19,8 @@ from traffic.dataset import (
     flow_table,
     read_wustl_csv,
 )
-from traffic.fidelity import fidelity
-from traffic.synthetic import DEFAULT_ATTACK_SHARE, RUN_LENGTHS, generate, write_csv
+from iomt.traffic.fidelity import fidelity
+from iomt.traffic.synthetic import DEFAULT_ATTACK_SHARE, RUN_LENGTHS, generate, write_csv
 
 N_ROWS = 16318  # the real file's size
 

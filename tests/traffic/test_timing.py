@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from traffic.timing import Rule, arrange, spread
+from iomt.traffic.timing import Rule, arrange, spread
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 5, 13])

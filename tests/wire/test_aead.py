@@ -5,8 +5,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from iomt_testbed.errors import AuthenticationError, DecodeError, ProtocolViolation, QkdError
-from wire.aead import (
+from iomt.errors import AuthenticationError, DecodeError, ProtocolViolation, QkdError
+from iomt.wire.aead import (
     LABEL_HMU_TO_SERVER,
     Opener,
     OtpOpener,

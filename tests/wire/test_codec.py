@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from iomt_testbed.errors import DecodeError
-from wire.codec import TensorSpec, decode_tensors, encode_tensors
+from iomt.errors import DecodeError
+from iomt.wire.codec import TensorSpec, decode_tensors, encode_tensors
 
 
 def test_round_trip_keeps_names_dtypes_shapes_and_values():

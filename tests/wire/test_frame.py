@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from iomt_testbed.errors import DecodeError
-from wire.envelope import new_envelope
-from wire.frame import decode_frame, encode_frame, peek_envelope
-from wire.messages import ModelUpdate, RunComplete, Status
+from iomt.errors import DecodeError
+from iomt.wire.envelope import new_envelope
+from iomt.wire.frame import decode_frame, encode_frame, peek_envelope
+from iomt.wire.messages import ModelUpdate, RunComplete, Status
 
 
 def _update_frame(**env_kw):

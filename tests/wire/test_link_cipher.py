@@ -5,12 +5,12 @@ import os
 import numpy as np
 import pytest
 
-from iomt_testbed.errors import AuthenticationError, QkdError
-from wire.aead import ReplayError
-from wire.envelope import new_envelope
-from wire.frame import decode_frame, encode_frame
-from wire.link_cipher import LinkCipher
-from wire.messages import ModelUpdate
+from iomt.errors import AuthenticationError, QkdError
+from iomt.wire.aead import ReplayError
+from iomt.wire.envelope import new_envelope
+from iomt.wire.frame import decode_frame, encode_frame
+from iomt.wire.link_cipher import LinkCipher
+from iomt.wire.messages import ModelUpdate
 
 KEY = os.urandom(64)
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from wire import topics
+from iomt.wire import topics
 
 
 def test_builders_and_agent_of():
