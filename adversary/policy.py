@@ -1,7 +1,7 @@
 """What Eve does with each PUBLISH she intercepts: pass it, rewrite its payload, or drop it.
 
 Pure: bytes in, a decision out, no sockets.  The default :class:`EvePolicy` targets
-model updates (``iomt/{run}/hmu/{hmu}/update``).  A frame whose envelope says
+model updates (``iomt/{run}/tier/{agg}/{member}/update``).  A frame whose envelope says
 ``cipher: none`` she decodes, records (she *reads* the update) and alters, keeping the
 envelope bytes exactly as they were, so nothing on the server's side can tell.  A
 sealed frame (AES-256-GCM or one-time pad with Poly1305) she cannot read beyond its
@@ -21,9 +21,9 @@ import numpy as np
 
 from iomt.adversary.config import Alteration, MitmConfig, OnSealed
 from iomt.errors import DecodeError
+from iomt.wire import topics
 from iomt.wire.frame import MAGIC, decode_frame, encode_frame, peek_envelope
 from iomt.wire.messages import ModelUpdate
-from iomt.wire.topics import ROOT
 
 _HEAD = len(MAGIC) + 2  # magic + u16 envelope length
 _SEAL_PREFIX = 8  # nonce counter (AES-GCM) or pad offset (OTP) before the ciphertext
@@ -86,9 +86,8 @@ class EveCounters:
 
 
 def is_update_topic(topic: str) -> bool:
-    """``iomt/{run}/hmu/{hmu}/update``, for any run."""
-    parts = topic.split("/")
-    return len(parts) == 5 and parts[0] == ROOT and parts[2] == "hmu" and parts[4] == "update"
+    """A member's update topic (``iomt.wire.topics.is_update``), for any run and tier."""
+    return topics.is_update(topic)
 
 
 def alter_tensors(

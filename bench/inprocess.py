@@ -2,9 +2,10 @@
 
 K HMUs get iid shares of the real training split; every round each trains from the
 global weights (``iomt.fedlearn.train.train_local``) and the server averages
-(``iomt.fedlearn.aggregate.fedavg``).  Training runs on a pool of ``workers`` threads (torch
-with one thread each) or processes; this is the floor that the MQTT testbed's round
-time is compared against (bench/round_overhead.py imports ``run_inprocess``).
+(``iomt.fedlearn.strategy.FedAvgAggregator``, as the server does).  Training runs on a
+pool of ``workers`` threads (torch with one thread each) or processes; this is the floor
+that the MQTT testbed's round time is compared against (bench/round_overhead.py
+imports ``run_inprocess``).
 
 Run: ``.venv/bin/python -m bench.inprocess [--rounds N] [--quick]``.  The machine is
 shared, so figures vary by ~10 %; the lead re-measures at the end.
@@ -23,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from iomt.fedlearn.aggregate import fedavg
 from iomt.fedlearn.config import PartitionConfig, TrainingConfig
 from iomt.fedlearn.evaluate import Evaluation, evaluate
 from iomt.fedlearn.model import Weights, init_weights
 from iomt.fedlearn.partition import partition, stratified_split
 from iomt.fedlearn.scaling import Standardiser
+from iomt.fedlearn.strategy import FedAvgAggregator
 from iomt.fedlearn.train import OptimiserState, TrainResult, train_local, warm_up
 from iomt.traffic.dataset import CsvSource
 
@@ -192,7 +193,10 @@ def run_inprocess(
                     for h, s in zip(chosen, seeds, strict=True)
                 ]
             states.update((int(h), r.optimiser_state) for h, r in zip(chosen, results, strict=True))
-            weights = fedavg([(r.weights, r.num_samples) for r in results])
+            updates = {
+                int(h): (r.weights, r.num_samples) for h, r in zip(chosen, results, strict=True)
+            }
+            weights = FedAvgAggregator().aggregate(weights, updates, round_no).weights
             times.append(time.perf_counter() - started)
     finally:
         if pool is not None:

@@ -33,12 +33,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from bench.inprocess import Split, client_seed, default_dataset, prepare_split
 from iomt.fedlearn.accountant import epsilon_per_update, epsilon_total
-from iomt.fedlearn.attacks import apply_update_attack, assign_attacks, flip_labels
-from iomt.fedlearn.compression import Compressor, decompress, dense_nbytes, payload_nbytes
+from iomt.fedlearn.attacks import assign_attacks
+from iomt.fedlearn.compression import dense_nbytes, payload_nbytes
 from iomt.fedlearn.config import TrainingConfig
 from iomt.fedlearn.defence_config import (
     AttackConfig,
@@ -51,11 +49,15 @@ from iomt.fedlearn.defence_config import (
 )
 from iomt.fedlearn.evaluate import Evaluation, evaluate
 from iomt.fedlearn.model import init_weights
-from iomt.fedlearn.privacy import privatize
+from iomt.fedlearn.pipeline import build_pipeline
 from iomt.fedlearn.resilience import DetectionRates, detection_rates, poison_resilience
 from iomt.fedlearn.strategy import build_aggregator
-from iomt.fedlearn.train import OptimiserState, train_local, warm_up
+from iomt.fedlearn.train import OptimiserState, warm_up
 from iomt.fedlearn.updates import parameter_count
+from iomt.hmu_agent.local_update import local_update
+from iomt.server_agent.decoding import update_weights
+from iomt.wire.messages import ModelUpdate
+from iomt.wire.topics import hmu_ids
 
 ROBUST = DefenceConfig(aggregator="trust", screening=ScreeningConfig(enabled=True))
 FEDAVG = DefenceConfig()
@@ -103,49 +105,59 @@ def run_federation(
     cfg: TrainingConfig | None = None,
     seed: int = 0,
 ) -> RunResult:
-    """One in-process federation with the given attacks and defences (see module doc)."""
+    """One in-process federation with the given attacks and defences (see module doc).
+
+    Each HMU runs the agents' own round (``local_update`` with the scenario's update
+    pipeline); the server decodes with ``update_weights`` and aggregates with the
+    scenario's strategy.  Only the broker is left out.
+    """
     cfg = cfg or TrainingConfig()
     started = time.perf_counter()
-    hmus = [f"hmu-{i + 1:02d}" for i in range(len(split.parts))]
+    hmus = hmu_ids(len(split.parts))
     shares = {
         h: (split.X_train[p], split.y_train[p]) for h, p in zip(hmus, split.parts, strict=True)
     }
     weights = init_weights(split.X_train.shape[1], cfg.hidden, seed)
     aggregator = build_aggregator(defence)
-    compressors = {h: Compressor(compression) for h in hmus}
-    rng = np.random.default_rng([seed, 7])
+    pipelines = {
+        h: build_pipeline(
+            attacks=attacks, privacy=privacy, compression=compression, hmus=hmus, seed=seed
+        )
+        for h in hmus
+    }
     accuracy, participants, attackers, flagged, sizes = [], [], [], [], []
     states: dict[str, OptimiserState | None] = {}  # each HMU's optimiser, kept between rounds
     for round_no in range(1, rounds + 1):
-        assigned = assign_attacks(attacks, hmus, round_no, seed)
-        futures = {}
-        for i, h in enumerate(hmus):
-            X, y = shares[h]
-            entry = assigned.get(h)
-            if entry is not None and entry.kind == "label-flip":
-                y = flip_labels(y, np.random.default_rng([seed, round_no, i]), entry.flip_fraction)
-            futures[h] = pool.submit(
-                train_local, weights, X, y, cfg, client_seed(seed, round_no, i), states.get(h)
-            )
+        futures = {
+            h: pool.submit(
+                local_update,
+                weights,
+                *shares[h],
+                cfg,
+                client_seed(seed, round_no, i),
+                hmu=h,
+                round_=round_no,
+                pipeline=pipelines[h],
+                optimiser_state=states.get(h),
+            )  # fmt: skip
+            for i, h in enumerate(hmus)
+        }
         updates = {}
         for h, future in futures.items():
-            result = future.result()
-            states[h] = result.optimiser_state
-            local = result.weights
-            entry = assigned.get(h)
-            if entry is not None:
-                local = apply_update_attack(weights, local, entry.kind, entry.scale, rng)
-            else:
-                local = privatize(weights, local, privacy, rng)
-            if compression.kind != "none":
-                payload = compressors[h].compress(weights, local)
-                sizes.append(payload_nbytes(payload))
-                local = decompress(payload, weights)
-            updates[h] = (local, result.num_samples)
+            done = future.result()
+            states[h] = done.result.optimiser_state
+            update = done.update
+            if update.encoding:
+                sizes.append(payload_nbytes(update.tensors))
+            message = ModelUpdate(
+                num_samples=done.result.num_samples, loss=float(done.result.loss),
+                train_seconds=0.0, encoding=list(update.encoding), tensors=[],
+            )  # fmt: skip
+            updates[h] = (update_weights(h, message, update.tensors, weights), message.num_samples)
         outcome = aggregator.aggregate(weights, updates, round_no)
         weights = outcome.weights
         participants.append(set(hmus))
-        attackers.append(set(assigned))
+        attackers.append(set(assign_attacks(attacks, hmus, round_no, seed)))
         flagged.append(set(outcome.flagged))
         accuracy.append(evaluate(weights, split.X_test, split.y_test, cfg.hidden).accuracy)
     final = evaluate(weights, split.X_test, split.y_test, cfg.hidden)

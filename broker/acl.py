@@ -111,12 +111,44 @@ def can_subscribe(rules: Iterable[AclRule], topic_filter: str) -> bool:
     return any(r.reads and filter_covers(r.topic, topic_filter) for r in rules)
 
 
-def acl_for_run(
-    run_id: str, hmu_ids: Sequence[str], *, revoked: Iterable[str] = ()
+def tier_rules(
+    run_id: str, aggregator: str, members: Sequence[str], revoked: Iterable[str] = ()
 ) -> dict[str, list[AclRule]]:
-    """``{agent_id: rules}`` for the server, the QKD channel and every HMU of a run.
+    """One tier's rules: its aggregator reads the members' updates and writes their inboxes
+    and the tier's global topic; each member writes its own update (unless ``revoked``)
+    and reads its own inbox and the tier's global topic."""
+    cut = set(revoked)
+    glob = topics.global_model(run_id, aggregator)
+    table: dict[str, list[AclRule]] = {
+        aggregator: [
+            AclRule("read", topics.update_filter(run_id, aggregator)),  # only members write there
+            AclRule("write", glob),
+        ]
+    }
+    for member in members:
+        table[aggregator].append(AclRule("write", topics.inbox(run_id, member, aggregator)))
+        own = [
+            AclRule("read", topics.inbox(run_id, member, aggregator)),
+            AclRule("read", glob),
+        ]
+        if member not in cut:
+            own.insert(0, AclRule("write", topics.update(run_id, member, aggregator)))
+        table[member] = own
+    return table
 
-    ``revoked`` HMUs keep every right except writing their update topic.
+
+def acl_for_run(
+    run_id: str,
+    hmu_ids: Sequence[str],
+    *,
+    revoked: Iterable[str] = (),
+    tiers: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, list[AclRule]]:
+    """``{agent_id: rules}`` for the server, the QKD channel, every HMU and aggregator of a run.
+
+    ``tiers`` maps each aggregator to its members (default: the cloud server over every
+    HMU); an agent in two tiers gets the rules of both roles.  ``revoked`` HMUs keep
+    every right except writing their update topic.
     """
     hmus = list(hmu_ids)
     if len(set(hmus)) != len(hmus):
@@ -129,15 +161,12 @@ def acl_for_run(
     unknown = cut.difference(hmus)
     if unknown:
         raise ValueError(f"cannot revoke unknown HMU(s): {', '.join(sorted(unknown))}")
+    tiers = tiers if tiers is not None else {topics.SERVER_ID: hmus}
 
     server = [
         AclRule("read", "$SYS/broker/#"),  # broker counters for the metrics
         AclRule("read", topics.status_filter(run_id)),
-        AclRule("read", topics.update_filter(run_id)),
         AclRule("read", topics.metrics_filter(run_id)),
-        AclRule("write", topics.status(run_id, topics.SERVER_ID)),
-        AclRule("write", topics.metrics(run_id, topics.SERVER_ID)),
-        AclRule("write", topics.global_model(run_id)),
     ]
     channel = [
         AclRule("read", topics.global_model(run_id)),
@@ -145,9 +174,17 @@ def acl_for_run(
         AclRule("write", topics.metrics(run_id, topics.CHANNEL_ID)),
     ]
     table: dict[str, list[AclRule]] = {topics.SERVER_ID: server, topics.CHANNEL_ID: channel}
+    for aggregator, members in tiers.items():
+        for agent, rules in tier_rules(run_id, aggregator, members, cut).items():
+            table.setdefault(agent, []).extend(rules)
+    for agent in table:
+        if agent != topics.CHANNEL_ID:
+            table[agent] += [
+                AclRule("write", topics.status(run_id, agent)),
+                AclRule("write", topics.metrics(run_id, agent)),
+            ]
     for hmu in hmus:
         server += [
-            AclRule("write", topics.inbox(run_id, hmu)),
             AclRule("write", topics.classical(run_id, hmu, "server")),
             AclRule("read", topics.classical(run_id, hmu, "hmu")),
             AclRule("read", topics.quantum(run_id, hmu, "rx")),
@@ -156,18 +193,11 @@ def acl_for_run(
             AclRule("read", topics.quantum(run_id, hmu, "tx")),
             AclRule("write", topics.quantum(run_id, hmu, "rx")),
         ]
-        own = [
-            AclRule("write", topics.status(run_id, hmu)),
-            AclRule("write", topics.metrics(run_id, hmu)),
+        table[hmu] += [
             AclRule("write", topics.classical(run_id, hmu, "hmu")),
             AclRule("write", topics.quantum(run_id, hmu, "tx")),
-            AclRule("read", topics.inbox(run_id, hmu)),
-            AclRule("read", topics.global_model(run_id)),
             AclRule("read", topics.classical(run_id, hmu, "server")),
         ]
-        if hmu not in cut:
-            own.insert(0, AclRule("write", topics.update(run_id, hmu)))
-        table[hmu] = own
     return table
 
 

@@ -1,10 +1,9 @@
-"""What an HMU sends for a round: train, then (if scheduled) attack, privatise, compress.
+"""What an HMU sends for a round: train, then run the update pipeline (attack, DP, compression).
 
-The order is the one a real HMU would follow: a Byzantine HMU poisons its data
-(label flipping) or its update (sign flipping, scaling, noise); an honest HMU clips
-and adds its differential-privacy noise to the update; every HMU compresses (top-k
-with error feedback, 8-bit codes). Encryption comes last, in the runner. Runs in a
-worker thread.
+The steps and their order come from the scenario (``iomt.fedlearn.pipeline``); the
+AEAD seal comes last, in the runner.  Runs in a worker thread or process: the
+pipeline goes in and comes back with its state moved on (compression's
+error-feedback residual), and so does the optimiser's state.
 """
 
 from __future__ import annotations
@@ -13,27 +12,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedlearn.attacks import apply_update_attack, flip_labels
-from fedlearn.compression import Compressor
-from fedlearn.config import TrainingConfig
-from fedlearn.defence_config import AttackEntry, CompressionConfig, PrivacyConfig
-from fedlearn.model import Weights
-from fedlearn.privacy import privatize
-from fedlearn.train import OptimiserState, TrainResult, train_local
+from iomt.fedlearn.config import TrainingConfig
+from iomt.fedlearn.model import Weights
+from iomt.fedlearn.pipeline import RoundContext, Update, UpdatePipeline
+from iomt.fedlearn.train import OptimiserState, TrainResult, train_local
 
 
 @dataclass(frozen=True)
 class LocalUpdate:
-    """The tensors to send, how they are encoded, and the training figures.
+    """The update to send, the training figures, and the pipeline after this round."""
 
-    ``compressor`` is the compressor after this round (its error-feedback residual
-    moved on); when the work ran in another process it is the copy to keep.
-    """
-
-    tensors: dict[str, np.ndarray]
-    encoding: str
+    update: Update
     result: TrainResult
-    compressor: Compressor | None = None
+    pipeline: UpdatePipeline
 
 
 def local_update(
@@ -43,28 +34,17 @@ def local_update(
     training: TrainingConfig,
     seed: int,
     *,
-    attack: AttackEntry | None = None,
-    privacy: PrivacyConfig | None = None,
-    compression: CompressionConfig | None = None,
-    compressor: Compressor | None = None,
+    hmu: str = "hmu-01",
+    round_: int = 1,
+    pipeline: UpdatePipeline | None = None,
     optimiser_state: OptimiserState | None = None,
 ) -> LocalUpdate:
-    """Train from ``global_w``, then poison, privatise and compress as configured.
+    """Train from ``global_w``, then run ``pipeline`` on the result.
 
     ``optimiser_state`` is the HMU's from its last round (``result.optimiser_state``).
     """
-    rng = np.random.default_rng([seed, 0xA77])
-    if attack is not None and attack.kind == "label-flip":
-        y = flip_labels(y, rng, attack.flip_fraction)
+    pipeline = pipeline or UpdatePipeline()
+    ctx = RoundContext(hmu, round_, global_w, np.random.default_rng([seed, 0xA77]))
+    x, y = pipeline.prepare(ctx, x, y)
     result = train_local(global_w, x, y, training, seed, optimiser_state)
-    weights = result.weights
-    if attack is not None and attack.kind != "label-flip":
-        weights = apply_update_attack(global_w, weights, attack.kind, attack.scale, rng)
-    if attack is None and privacy is not None and privacy.mechanism != "none":
-        # an attacker wants its poison to arrive intact, so it adds no noise
-        weights = privatize(global_w, weights, privacy, rng)
-    if compression is not None and compression.kind != "none":
-        assert compressor is not None, "compression needs the HMU's compressor (error feedback)"
-        payload = compressor.compress(global_w, weights)
-        return LocalUpdate(payload, compression.kind, result, compressor)
-    return LocalUpdate(weights, "dense", result)
+    return LocalUpdate(pipeline.encode(ctx, result.weights), result, pipeline)

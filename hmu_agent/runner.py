@@ -1,8 +1,10 @@
 """The HMU agent: drives ``HmuSession`` over MQTT and trains in a worker, never in the loop.
 
-Training is handed to an executor (a thread or process pool shared by the HMUs of one
-launcher, or a single worker thread in a standalone ``iomt hmu``) so the agent keeps
-answering while it trains.  A bad message from anyone is counted and dropped.
+Training is handed to an executor (a process pool shared by the HMUs of one launcher,
+or a single worker thread in a standalone ``iomt hmu``) so the agent keeps answering
+while it trains.  After training the update runs through the scenario's pipeline
+(``iomt.fedlearn.pipeline``) and is sealed with the QKD link cipher
+(``iomt.hmu_agent.keying``).  A bad message from anyone is counted and dropped.
 """
 
 from __future__ import annotations
@@ -11,50 +13,44 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections import Counter
-from concurrent.futures import Executor
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from concurrent.futures import BrokenExecutor, Executor
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from iomt.errors import PeerError, ProtocolViolation, QkdError
-from iomt.fedlearn.attacks import assign_attacks
-from iomt.fedlearn.compression import Compressor
 from iomt.fedlearn.config import TrainingConfig
-from iomt.fedlearn.defence_config import AttackConfig, CompressionConfig, PrivacyConfig
-from iomt.fedlearn.model import Weights
+from iomt.fedlearn.pipeline import UpdatePipeline
 from iomt.fedlearn.train import OptimiserState
+from iomt.hmu_agent.keying import HmuKeying
 from iomt.hmu_agent.local_update import LocalUpdate, local_update
 from iomt.hmu_agent.session import HmuSession, SendUpdate, StartTraining, Stop
 from iomt.monitoring import measurements
 from iomt.monitoring.publisher import MqttMetricsPublisher
 from iomt.monitoring.sink import MetricsSink
-from iomt.qkd_channel.alice import AliceSession
-from iomt.qkd_channel.channel import prepare
 from iomt.qkd_channel.config import QkdConfig
-from iomt.qkd_channel.transport import pack_states
 from iomt.wire import topics
 from iomt.wire.bus import Bus, Delivery
 from iomt.wire.envelope import BROADCAST, Envelope, new_envelope
 from iomt.wire.frame import Frame, decode_frame, encode_frame
-from iomt.wire.link_cipher import LinkCipher
 from iomt.wire.messages import (
     GlobalModel,
     KeyRequest,
     ModelUpdate,
-    QubitBatch,
     RunComplete,
     Status,
     TrainRequest,
 )
+from iomt.wire.stamp import stamp
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class HmuSetup:
-    """Everything one HMU needs: who it is, its local data and how to train."""
+    """Everything one HMU needs: who it is, its local data, how to train and what to send."""
 
     run_id: str
     hmu_id: str
@@ -66,11 +62,10 @@ class HmuSetup:
     qkd: QkdConfig | None = None
     secret: bytes | None = None
     """Enrolment secret shared with the server; authenticates QKD post-processing."""
-    hmus: tuple[str, ...] = ()
-    """Every HMU of the run: attack schedules pick their attackers among them."""
-    attacks: AttackConfig = AttackConfig()
-    privacy: PrivacyConfig = PrivacyConfig()
-    compression: CompressionConfig = CompressionConfig()
+    pipeline: UpdatePipeline = field(default_factory=UpdatePipeline)
+    """What happens to each update after training (``iomt.fedlearn.pipeline``)."""
+    aggregator: str = topics.SERVER_ID
+    """The aggregator of this HMU's tier: its server, or its fog node."""
     metrics: MetricsSink | None = None
     """Where this HMU's own metrics go; None when the server records them for it."""
     publisher: MqttMetricsPublisher | None = None
@@ -84,6 +79,10 @@ class HmuOutcome:
     reason: str
     rejected: dict[str, int]
     key_sessions: int = 0
+    bytes: dict[int, dict[str, int]] = field(default_factory=dict)
+    """Per round: ``up`` (update bytes this HMU published), ``down`` (invitation bytes in)."""
+    failures: dict[int, str] = field(default_factory=dict)
+    """Rounds this HMU was invited to but sent no update for, and why."""
 
 
 def round_seed(seed: int, hmu_id: str, round_: int) -> int:
@@ -98,25 +97,34 @@ class HmuAgent:
     def __init__(self, setup: HmuSetup, executor: Executor | None = None) -> None:
         self.setup = setup
         self.executor = executor
-        self.session = HmuSession(setup.hmu_id, topics.SERVER_ID)
+        self.session = HmuSession(setup.hmu_id, setup.aggregator)
         self.rejected: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
         self.qkd = setup.qkd if setup.qkd is not None and setup.qkd.enabled else None
         if self.qkd is not None and not setup.secret:
             raise QkdError(f"{setup.hmu_id}: QKD needs an enrolment secret")
-        self.alice: AliceSession | None = None
-        self.link: LinkCipher | None = None
-        self.key_sessions = 0
-        self.compressor = Compressor(setup.compression)
+        self.keying: HmuKeying | None = None
+        self.pipeline = setup.pipeline
         self.optimiser_state: OptimiserState | None = None  # kept from round to round
+        self._bytes: defaultdict[int, dict[str, int]] = defaultdict(lambda: {"up": 0, "down": 0})
+        self._versions: dict[int, int] = {}  # round -> version of the model it was invited with
+        self.failures: dict[int, str] = {}  # round -> why no update was sent
+
+    def _tier(self, build: Any) -> str:
+        s = self.setup
+        return build(s.run_id, s.hmu_id, aggregator=s.aggregator)
 
     async def run(self) -> HmuOutcome:
         s = self.setup
         status_topic = topics.status(s.run_id, s.hmu_id)
         async with Bus(s.client_kwargs, will=(status_topic, self._status("offline"))) as bus:
             self.bus = bus
-            await bus.subscribe(topics.inbox(s.run_id, s.hmu_id), topics.global_model(s.run_id))
+            global_topic = topics.global_model(s.run_id, s.aggregator)
+            await bus.subscribe(self._tier(topics.inbox), global_topic)
             if self.qkd is not None:
+                assert s.secret is not None
+                seed = [s.seed, round_seed(s.seed, s.hmu_id, 0)]
+                self.keying = HmuKeying(self.qkd, s.secret, s.run_id, s.hmu_id, seed, bus.publish)
                 await bus.subscribe(topics.classical(s.run_id, s.hmu_id, "server"))
             await bus.publish(status_topic, self._status("online"), retain=True)
             pump = None
@@ -134,18 +142,25 @@ class HmuAgent:
                 await s.publisher.drain(bus.publish)  # type: ignore[union-attr]
             await bus.publish(status_topic, self._status("offline"), retain=True)
         return HmuOutcome(
-            s.hmu_id, self.session.rounds_trained, reason, dict(self.rejected), self.key_sessions
+            s.hmu_id,
+            self.session.rounds_trained,
+            reason,
+            dict(self.rejected),
+            self.keying.sessions if self.keying else 0,
+            dict(self._bytes),
+            dict(self.failures),
         )
 
     async def _loop(self, bus: Bus) -> str:
+        key_topic = topics.classical(self.setup.run_id, self.setup.hmu_id, "server")
         while True:
             delivery = await bus.receive()
             assert delivery is not None
             try:
-                if delivery.topic == topics.classical(
-                    self.setup.run_id, self.setup.hmu_id, "server"
-                ):
-                    await self._on_key_frame(bus, delivery.payload)
+                if delivery.topic == key_topic:
+                    if self.keying is None:
+                        raise ProtocolViolation("post-processing frame on a link without QKD")
+                    await self.keying.on_frame(delivery.payload)
                     continue
                 for action in await self._on_delivery(delivery):
                     if isinstance(action, Stop):
@@ -164,16 +179,20 @@ class HmuAgent:
             raise ProtocolViolation(f"message for {env.recipient!r} in run {env.run_id!r}")
         message = frame.message
         if isinstance(message, KeyRequest):
-            await self._start_key_session(env, message)
+            if self.keying is None:
+                raise ProtocolViolation(f"key request from {env.sender!r} on a link without QKD")
+            await self.keying.start(env, message)
             return []
         if isinstance(message, TrainRequest):
-            if delivery.topic != topics.inbox(s.run_id, s.hmu_id):
+            if delivery.topic != self._tier(topics.inbox):
                 raise ProtocolViolation(f"train request on {delivery.topic}")
             if self.qkd is not None and env.cipher == "none":
                 raise ProtocolViolation(
                     "plaintext train request refused: this link needs a QKD key"
                 )
             actions = self.session.train_request(env.sender, env.round)
+            self._bytes[env.round]["down"] += len(delivery.payload)
+            self._versions[env.round] = message.model_version
             for action in actions:
                 if isinstance(action, StartTraining):
                     self._start_training(action.round, frame)
@@ -181,50 +200,13 @@ class HmuAgent:
         if isinstance(message, RunComplete):
             return self.session.run_complete(env.sender, message.reason)
         if isinstance(message, GlobalModel):
-            return []  # the aggregated model after each round; nothing to do with it here
+            return []  # a round closed elsewhere; the next invitation carries the weights
         raise ProtocolViolation(f"unexpected {message.type!r} message on {delivery.topic}")
 
-    # -- key distribution -------------------------------------------------------
-
     def _open(self, envelope: Envelope, sealed: bytes, associated_data: bytes) -> bytes:
-        if self.link is None:
-            raise ProtocolViolation(f"sealed {envelope.type!r} frame but no key is accepted yet")
-        return self.link.open(envelope, sealed, associated_data)
-
-    async def _start_key_session(self, env: Envelope, request: KeyRequest) -> None:
-        """Prepare B92 states for a fresh session and send them into the quantum channel."""
-        s = self.setup
-        if self.qkd is None or env.sender != topics.SERVER_ID:
-            raise ProtocolViolation(f"key request from {env.sender!r} on a link without QKD")
-        self.key_sessions += 1
-        rng = np.random.default_rng([s.seed, round_seed(s.seed, s.hmu_id, 0), self.key_sessions])
-        bits = prepare(request.qubits, rng)
-        assert s.secret is not None
-        self.alice = AliceSession(self.qkd, s.secret, request.session_id, bits, rng)
-        batch = QubitBatch(session_id=request.session_id, qubits=request.qubits, tensors=[])
-        out = new_envelope(s.run_id, env.round, s.hmu_id, topics.CHANNEL_ID, "qubits")
-        await self.bus.publish(
-            topics.quantum(s.run_id, s.hmu_id, "tx"), encode_frame(out, batch, pack_states(bits))
-        )
-
-    async def _on_key_frame(self, bus: Bus, payload: bytes) -> None:
-        """One authenticated post-processing frame from the server's side of the session."""
-        alice = self.alice
-        if alice is None or alice.finished:
-            raise ProtocolViolation("post-processing frame outside a key session")
-        replies = await asyncio.to_thread(alice.receive, payload)
-        for reply in replies:
-            await bus.publish(topics.classical(self.setup.run_id, self.setup.hmu_id, "hmu"), reply)
-        outcome = alice.outcome
-        if outcome is None:
-            return
-        if outcome.aborted or outcome.key is None:
-            self.link = None
-            log.warning("%s: key session aborted: %s", self.setup.hmu_id, outcome.reason)
-        else:
-            assert self.qkd is not None
-            self.link = LinkCipher(outcome.key, outcome.session_id, "hmu", self.qkd.cipher)
-            log.info("%s: key accepted (%d bits)", self.setup.hmu_id, 8 * len(outcome.key))
+        if self.keying is None:
+            raise ProtocolViolation(f"sealed {envelope.type!r} frame on a link without QKD")
+        return self.keying.open(envelope, sealed, associated_data)
 
     # -- training -------------------------------------------------------------------
 
@@ -233,35 +215,37 @@ class HmuAgent:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _train(self, round_: int, weights: Weights) -> None:
+    async def _train(self, round_: int, weights: dict[str, Any]) -> None:
         s = self.setup
         loop = asyncio.get_running_loop()
-        seed = round_seed(s.seed, s.hmu_id, round_)
-        attack = assign_attacks(s.attacks, s.hmus, round_, s.seed).get(s.hmu_id)
         work = functools.partial(
             local_update,
             weights,
             s.x,
             s.y,
             s.training,
-            seed,
-            attack=attack,
-            privacy=s.privacy,
-            compression=s.compression,
-            compressor=self.compressor,
+            round_seed(s.seed, s.hmu_id, round_),
+            hmu=s.hmu_id,
+            round_=round_,
+            pipeline=self.pipeline,
             optimiser_state=self.optimiser_state,
         )
         try:
-            update: LocalUpdate = await loop.run_in_executor(self.executor, work)
+            done: LocalUpdate = await loop.run_in_executor(self.executor, work)
+        except BrokenExecutor as exc:  # our own worker died: a local failure, not the sender's
+            self._failed(round_, f"training worker lost: {exc}")
+            return
         except (ValueError, KeyError, RuntimeError) as exc:
             # weights that do not fit our model are the sender's fault
             self.rejected["DecodeError"] += 1
-            log.warning("%s: cannot train from round %d weights: %s", s.hmu_id, round_, exc)
-            self.session.training_done(round_)
+            self._failed(round_, f"cannot train from the round's weights: {exc}")
             return
-        if update.compressor is not None:
-            self.compressor = update.compressor  # the worker may have been another process
-        result = update.result
+        except Exception as exc:  # never lose a round silently
+            log.exception("%s: round %d training failed", s.hmu_id, round_)
+            self._failed(round_, f"{type(exc).__name__}: {exc}")
+            return
+        self.pipeline = done.pipeline  # the worker may have been another process
+        result = done.result
         self.optimiser_state = result.optimiser_state
         if s.metrics is not None:
             s.metrics.emit(
@@ -275,40 +259,44 @@ class HmuAgent:
             )
         for action in self.session.training_done(round_):
             if isinstance(action, SendUpdate):
-                await self._send_update(action.round, update)
+                await self._send_update(action.round, done)
 
-    async def _send_update(self, round_: int, update: LocalUpdate) -> None:
+    def _failed(self, round_: int, reason: str) -> None:
+        log.warning("%s: round %d: %s", self.setup.hmu_id, round_, reason)
+        self.failures[round_] = reason[:200]
+        self._versions.pop(round_, None)
+        self.session.training_failed(round_)
+
+    async def _send_update(self, round_: int, done: LocalUpdate) -> None:
         s = self.setup
-        link = self.link
+        link = self.keying.link if self.keying else None
         if self.qkd is not None and link is None:
             log.warning("%s: no key; round %d update not sent", s.hmu_id, round_)
             return
         env = new_envelope(
-            s.run_id,
-            round_,
-            s.hmu_id,
-            topics.SERVER_ID,
-            "update",
-            cipher=link.cipher if link else "none",
-            key_id=link.key_id if link else "",
-        )
-        result = update.result
+            s.run_id, round_, s.hmu_id, s.aggregator, "update",
+            cipher=link.cipher if link else "none", key_id=link.key_id if link else "",
+            **stamp(),
+        )  # fmt: skip
+        result = done.result
         message = ModelUpdate(
             num_samples=result.num_samples,
             loss=float(result.loss),
             train_seconds=float(result.seconds),
-            encoding=update.encoding,  # type: ignore[arg-type]
+            base_version=self._versions.pop(round_, 0),
+            encoding=list(done.update.encoding),
             tensors=[],
         )
         try:
-            data = encode_frame(env, message, update.tensors, seal=link.seal if link else None)
+            data = encode_frame(env, message, done.update.tensors, seal=link.seal if link else None)
         except QkdError as exc:  # a one-time pad that is used up: refuse to send
             log.warning("%s: round %d update not sent: %s", s.hmu_id, round_, exc)
             self.rejected["OtpExhausted"] += 1
             return
-        await self.bus.publish(topics.update(s.run_id, s.hmu_id), data)
+        await self.bus.publish(self._tier(topics.update), data)
+        self._bytes[round_]["up"] += len(data)
 
     def _status(self, state: str) -> bytes:
         s = self.setup
-        env = new_envelope(s.run_id, 0, s.hmu_id, BROADCAST, "status")
+        env = new_envelope(s.run_id, 0, s.hmu_id, BROADCAST, "status", **stamp())
         return encode_frame(env, Status(role="hmu", state=state, samples=len(s.y)))  # type: ignore[arg-type]

@@ -1,6 +1,7 @@
 """An HMU's side of the round protocol as a pure state machine: events in, actions out.
 
     IDLE --train request--> TRAINING --training done--> IDLE (update sent)
+    TRAINING --training failed--> IDLE (nothing sent, not counted as trained)
     TRAINING --newer train request--> TRAINING (the stale result will be dropped)
     any --run complete--> FINISHED
 
@@ -73,6 +74,12 @@ class HmuSession:
         self.phase = HmuPhase.IDLE
         self.rounds_trained += 1
         return [SendUpdate(round=round_)]
+
+    def training_failed(self, round_: int) -> list[HmuAction]:
+        """Training for ``round_`` did not produce an update: nothing to send."""
+        if self.phase is HmuPhase.TRAINING and round_ == self.round:
+            self.phase = HmuPhase.IDLE
+        return []
 
     def run_complete(self, sender: str, reason: str) -> list[HmuAction]:
         if sender != self.server_id:

@@ -7,9 +7,12 @@
      ├── BrokerError       (exit 1)   the broker cannot be started, reached or joined
      ├── RunError          (exit 1)   a run that cannot go on (no HMU online, ...)
      ├── QkdError          (exit 1)   key distribution that cannot run as configured
+     ├── StateError        (exit 1)   an agent fed its own state machine an event its
+     │                                phase does not take (a bug, never a peer's doing)
      └── PeerError         (never fatal) a peer sent something we refuse
           ├── DecodeError              the bytes are not a valid frame or message
           ├── ProtocolViolation        a valid message at the wrong time or place
+          │    └── UnexpectedEvent     ... that the receiver's phase does not accept
           └── AuthenticationError      a message that fails its MAC or AEAD tag
 
 A ``PeerError`` is the peer's fault: agents count it, log it and go on; it never
@@ -55,6 +58,10 @@ class QkdError(TestbedError):
     """Key distribution that cannot run with the given parameters."""
 
 
+class StateError(TestbedError):
+    """An event the agent itself raised that its state machine's phase does not take."""
+
+
 class PeerError(TestbedError):
     """Something a peer sent that we refuse; counted and dropped, never fatal."""
 
@@ -69,3 +76,7 @@ class ProtocolViolation(PeerError):
 
 class AuthenticationError(PeerError):
     """A message whose MAC or AEAD tag does not verify (tampered or wrong key)."""
+
+
+class UnexpectedEvent(ProtocolViolation):
+    """A peer's message that the receiver's state machine does not accept in its phase."""

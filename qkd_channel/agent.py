@@ -29,6 +29,7 @@ from iomt.wire.bus import Bus, Delivery
 from iomt.wire.envelope import BROADCAST, new_envelope
 from iomt.wire.frame import decode_frame, encode_frame
 from iomt.wire.messages import DetectionRecord, QubitBatch, RunComplete, Status
+from iomt.wire.stamp import stamp
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,12 @@ class ChannelAgent:
         stats.clicks += int(detections.clicked.sum())
         stats.conclusive += int(detections.conclusive.sum())
         env = new_envelope(
-            s.run_id, frame.envelope.round, topics.CHANNEL_ID, topics.SERVER_ID, "detections"
+            s.run_id,
+            frame.envelope.round,
+            topics.CHANNEL_ID,
+            topics.SERVER_ID,
+            "detections",
+            **stamp(),
         )
         record = DetectionRecord(session_id=message.session_id, qubits=message.qubits, tensors=[])
         await bus.publish(
@@ -148,5 +154,5 @@ class ChannelAgent:
         return False
 
     def _status(self, state: str) -> bytes:
-        env = new_envelope(self.setup.run_id, 0, topics.CHANNEL_ID, BROADCAST, "status")
+        env = new_envelope(self.setup.run_id, 0, topics.CHANNEL_ID, BROADCAST, "status", **stamp())
         return encode_frame(env, Status(role="channel", state=state))  # type: ignore[arg-type]

@@ -27,7 +27,6 @@ from iomt.qkd_channel.agent import ChannelAgent
 from iomt.scenarios.data_plan import cache_dir, capture_share, prepare_data
 from iomt.scenarios.launcher import (
     channel_setup,
-    hmu_ids,
     hmu_setup,
     open_sink,
     run_log,
@@ -149,8 +148,8 @@ async def run_hmu_alone(
     ca: Path | None,
     enrolment_file: Path | None = None,
 ) -> HmuOutcome:
-    if hmu not in hmu_ids(scenario):
-        raise UsageError(f"--id {hmu}: the scenario has {', '.join(hmu_ids(scenario)[:3])}...")
+    if hmu not in scenario.hmu_ids:
+        raise UsageError(f"--id {hmu}: the scenario has {', '.join(scenario.hmu_ids[:3])}...")
     enrolment = load_enrolment(scenario, enrolment_file)
     if scenario.qkd.enabled and hmu not in enrolment:
         raise UsageError(f"--enrolment has no secret for {hmu}")

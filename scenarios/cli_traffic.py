@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from iomt.scenarios.cli_support import guarded
+from iomt.wire.topics import hmu_ids
 
 traffic_app = typer.Typer(no_args_is_help=True, help="WUSTL-EHMS flows as packets and back.")
 data_app = typer.Typer(no_args_is_help=True, help="The WUSTL-EHMS-2020 dataset.")
@@ -52,7 +53,7 @@ def build(
     )
     labels = flow_table(read_wustl_csv(dataset)).y
     shares, test_idx = split_and_partition(scenario, labels)
-    names = [f"hmu-{i + 1:02d}" for i in range(hmus)] + ["test"]
+    names = [*hmu_ids(hmus), "test"]
     captures = build_captures(dataset, [*shares, test_idx], out, SynthesisConfig(seed=seed), names)
     state = "cached" if captures.cache_hit else f"built in {captures.seconds:.1f} s"
     typer.echo(f"{len(captures.pcaps)} captures in {captures.root} ({state}); each has a")

@@ -24,6 +24,7 @@ from iomt.fedlearn.partition import partition, stratified_split
 from iomt.fedlearn.scaling import Standardiser
 from iomt.scenarios.schema import Scenario
 from iomt.traffic.dataset import FlowTable, flow_table, read_wustl_csv, resolve_dataset
+from iomt.wire.topics import hmu_ids
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,9 @@ def _scaled(
         dataset=path,
         source=scenario.traffic.source,
         feature_names=test.feature_names,
-        parts={f"hmu-{i + 1:02d}": (scaler.transform(t.X), t.y) for i, t in enumerate(train)},
+        parts={
+            h: (scaler.transform(t.X), t.y) for h, t in zip(hmu_ids(len(train)), train, strict=True)
+        },
         x_test=scaler.transform(test.X),
         y_test=test.y,
         rows=rows,
@@ -127,7 +130,7 @@ def prepare_data(scenario: Scenario) -> FederatedData:
     from iomt.traffic.source import PcapSource
     from iomt.traffic.synthesis import SynthesisConfig
 
-    names = [f"hmu-{i + 1:02d}" for i in range(len(shares))] + ["test"]
+    names = [*hmu_ids(len(shares)), "test"]
     captures = build_captures(
         path,
         [*shares, test_idx],
@@ -180,7 +183,7 @@ def _from_pcaps(scenario: Scenario) -> FederatedData:
     if not scenario.traffic.pcap_dir:
         raise DataError("traffic.source is pcap but traffic.pcap_dir is not set")
     root = Path(scenario.traffic.pcap_dir).expanduser()
-    names = [f"hmu-{i + 1:02d}.pcap" for i in range(scenario.federation.hmus)] + ["test.pcap"]
+    names = [f"{h}.pcap" for h in scenario.hmu_ids] + ["test.pcap"]
     missing = [n for n in names if not (root / n).is_file()]
     if missing:
         raise DataError(f"traffic.pcap_dir {root} lacks {', '.join(missing[:3])}")

@@ -32,6 +32,7 @@ from iomt.adversary.mitm import MitmProxy, route_through, start_eves
 from iomt.broker import BrokerHandle, client_kwargs, start_broker
 from iomt.errors import UsageError
 from iomt.fedlearn.model import init_weights
+from iomt.fedlearn.pipeline import build_pipeline
 from iomt.fedlearn.train import warm_up
 from iomt.hmu_agent.runner import HmuAgent, HmuOutcome, HmuSetup
 from iomt.monitoring.forwarder import ForwardLimits, MetricsForwarder
@@ -42,7 +43,7 @@ from iomt.scenarios.data_plan import FederatedData, prepare_data
 from iomt.scenarios.results import build_results, write_results
 from iomt.scenarios.schema import Scenario, scenario_yaml
 from iomt.server_agent.runner import ServerAgent, ServerOutcome, ServerSetup
-from iomt.wire.topics import CHANNEL_ID, SERVER_ID, hmu_id
+from iomt.wire.topics import CHANNEL_ID, SERVER_ID
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,6 @@ def make_run_id(name: str) -> str:
     """``<name>-<UTC time>-<4 hex>``: unique, sortable and a valid topic level."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return f"{name[:40]}-{stamp}-{secrets.token_hex(2)}"
-
-
-def hmu_ids(scenario: Scenario) -> list[str]:
-    return [hmu_id(i) for i in range(scenario.federation.hmus)]
 
 
 def make_enrolment(hmus: list[str]) -> dict[str, bytes]:
@@ -73,7 +70,7 @@ def write_secret_file(path: Path, values: dict[str, str]) -> Path:
 
 
 def channel_setup(scenario: Scenario, run_id: str, kwargs: dict[str, Any]) -> ChannelSetup:
-    hmus = hmu_ids(scenario)
+    hmus = scenario.hmu_ids
     rng = np.random.default_rng([scenario.seed, 0xE5E])
     return ChannelSetup(
         run_id=run_id,
@@ -129,7 +126,7 @@ def server_setup(
     )
     return ServerSetup(
         run_id=run_id,
-        hmus=hmu_ids(scenario),
+        hmus=scenario.hmu_ids,
         federation=scenario.federation,
         hidden=scenario.training.hidden,
         initial_weights=init_weights(data.n_features, scenario.training.hidden, scenario.seed),
@@ -145,8 +142,6 @@ def server_setup(
         emit=sink.emit if sink is not None else None,
         forwarder=forwarder,
         defence=scenario.defence,
-        attacks=scenario.attacks,
-        privacy=scenario.privacy,
     )
 
 
@@ -169,10 +164,13 @@ def hmu_setup(
         client_kwargs=kwargs,
         qkd=scenario.qkd,
         secret=secret,
-        hmus=tuple(hmu_ids(scenario)),
-        attacks=scenario.attacks,
-        privacy=scenario.privacy,
-        compression=scenario.compression,
+        pipeline=build_pipeline(
+            attacks=scenario.attacks,
+            privacy=scenario.privacy,
+            compression=scenario.compression,
+            hmus=scenario.hmu_ids,
+            seed=scenario.seed,
+        ),
     )
 
 
@@ -208,7 +206,7 @@ async def launch(
     run_id = make_run_id(scenario.name)
     data = await asyncio.to_thread(prepare_data, scenario)
     run_dir = prepare_run_dir(scenario, out_root, run_id)
-    hmus = hmu_ids(scenario)
+    hmus = scenario.hmu_ids
     with run_log(run_dir):
         log.info("run %s: %d HMUs, %d rows from %s", run_id, len(hmus), data.rows, data.dataset)
         sink = open_sink(scenario, run_id, run_dir)
@@ -300,7 +298,7 @@ async def _run_agents(
     log.info("broker: %s at %s", handle.kind, handle.url)
     if on_start is not None:
         on_start(run.run_id, handle.url)
-    run.enrolment = make_enrolment(hmu_ids(scenario))
+    run.enrolment = make_enrolment(scenario.hmu_ids)
     channel_task = None
     if scenario.qkd.enabled:
         kwargs = client_kwargs(handle, CHANNEL_ID)
@@ -367,7 +365,7 @@ async def _run_in_process(run: _Run) -> tuple[ServerOutcome, dict[str, Any]]:
                 hmu_setup(scenario, run.data, run.run_id, h, run.hmu_kwargs(h), run.enrolment[h]),
                 pool,
             )
-            for h in hmu_ids(scenario)
+            for h in scenario.hmu_ids
         ]
         hmu_tasks = [asyncio.create_task(a.run(), name=a.setup.hmu_id) for a in agents]
         try:
@@ -391,6 +389,8 @@ async def _run_in_process(run: _Run) -> tuple[ServerOutcome, dict[str, Any]]:
                     "rounds_trained": result.rounds_trained,
                     "key_sessions": result.key_sessions,
                     "rejected": result.rejected,
+                    "failures": result.failures,
+                    "bytes": result.bytes,
                 }
         return outcome, report
     finally:
@@ -449,7 +449,7 @@ async def _run_processes(run: _Run) -> tuple[ServerOutcome, dict[str, Any]]:
     logs = run_dir / "agents"
     logs.mkdir(exist_ok=True)
     try:
-        for hmu in hmu_ids(run.scenario):
+        for hmu in run.scenario.hmu_ids:
             proxy = run.eves.get(hmu)
             url = f"mqtt://{proxy.host}:{proxy.port}" if proxy is not None else None
             cmd = [

@@ -7,14 +7,15 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from iomt.wire.topics import hmu_id
+from iomt.fedlearn.updates import parameter_count
+from iomt.scenarios.accounting import mark_attackers, poisoning, privacy
 
 if TYPE_CHECKING:
     from iomt.broker.handle import BrokerHandle
     from iomt.qkd_channel.agent import ChannelOutcome
     from iomt.scenarios.data_plan import FederatedData
     from iomt.scenarios.schema import Scenario
-    from iomt.server_agent.runner import ServerOutcome
+    from iomt.server_agent.setup import ServerOutcome
 
 RESULTS_FILE = "results.json"
 ROUND_FIELDS = (
@@ -107,13 +108,14 @@ def build_results(
         links = channel.links if channel is not None else {}
         results["qkd"] = {
             h: {**outcome.qkd.get(h, {"status": "no-session"}), "link": links.get(h, {})}
-            for h in map(hmu_id, range(scenario.federation.hmus))
+            for h in scenario.hmu_ids
         }
         results["isolated"] = outcome.isolated
         results["qkd_threshold"] = scenario.qkd.qber_threshold
         results["qkd_keying_s"] = outcome.keying_seconds
-    results["poisoning"] = outcome.poisoning
-    results["privacy"] = outcome.privacy
+    mark_attackers(scenario, outcome.rounds)
+    results["poisoning"] = poisoning(scenario, outcome.rounds)
+    results["privacy"] = privacy(scenario, outcome.rounds, parameter_count(outcome.weights))
     if scenario.mitm.enabled:
         results["mitm"] = outcome.mitm
     return results

@@ -23,6 +23,7 @@ from iomt.monitoring.config import MetricsConfig
 from iomt.qkd_channel.config import QkdConfig
 from iomt.strict import Strict
 from iomt.traffic.config import DataConfig, TrafficConfig
+from iomt.wire import topics
 
 _NAME = r"^[a-z0-9][a-z0-9_-]{0,47}$"
 
@@ -45,6 +46,11 @@ class Scenario(Strict):
     defence: DefenceConfig = DefenceConfig()
     compression: CompressionConfig = CompressionConfig()
     mitm: MitmConfig = MitmConfig()
+
+    @property
+    def hmu_ids(self) -> list[str]:
+        """``hmu-01`` .. one per HMU of the federation."""
+        return topics.hmu_ids(self.federation.hmus)
 
 
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
@@ -105,7 +111,7 @@ def _check_cross_references(scenario: Scenario, source: str) -> None:
             f"{source}: data.keep_identifiers needs traffic.source csv: replayed traffic "
             "makes identifiers uniform"
         )
-    hmus = {f"hmu-{i + 1:02d}" for i in range(scenario.federation.hmus)}
+    hmus = set(scenario.hmu_ids)
     unknown = sorted(set(scenario.mitm.hmus) - hmus)
     if unknown:
         raise ScenarioError(f"{source}: mitm.hmus: no such HMU {', '.join(unknown)}")

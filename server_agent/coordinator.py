@@ -1,17 +1,29 @@
-"""The FL server's round protocol as a pure state machine: events in, actions out, no I/O.
+"""The FL server's round protocol as a pure state machine: typed events in, actions out, no I/O.
 
-The runner feeds it presence changes, arriving updates, aggregation results and clock
-ticks; it answers with actions (invite these HMUs, aggregate these updates, finish).
-Time is always passed in, and the only randomness (client selection) comes from the
-``numpy.random.Generator`` given at construction, so a run is reproducible from its seed.
+The runner feeds it events (presence changes, keys, arriving updates, aggregation
+results, clock ticks) through ``handle``; it answers with actions (invite these HMUs,
+run key sessions, aggregate these updates, finish).  Time is always passed in, and the
+only randomness (client selection) comes from the ``numpy.random.Generator`` given at
+construction, so a run is reproducible from its seed.
 
     WAITING --all HMUs online, or online timeout with at least one--> KEYING or TRAINING
     KEYING --every online HMU has a key or is excluded, or deadline--> TRAINING
     TRAINING --every selected HMU answered or went offline, or deadline--> AGGREGATING
-    AGGREGATING --round_done, rounds left, rekey due--> KEYING
-    AGGREGATING --round_done, rounds left--> TRAINING
-    AGGREGATING --round_done, last round--> FINISHED
-    any --abort--> FINISHED
+    AGGREGATING --round done, rounds left, rekey due--> KEYING
+    AGGREGATING --round done, rounds left--> TRAINING
+    AGGREGATING --round done, last round--> FINISHED
+    any but FINISHED --abort--> FINISHED
+
+Which event each phase takes is the table ``TRANSITIONS``; any other pair raises
+``UnexpectedEvent`` when the event came from a peer (a message: never fatal) and
+``StateError`` when the server raised it itself (a bug).
+
+**Versions.**  Every global model has a version: 0 for the initial weights, one more
+after every aggregation.  An invitation names the version it carries and an update
+names the version it was trained from; an update is accepted only if its version is
+one the server still accepts (``accepted_versions``).  A synchronous round accepts
+only the current version; asynchronous aggregation will accept up to a staleness
+bound.
 
 With ``keys_required`` an HMU is eligible only while it holds an accepted key; keys
 are dropped and renewed every ``rekey_rounds`` rounds (0: never).
@@ -19,13 +31,48 @@ are dropped and renewed every ``rekey_rounds`` rounds (0: never).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 import numpy as np
 
-from iomt.errors import ProtocolViolation
+from iomt.errors import ProtocolViolation, StateError, UnexpectedEvent
+from iomt.server_agent.events import (
+    Abort,
+    Action,
+    Aggregate,
+    Event,
+    Excluded,
+    Finish,
+    HmuStatus,
+    Invite,
+    KeyAccepted,
+    Rekey,
+    RoundDone,
+    Tick,
+    UpdateArrived,
+)
+
+__all__ = [
+    "TRANSITIONS",
+    "Abort",
+    "Action",
+    "Aggregate",
+    "Event",
+    "Excluded",
+    "Finish",
+    "HmuStatus",
+    "Invite",
+    "KeyAccepted",
+    "Phase",
+    "Rekey",
+    "RoundCoordinator",
+    "RoundDone",
+    "Tick",
+    "UpdateArrived",
+]
 
 
 class Phase(Enum):
@@ -36,54 +83,22 @@ class Phase(Enum):
     FINISHED = "finished"
 
 
-@dataclass(frozen=True)
-class Invite:
-    """Send the current global model to ``hmus`` for ``round``."""
-
-    round: int
-    hmus: tuple[str, ...]
-    deadline_s: float
-
-
-@dataclass(frozen=True)
-class Rekey:
-    """Run a fresh key session with each of ``hmus`` before the next round."""
-
-    hmus: tuple[str, ...]
-    deadline_s: float
-
-
-@dataclass(frozen=True)
-class Aggregate:
-    """Close ``round``: aggregate ``updates`` (HMU id -> update payload)."""
-
-    round: int
-    selected: tuple[str, ...]
-    updates: dict[str, Any]
-    timed_out: bool
-
-
-@dataclass(frozen=True)
-class Finish:
-    """The run is over, normally (``completed``) or not."""
-
-    completed: bool
-    reason: str
-
-
-Action = Invite | Rekey | Aggregate | Finish
-
-
 @dataclass
 class _Round:
     number: int
     selected: tuple[str, ...]
     opened_at: float
+    version: int
     updates: dict[str, Any] = field(default_factory=dict)
 
 
+_ACTIVE = (Phase.WAITING, Phase.KEYING, Phase.TRAINING, Phase.AGGREGATING)
+
+Handler = Callable[["RoundCoordinator", Any, float], list[Action]]
+
+
 class RoundCoordinator:
-    """Decides who trains when, and when a round is over."""
+    """Decides who trains when, from which model version, and when a round is over."""
 
     def __init__(
         self,
@@ -119,66 +134,118 @@ class RoundCoordinator:
         self.excluded: set[str] = set()
         self.current: _Round | None = None
         self.completed_rounds = 0
+        self.version = 0
+        """Version of the current global model: how many aggregations made it."""
 
-    # -- events -----------------------------------------------------------------
+    def accepted_versions(self) -> frozenset[int]:
+        """Versions an update may be trained from: in synchronous rounds, the current one."""
+        return frozenset({self.version})
+
+    # -- the one entry point ---------------------------------------------------------
+
+    def handle(self, event: Event, now: float) -> list[Action]:
+        """Apply ``event`` at time ``now``; raises if the current phase does not take it."""
+        handler = TRANSITIONS.get((self.phase, type(event)))
+        if handler is None:
+            what = f"{type(event).__name__} while {self.phase.value}"
+            raise UnexpectedEvent(what) if event.from_peer else StateError(what)
+        return handler(self, event, now)
+
+    # -- convenience wrappers (the events by keyword) -----------------------------------
 
     def hmu_status(self, hmu: str, online: bool, now: float) -> list[Action]:
-        """An HMU came online or went offline (retained status or last will)."""
-        if hmu not in self.online:
-            raise ProtocolViolation(f"status from unknown HMU {hmu!r}")
-        self.online[hmu] = online
+        return self.handle(HmuStatus(hmu, online), now)
+
+    def key_accepted(self, hmu: str, now: float) -> list[Action]:
+        return self.handle(KeyAccepted(hmu), now)
+
+    def exclude(self, hmu: str, now: float) -> list[Action]:
+        return self.handle(Excluded(hmu), now)
+
+    def update_arrived(
+        self, hmu: str, round_: int, payload: Any, now: float, *, version: int | None = None
+    ) -> list[Action]:
+        """An update; ``version`` defaults to the one the current round was opened with."""
+        if version is None:
+            version = self.current.version if self.current is not None else self.version
+        return self.handle(UpdateArrived(hmu, round_, version, payload), now)
+
+    def tick(self, now: float) -> list[Action]:
+        return self.handle(Tick(), now)
+
+    def round_done(self, round_: int, now: float) -> list[Action]:
+        return self.handle(RoundDone(round_), now)
+
+    def abort(self, reason: str) -> list[Action]:
+        return self.handle(Abort(reason), 0.0)
+
+    def next_wakeup(self) -> float | None:
+        """When ``tick`` next needs calling (absolute time), if ever."""
+        if self.phase is Phase.WAITING:
+            return self._started_at + self.online_timeout_s
+        if self.phase is Phase.KEYING:
+            return self._keying_since + self.key_deadline_s
+        if self.phase is Phase.TRAINING and self.current is not None:
+            return self.current.opened_at + self.round_deadline_s
+        return None
+
+    # -- transitions ---------------------------------------------------------------------
+
+    def _on_status(self, event: HmuStatus, now: float) -> list[Action]:
+        if event.hmu not in self.online:
+            raise ProtocolViolation(f"status from unknown HMU {event.hmu!r}")
+        self.online[event.hmu] = event.online
         if self.phase is Phase.WAITING and all(self.online.values()):
             return self._next_round(now)
-        if self.phase is Phase.KEYING and not online:
-            self._keying.discard(hmu)
+        if self.phase is Phase.KEYING and not event.online:
+            self._keying.discard(event.hmu)
             return self._open_if_keyed(now)
-        if self.phase is Phase.TRAINING and not online:
+        if self.phase is Phase.TRAINING and not event.online:
             return self._close_if_settled(now)
         return []
 
-    def key_accepted(self, hmu: str, now: float) -> list[Action]:
-        """``hmu`` and the server now share a confirmed key."""
+    def _on_key(self, event: KeyAccepted, now: float) -> list[Action]:
+        hmu = event.hmu
         if hmu not in self.online:
             raise ProtocolViolation(f"key for unknown HMU {hmu!r}")
         if hmu in self.excluded:
             raise ProtocolViolation(f"key for isolated HMU {hmu!r}")
         self.keyed.add(hmu)
         self._keying.discard(hmu)
-        if self.phase is Phase.KEYING:
-            return self._open_if_keyed(now)
-        return []
+        return self._open_if_keyed(now) if self.phase is Phase.KEYING else []
 
-    def exclude(self, hmu: str, now: float) -> list[Action]:
-        """Never select ``hmu`` again (it was isolated); its pending update is dropped."""
-        self.excluded.add(hmu)
-        self.keyed.discard(hmu)
-        self._keying.discard(hmu)
+    def _on_excluded(self, event: Excluded, now: float) -> list[Action]:
+        self.excluded.add(event.hmu)
+        self.keyed.discard(event.hmu)
+        self._keying.discard(event.hmu)
         if self.current is not None:
-            self.current.updates.pop(hmu, None)
+            self.current.updates.pop(event.hmu, None)
         if self.phase is Phase.KEYING:
             return self._open_if_keyed(now)
         if self.phase is Phase.TRAINING:
             return self._close_if_settled(now)
         return []
 
-    def update_arrived(self, hmu: str, round_: int, payload: Any, now: float) -> list[Action]:
-        """A model update from ``hmu`` for ``round_``; raises ``ProtocolViolation`` if unwanted."""
-        rnd = self.current
-        if self.phase is not Phase.TRAINING or rnd is None:
-            raise ProtocolViolation(f"update from {hmu} while {self.phase.value}")
-        if round_ != rnd.number:
-            raise ProtocolViolation(f"update from {hmu} for round {round_}, not {rnd.number}")
+    def _on_update(self, event: UpdateArrived, now: float) -> list[Action]:
+        rnd, hmu = self.current, event.hmu
+        assert rnd is not None  # TRAINING always has a round
+        if event.round != rnd.number:
+            raise ProtocolViolation(f"update from {hmu} for round {event.round}, not {rnd.number}")
+        if event.version not in self.accepted_versions():
+            raise ProtocolViolation(
+                f"update from {hmu} trained from version {event.version}, "
+                f"not one of {sorted(self.accepted_versions())}"
+            )
         if hmu not in rnd.selected:
             raise ProtocolViolation(f"update from {hmu}, which was not selected")
         if hmu in self.excluded:
             raise ProtocolViolation(f"update from isolated HMU {hmu}")
         if hmu in rnd.updates:
-            raise ProtocolViolation(f"second update from {hmu} in round {round_}")
-        rnd.updates[hmu] = payload
+            raise ProtocolViolation(f"second update from {hmu} in round {event.round}")
+        rnd.updates[hmu] = event.payload
         return self._close_if_settled(now)
 
-    def tick(self, now: float) -> list[Action]:
-        """The clock moved: enforce the online timeout and the round deadline."""
+    def _on_tick(self, event: Tick, now: float) -> list[Action]:
         if self.phase is Phase.WAITING and now - self._started_at >= self.online_timeout_s:
             if any(self.online.values()):
                 return self._next_round(now)
@@ -191,29 +258,18 @@ class RoundCoordinator:
             return self._close(timed_out=True)
         return []
 
-    def round_done(self, round_: int, now: float) -> list[Action]:
-        """The runner finished aggregating ``round_``; open the next round or finish."""
-        if self.phase is not Phase.AGGREGATING or self.current is None:
-            raise ProtocolViolation(f"round_done while {self.phase.value}")
-        if round_ != self.current.number:
-            raise ProtocolViolation(f"round_done for {round_}, not {self.current.number}")
-        self.completed_rounds = round_
-        if round_ >= self.rounds:
-            return self._finish(True, f"completed {round_} rounds")
+    def _on_round_done(self, event: RoundDone, now: float) -> list[Action]:
+        assert self.current is not None  # AGGREGATING always has a round
+        if event.round != self.current.number:
+            raise StateError(f"round_done for {event.round}, not {self.current.number}")
+        self.completed_rounds = event.round
+        self.version += 1
+        if event.round >= self.rounds:
+            return self._finish(True, f"completed {event.round} rounds")
         return self._next_round(now)
 
-    def abort(self, reason: str) -> list[Action]:
-        return self._finish(False, reason)
-
-    def next_wakeup(self) -> float | None:
-        """When ``tick`` next needs calling (absolute time), if ever."""
-        if self.phase is Phase.WAITING:
-            return self._started_at + self.online_timeout_s
-        if self.phase is Phase.KEYING:
-            return self._keying_since + self.key_deadline_s
-        if self.phase is Phase.TRAINING and self.current is not None:
-            return self.current.opened_at + self.round_deadline_s
-        return None
+    def _on_abort(self, event: Abort, now: float) -> list[Action]:
+        return self._finish(False, event.reason)
 
     # -- internals ----------------------------------------------------------------
 
@@ -256,9 +312,9 @@ class RoundCoordinator:
         picked = self._rng.choice(len(eligible), size=k, replace=False)
         selected = tuple(sorted(eligible[i] for i in picked))
         number = (self.current.number if self.current else 0) + 1
-        self.current = _Round(number=number, selected=selected, opened_at=now)
+        self.current = _Round(number, selected, opened_at=now, version=self.version)
         self.phase = Phase.TRAINING
-        return [Invite(round=number, hmus=selected, deadline_s=self.round_deadline_s)]
+        return [Invite(number, selected, self.round_deadline_s, self.version)]
 
     def _close_if_settled(self, now: float) -> list[Action]:
         rnd = self.current
@@ -274,15 +330,27 @@ class RoundCoordinator:
         rnd = self.current
         assert rnd is not None
         self.phase = Phase.AGGREGATING
-        return [
-            Aggregate(
-                round=rnd.number,
-                selected=rnd.selected,
-                updates=dict(rnd.updates),
-                timed_out=timed_out,
-            )
-        ]
+        return [Aggregate(rnd.number, rnd.selected, dict(rnd.updates), timed_out, rnd.version)]
 
     def _finish(self, completed: bool, reason: str) -> list[Action]:
         self.phase = Phase.FINISHED
         return [Finish(completed=completed, reason=reason)]
+
+
+def _rows(phases: tuple[Phase, ...], event: type[Event], handler: Handler) -> dict:
+    return {(phase, event): handler for phase in phases}
+
+
+TRANSITIONS: dict[tuple[Phase, type[Event]], Handler] = {
+    # statuses are taken even after the run, to see the HMUs leave
+    **_rows((*_ACTIVE, Phase.FINISHED), HmuStatus, RoundCoordinator._on_status),
+    # a key session may finish after its deadline, while a round runs
+    **_rows((Phase.KEYING, Phase.TRAINING, Phase.AGGREGATING), KeyAccepted,
+            RoundCoordinator._on_key),
+    **_rows(_ACTIVE, Excluded, RoundCoordinator._on_excluded),
+    (Phase.TRAINING, UpdateArrived): RoundCoordinator._on_update,
+    **_rows(_ACTIVE, Tick, RoundCoordinator._on_tick),
+    (Phase.AGGREGATING, RoundDone): RoundCoordinator._on_round_done,
+    **_rows(_ACTIVE, Abort, RoundCoordinator._on_abort),
+}  # fmt: skip
+"""(phase, event type) -> handler: every pair not listed is refused."""

@@ -26,6 +26,7 @@ from iomt.wire.envelope import Envelope, new_envelope
 from iomt.wire.frame import decode_frame, encode_frame
 from iomt.wire.link_cipher import LinkCipher
 from iomt.wire.messages import DetectionRecord, KeyRequest
+from iomt.wire.stamp import stamp
 
 Publish = Callable[[str, bytes], Awaitable[None]]
 
@@ -69,7 +70,7 @@ class ServerKeying:
             self.bobs.pop(hmu, None)
             session_id = secrets.token_hex(8)
             self.pending[hmu] = session_id
-            env = new_envelope(self.run_id, round_, topics.SERVER_ID, hmu, "key-request")
+            env = new_envelope(self.run_id, round_, topics.SERVER_ID, hmu, "key-request", **stamp())
             request = KeyRequest(session_id=session_id, qubits=qubits)
             await self.publish(topics.inbox(self.run_id, hmu), encode_frame(env, request))
 

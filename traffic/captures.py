@@ -28,6 +28,7 @@ from iomt.traffic.dataset import RawTable, read_wustl_csv
 from iomt.traffic.pcap import write_pcap
 from iomt.traffic.synthesis import SynthesisConfig, Synthesizer
 from iomt.traffic.truth import sidecar_path, write_truth
+from iomt.wire.topics import hmu_ids
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ def build_captures(
     parts = [np.asarray(p, dtype=np.int64) for p in parts]
     key = capture_key(file_digest(dataset), parts, config)
     root = Path(cache_dir) / key[:24]
-    stems = list(names) if names is not None else [f"hmu-{i + 1:02d}" for i in range(len(parts))]
+    stems = list(names) if names is not None else hmu_ids(len(parts))
     if len(stems) != len(parts) or len(set(stems)) != len(stems):
         raise ValueError("names must give each part its own name")
     names = [f"{stem}.pcap" for stem in stems]

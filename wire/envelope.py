@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-import uuid
 from typing import Literal
 
 from pydantic import Field
@@ -38,17 +36,19 @@ def new_envelope(
     recipient: str,
     type_: str,
     *,
+    message_id: str,
+    created_at: float,
     cipher: Cipher = "none",
     key_id: str = "",
 ) -> Envelope:
-    """An envelope with a fresh random message id and the current wall-clock time."""
+    """An envelope; the caller's edge supplies the id and clock (``iomt.wire.stamp``)."""
     return Envelope(
         run_id=run_id,
         round=round_,
-        message_id=uuid.uuid4().hex,
+        message_id=message_id,
         sender=sender,
         recipient=recipient,
-        created_at=time.time(),
+        created_at=created_at,
         type=type_,
         cipher=cipher,
         key_id=key_id,

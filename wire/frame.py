@@ -16,11 +16,10 @@ import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-import numpy as np
 from pydantic import ValidationError
 
 from iomt.errors import DecodeError
-from iomt.wire.codec import decode_tensors, encode_tensors
+from iomt.wire.codec import Tensor, decode_tensors, encode_tensors
 from iomt.wire.envelope import Envelope
 from iomt.wire.messages import MESSAGE_ADAPTER, Message
 
@@ -41,14 +40,14 @@ class Frame:
 
     envelope: Envelope
     message: Message
-    tensors: dict[str, np.ndarray] = field(default_factory=dict)
+    tensors: dict[str, Tensor] = field(default_factory=dict)
     size: int = 0
 
 
 def encode_frame(
     envelope: Envelope,
     message: Message,
-    tensors: Mapping[str, np.ndarray] | None = None,
+    tensors: Mapping[str, Tensor] | None = None,
     *,
     seal: Seal | None = None,
 ) -> bytes:

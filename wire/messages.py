@@ -19,11 +19,17 @@ class Status(Strict):
     samples: int = Field(0, ge=0)
 
 
+StepKind = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
+"""The kind of one wire step of the update pipeline (``iomt.fedlearn.pipeline``)."""
+
+
 class TrainRequest(Strict):
     """Server -> HMU: train on your data from the attached global weights."""
 
     type: Literal["train"] = "train"
     deadline_s: float = Field(gt=0)
+    model_version: int = Field(0, ge=0)
+    """Version of the attached global model; the update names it back."""
     tensors: list[TensorSpec]
 
 
@@ -34,21 +40,23 @@ class ModelUpdate(Strict):
     num_samples: int = Field(ge=1)
     loss: float
     train_seconds: float = Field(ge=0)
-    encoding: Literal["dense", "topk", "quant8", "topk-quant8"] = "dense"
-    """``dense``: the weights; otherwise a compressed update (``iomt.fedlearn.compression``)."""
+    base_version: int = Field(0, ge=0)
+    """The global model version this update was trained from."""
+    encoding: list[StepKind] = Field(default_factory=list, max_length=8)
+    """Wire steps applied, in order (``iomt.fedlearn.pipeline``); empty: the dense weights."""
     tensors: list[TensorSpec]
 
 
 class GlobalModel(Strict):
-    """Server -> everyone: the aggregated model after a round.
+    """Server -> everyone: a round closed, with the new model's version and accuracy.
 
-    With QKD the weights travel only inside each HMU's sealed invitation, so this
-    broadcast carries the round's accuracy and no tensors.
+    The weights themselves travel only inside the invitations of the HMUs that train
+    next (sealed under QKD), so this broadcast carries no tensors.
     """
 
     type: Literal["global"] = "global"
+    version: int = Field(ge=0)
     accuracy: float = Field(ge=0, le=1)
-    tensors: list[TensorSpec]
 
 
 class KeyRequest(Strict):

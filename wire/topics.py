@@ -2,13 +2,19 @@
 
 Layout (one run never sees another's traffic)::
 
-    iomt/{run}/status/{agent}            retained online/offline, last will
-    iomt/{run}/global                    server -> all: global model, run complete
-    iomt/{run}/hmu/{hmu}/inbox           server -> one HMU: training invitations
-    iomt/{run}/hmu/{hmu}/update          one HMU -> server: model updates
-    iomt/{run}/metrics/{agent}           any agent -> metrics forwarder
-    iomt/{run}/qkd/{hmu}/quantum/{leg}   qubits, HMU -> channel ("tx"), channel -> server ("rx")
-    iomt/{run}/qkd/{hmu}/classical/{by}  authenticated post-processing, by "hmu" or "server"
+    iomt/{run}/status/{agent}                 retained online/offline, last will
+    iomt/{run}/tier/{agg}/global              aggregator -> its members: round closed, run complete
+    iomt/{run}/tier/{agg}/{member}/inbox      aggregator -> one member: training invitations
+    iomt/{run}/tier/{agg}/{member}/update     one member -> its aggregator: model updates
+    iomt/{run}/metrics/{agent}                any agent -> metrics forwarder
+    iomt/{run}/qkd/{hmu}/quantum/{leg}        qubits: HMU -> channel "tx", channel -> server "rx"
+    iomt/{run}/qkd/{hmu}/classical/{by}       authenticated post-processing, by "hmu" or "server"
+
+**Tiers.**  Aggregation happens in tiers: each has one aggregator (the cloud server,
+``server``, for the flat topology) and its members.  An agent's role is per tier: a
+fog aggregator is the aggregator of its own tier and a member of the cloud's, so it
+reads ``tier/fog-01/+/update`` and writes ``tier/server/fog-01/update``.  Every
+builder of a tier topic takes ``aggregator`` (default: the cloud server).
 """
 
 from __future__ import annotations
@@ -34,6 +40,11 @@ def hmu_id(index: int) -> str:
     return f"hmu-{index + 1:02d}"
 
 
+def hmu_ids(count: int) -> list[str]:
+    """The ids of ``count`` HMUs: ``hmu-01`` .. in order."""
+    return [hmu_id(i) for i in range(count)]
+
+
 def run_prefix(run_id: str) -> str:
     return f"{ROOT}/{check_part(run_id, 'run id')}"
 
@@ -46,20 +57,25 @@ def status_filter(run_id: str) -> str:
     return f"{run_prefix(run_id)}/status/+"
 
 
-def global_model(run_id: str) -> str:
-    return f"{run_prefix(run_id)}/global"
+def tier_prefix(run_id: str, aggregator: str = SERVER_ID) -> str:
+    """``iomt/{run}/tier/{aggregator}``: everything one tier's aggregator and members share."""
+    return f"{run_prefix(run_id)}/tier/{check_part(aggregator, 'aggregator id')}"
 
 
-def inbox(run_id: str, hmu: str) -> str:
-    return f"{run_prefix(run_id)}/hmu/{check_part(hmu, 'HMU id')}/inbox"
+def global_model(run_id: str, aggregator: str = SERVER_ID) -> str:
+    return f"{tier_prefix(run_id, aggregator)}/global"
 
 
-def update(run_id: str, hmu: str) -> str:
-    return f"{run_prefix(run_id)}/hmu/{check_part(hmu, 'HMU id')}/update"
+def inbox(run_id: str, member: str, aggregator: str = SERVER_ID) -> str:
+    return f"{tier_prefix(run_id, aggregator)}/{check_part(member, 'member id')}/inbox"
 
 
-def update_filter(run_id: str) -> str:
-    return f"{run_prefix(run_id)}/hmu/+/update"
+def update(run_id: str, member: str, aggregator: str = SERVER_ID) -> str:
+    return f"{tier_prefix(run_id, aggregator)}/{check_part(member, 'member id')}/update"
+
+
+def update_filter(run_id: str, aggregator: str = SERVER_ID) -> str:
+    return f"{tier_prefix(run_id, aggregator)}/+/update"
 
 
 def metrics(run_id: str, agent: str) -> str:
@@ -83,7 +99,7 @@ def classical(run_id: str, hmu: str, by: str) -> str:
 
 
 def agent_of(topic: str, run_id: str) -> str | None:
-    """The agent or HMU id a status, update or metrics topic belongs to, else None."""
+    """The agent a status or metrics topic, or the member a tier's update or inbox, belongs to."""
     parts = topic.split("/")
     prefix = run_prefix(run_id).split("/")
     if parts[: len(prefix)] != prefix:
@@ -91,9 +107,15 @@ def agent_of(topic: str, run_id: str) -> str | None:
     rest = parts[len(prefix) :]
     if len(rest) == 2 and rest[0] in ("status", "metrics"):
         return rest[1]
-    if len(rest) == 3 and rest[0] == "hmu" and rest[2] in ("update", "inbox"):
-        return rest[1]
+    if len(rest) == 4 and rest[0] == "tier" and rest[3] in ("update", "inbox"):
+        return rest[2]
     return None
+
+
+def is_update(topic: str) -> bool:
+    """``iomt/{run}/tier/{agg}/{member}/update``, for any run and tier."""
+    parts = topic.split("/")
+    return len(parts) == 6 and parts[0] == ROOT and parts[2] == "tier" and parts[5] == "update"
 
 
 def qkd_link_of(topic: str, run_id: str) -> tuple[str, str] | None:

@@ -23,6 +23,7 @@ from iomt.wire.envelope import new_envelope
 from iomt.wire.frame import decode_frame, encode_frame, peek_envelope
 from iomt.wire.link_cipher import LinkCipher
 from iomt.wire.messages import ModelUpdate, Status
+from iomt.wire.stamp import stamp
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
 
@@ -43,13 +44,14 @@ def update_frame(tensors: dict[str, np.ndarray], link: LinkCipher | None = None)
         "update",
         cipher=link.cipher if link else "none",
         key_id=link.key_id if link else "",
+        **stamp(),
     )
     msg = ModelUpdate(num_samples=500, loss=0.3, train_seconds=0.1, tensors=[])
     return encode_frame(env, msg, tensors, seal=link.seal if link else None)
 
 
 def status_frame() -> bytes:
-    env = new_envelope(RUN, 0, "hmu-01", "*", "status")
+    env = new_envelope(RUN, 0, "hmu-01", "*", "status", **stamp())
     return encode_frame(env, Status(role="hmu", state="online"))
 
 

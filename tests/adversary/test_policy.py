@@ -20,6 +20,7 @@ from iomt.wire.envelope import new_envelope
 from iomt.wire.frame import decode_frame, encode_frame, peek_envelope
 from iomt.wire.link_cipher import LinkCipher
 from iomt.wire.messages import ModelUpdate, Status
+from iomt.wire.stamp import stamp
 
 RUN = "run-1"
 TOPIC = topics.update(RUN, "hmu-01")
@@ -44,6 +45,7 @@ def update_frame(tensors, *, link=None, num_samples=321):
         "update",
         cipher=link.cipher if link else "none",
         key_id=link.key_id if link else "",
+        **stamp(),
     )
     msg = ModelUpdate(num_samples=num_samples, loss=0.25, train_seconds=1.5, tensors=[])
     return encode_frame(env, msg, tensors, seal=link.seal if link else None)
@@ -169,7 +171,7 @@ def test_other_topics_and_other_messages_pass_untouched():
     assert eve.decide(topics.status(RUN, "hmu-01"), data) == PASS
     assert eve.counters.seen == 0
     status = encode_frame(
-        new_envelope(RUN, 0, "hmu-01", "*", "status"), Status(role="hmu", state="online")
+        new_envelope(RUN, 0, "hmu-01", "*", "status", **stamp()), Status(role="hmu", state="online")
     )
     assert eve.decide(TOPIC, status) == PASS
     assert (eve.counters.seen, eve.counters.read, eve.counters.unreadable) == (1, 0, 0)

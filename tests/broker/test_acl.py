@@ -211,3 +211,26 @@ def test_core_imports_no_io_modules() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_a_fog_aggregator_is_a_server_to_its_hmus_and_an_hmu_to_the_cloud() -> None:
+    tiers = {topics.SERVER_ID: ["fog-01"], "fog-01": ["hmu-01", "hmu-02"], "fog-02": ["hmu-03"]}
+    rules = acl_for_run(RUN, HMUS, tiers=tiers)
+    fog = rules["fog-01"]
+    # towards its HMUs: reads their updates, writes their inboxes and its tier's global topic
+    assert can_subscribe(fog, topics.update_filter(RUN, "fog-01"))
+    assert can_write(fog, topics.inbox(RUN, "hmu-01", "fog-01"))
+    assert can_write(fog, topics.global_model(RUN, "fog-01"))
+    assert not can_write(fog, topics.inbox(RUN, "hmu-03", "fog-02"))
+    assert not can_read(fog, topics.update(RUN, "hmu-03", "fog-02"))
+    # towards the cloud: writes its own update, reads its inbox and the cloud's global topic
+    assert can_write(fog, topics.update(RUN, "fog-01"))
+    assert can_read(fog, topics.inbox(RUN, "fog-01"))
+    assert can_read(fog, topics.global_model(RUN))
+    assert not can_write(fog, topics.global_model(RUN))
+    # an HMU speaks only to its own fog node, and the cloud never reads raw HMU updates
+    hmu = rules["hmu-01"]
+    assert can_write(hmu, topics.update(RUN, "hmu-01", "fog-01"))
+    assert not can_write(hmu, topics.update(RUN, "hmu-01"))
+    assert not can_read(rules[topics.SERVER_ID], topics.update(RUN, "hmu-01", "fog-01"))
+    assert can_read(rules[topics.SERVER_ID], topics.update(RUN, "fog-01"))

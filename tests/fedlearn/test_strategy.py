@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from iomt.fedlearn.aggregate import fedavg
+from tests.fedlearn.reference import fedavg
 from iomt.fedlearn.defence_config import DefenceConfig, ScreeningConfig, TrustConfig
 from iomt.fedlearn.model import Weights, init_weights
 from iomt.fedlearn.strategy import (

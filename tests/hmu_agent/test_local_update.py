@@ -3,11 +3,18 @@
 import numpy as np
 import pytest
 
-from fedlearn.compression import Compressor, decompress
-from fedlearn.config import TrainingConfig
-from fedlearn.defence_config import AttackEntry, CompressionConfig, PrivacyConfig
-from fedlearn.model import init_weights
-from hmu_agent.local_update import local_update
+from iomt.fedlearn.compression import decompress
+from iomt.fedlearn.config import TrainingConfig
+from iomt.fedlearn.defence_config import (
+    AttackConfig,
+    AttackEntry,
+    AttackSchedule,
+    CompressionConfig,
+    PrivacyConfig,
+)
+from iomt.fedlearn.model import init_weights
+from iomt.fedlearn.pipeline import build_pipeline
+from iomt.hmu_agent.local_update import local_update
 
 CFG = TrainingConfig(epochs=1)
 
@@ -20,6 +27,22 @@ def data():
     return init_weights(6, CFG.hidden, 0), x, y
 
 
+def pipeline(
+    attack: AttackEntry | None = None,
+    privacy: PrivacyConfig | None = None,
+    compression: CompressionConfig | None = None,
+):
+    """The steps for hmu-01, which attacks from round 1 when ``attack`` is given."""
+    attacks = AttackConfig(entries=(attack,) if attack else ())
+    return build_pipeline(
+        attacks=attacks,
+        privacy=privacy or PrivacyConfig(),
+        compression=compression or CompressionConfig(),
+        hmus=("hmu-01",),
+        seed=0,
+    )
+
+
 def norm(a, b):
     return float(np.sqrt(sum(((a[k] - b[k]) ** 2).sum() for k in a)))
 
@@ -27,17 +50,18 @@ def norm(a, b):
 def test_honest_dense_update_is_the_trained_weights(data):
     w, x, y = data
     update = local_update(w, x, y, CFG, seed=1)
-    assert update.encoding == "dense"
-    assert norm(update.tensors, update.result.weights) == 0.0
+    assert update.update.encoding == ()
+    assert norm(update.update.tensors, update.result.weights) == 0.0
 
 
 def test_sign_flip_attack_reverses_and_scales_the_update(data):
     w, x, y = data
-    honest = local_update(w, x, y, CFG, seed=1)
-    attack = AttackEntry(kind="sign-flip", scale=10.0)
-    evil = local_update(
-        w, x, y, CFG, seed=1, attack=attack, privacy=PrivacyConfig(mechanism="laplace")
-    )
+    honest = local_update(w, x, y, CFG, seed=1).update
+    every_round = AttackSchedule(start_round=1, share_start=1.0)
+    attack = AttackEntry(kind="sign-flip", scale=10.0, schedule=every_round)
+    steps = pipeline(attack, privacy=PrivacyConfig(mechanism="laplace"))
+    evil = local_update(w, x, y, CFG, seed=1, pipeline=steps).update
+    assert evil.poisoned
     for k in w:  # no DP noise on the attacker's update: exactly -10 x the honest step
         np.testing.assert_allclose(
             evil.tensors[k] - w[k], -10 * (honest.tensors[k] - w[k]), atol=1e-5
@@ -46,18 +70,17 @@ def test_sign_flip_attack_reverses_and_scales_the_update(data):
 
 def test_privacy_noise_is_added_only_by_honest_hmus(data):
     w, x, y = data
-    plain = local_update(w, x, y, CFG, seed=1)
-    noisy = local_update(
-        w, x, y, CFG, seed=1, privacy=PrivacyConfig(mechanism="gaussian", epsilon=1.0)
-    )
+    plain = local_update(w, x, y, CFG, seed=1).update
+    steps = pipeline(privacy=PrivacyConfig(mechanism="gaussian", epsilon=1.0))
+    noisy = local_update(w, x, y, CFG, seed=1, pipeline=steps).update
     assert norm(noisy.tensors, plain.tensors) > 0.01
 
 
 def test_compressed_update_decodes_close_to_the_dense_one(data):
     w, x, y = data
-    cfg = CompressionConfig(kind="quant8")
-    packed = local_update(w, x, y, CFG, seed=1, compression=cfg, compressor=Compressor(cfg))
-    assert packed.encoding == "quant8"
-    restored = decompress(packed.tensors, w)
+    steps = pipeline(compression=CompressionConfig(kind="quant8"))
+    packed = local_update(w, x, y, CFG, seed=1, pipeline=steps)
+    assert packed.update.encoding == ("quant8",)
+    restored = decompress(packed.update.tensors, w)
     dense = packed.result.weights
     assert norm(restored, dense) < 0.05 * norm(dense, w) + 1e-6

@@ -38,3 +38,12 @@ def test_run_complete_stops_and_refuses_more_work():
     assert s.run_complete("server", "done") == [Stop("done")]
     with pytest.raises(ProtocolViolation, match="ended"):
         s.train_request("server", 5)
+
+
+def test_a_failed_training_is_not_counted_and_sends_nothing():
+    session = HmuSession("hmu-01", "server")
+    session.train_request("server", 1)
+    assert session.training_failed(1) == []
+    assert session.phase is HmuPhase.IDLE and session.rounds_trained == 0
+    session.train_request("server", 2)
+    assert session.training_done(2) and session.rounds_trained == 1

@@ -19,7 +19,6 @@ from iomt.hmu_agent.runner import HmuAgent
 from iomt.scenarios.data_plan import prepare_data
 from iomt.scenarios.launcher import (
     agent_command,
-    hmu_ids,
     hmu_setup,
     server_setup,
     write_credentials,
@@ -30,6 +29,7 @@ from iomt.wire import topics
 from iomt.wire.envelope import new_envelope
 from iomt.wire.frame import decode_frame, encode_frame
 from iomt.wire.messages import ModelUpdate, Status
+from iomt.wire.stamp import stamp
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +65,7 @@ async def wait_online(handle, run_id: str, expected: set[str], timeout: float = 
 async def test_hung_then_killed_hmu_does_not_hang_the_run(tmp_path: Path, dataset_path: Path):
     scenario = scenario_for(dataset_path)
     run_id = "hung-hmu"
-    hmus = hmu_ids(scenario)
+    hmus = scenario.hmu_ids
     scenario_file = tmp_path / "scenario.yaml"
     scenario_file.write_text(scenario_yaml(scenario))
     data = prepare_data(scenario)
@@ -116,14 +116,14 @@ async def test_garbage_and_forged_updates_are_counted_not_fatal(tmp_path: Path, 
     run_id = "garbage"
     data = prepare_data(scenario)
     warm_up()
-    async with start_broker(scenario.broker, tmp_path, run_id, hmu_ids(scenario)) as handle:
+    async with start_broker(scenario.broker, tmp_path, run_id, scenario.hmu_ids) as handle:
         good = HmuAgent(
             hmu_setup(scenario, data, run_id, "hmu-01", client_kwargs(handle, "hmu-01"))
         )
         good_task = asyncio.create_task(good.run())
         async with aiomqtt.Client(**client_kwargs(handle, "hmu-02")) as bad:
             await bad.subscribe(topics.inbox(run_id, "hmu-02"), qos=1)
-            env = new_envelope(run_id, 0, "hmu-02", "*", "status")
+            env = new_envelope(run_id, 0, "hmu-02", "*", "status", **stamp())
             await bad.publish(
                 topics.status(run_id, "hmu-02"),
                 encode_frame(env, Status(role="hmu", state="online")),
@@ -145,7 +145,9 @@ async def test_garbage_and_forged_updates_are_counted_not_fatal(tmp_path: Path, 
                 ("hmu-02", wrong_shape),  # right sender, tensors that fit no model
             ):
                 if payload is None or isinstance(payload, dict):
-                    env = new_envelope(run_id, invite.envelope.round, sender, "server", "update")
+                    env = new_envelope(
+                        run_id, invite.envelope.round, sender, "server", "update", **stamp()
+                    )
                     payload = encode_frame(env, update, payload or invite.tensors)
                 await bad.publish(own, payload, qos=1)
             outcome = await asyncio.wait_for(server, timeout=60)

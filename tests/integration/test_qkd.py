@@ -13,7 +13,7 @@ from iomt.fedlearn.train import warm_up
 from iomt.hmu_agent.runner import HmuAgent
 from iomt.qkd_channel.agent import ChannelAgent
 from iomt.scenarios.data_plan import prepare_data
-from iomt.scenarios.launcher import channel_setup, hmu_ids, hmu_setup, make_enrolment, server_setup
+from iomt.scenarios.launcher import channel_setup, hmu_setup, make_enrolment, server_setup
 from iomt.scenarios.schema import validate_scenario
 from iomt.server_agent.runner import ServerAgent
 from iomt.wire import topics
@@ -64,7 +64,7 @@ async def test_eavesdropped_hmu_is_isolated_and_the_rest_train_sealed(
 ):
     scenario = qkd_scenario(dataset_path)
     run_id = "qkd-it"
-    hmus = hmu_ids(scenario)
+    hmus = scenario.hmu_ids
     data = prepare_data(scenario)
     enrolment = make_enrolment(hmus)
     warm_up()

@@ -3,8 +3,24 @@
 import numpy as np
 import pytest
 
-from iomt.errors import ProtocolViolation
-from iomt.server_agent.coordinator import Aggregate, Finish, Invite, Phase, Rekey, RoundCoordinator
+from iomt.errors import PeerError, ProtocolViolation, StateError, UnexpectedEvent
+from iomt.server_agent.coordinator import (
+    TRANSITIONS,
+    Abort,
+    Aggregate,
+    Event,
+    Excluded,
+    Finish,
+    HmuStatus,
+    Invite,
+    KeyAccepted,
+    Phase,
+    Rekey,
+    RoundCoordinator,
+    RoundDone,
+    Tick,
+    UpdateArrived,
+)
 
 HMUS = ["hmu-01", "hmu-02", "hmu-03", "hmu-04"]
 
@@ -179,3 +195,94 @@ def test_keying_deadline_goes_on_with_the_keyed():
     assert core.tick(4.9) == []
     (invite,) = core.tick(5.0 + 1.0)
     assert invite.hmus == ("hmu-02",)
+
+
+# -- the transition table, cell by cell ------------------------------------------------
+
+
+def in_phase(phase: Phase) -> RoundCoordinator:
+    """A coordinator brought into ``phase`` by ordinary events."""
+    keyed = phase is Phase.KEYING
+    core = RoundCoordinator(
+        HMUS,
+        clients_per_round=4,
+        rounds=2,
+        round_deadline_s=10.0,
+        online_timeout_s=30.0,
+        rng=np.random.default_rng(0),
+        now=0.0,
+        keys_required=keyed,
+    )
+    if phase is Phase.WAITING:
+        return core
+    bring_online(core)
+    if phase is Phase.AGGREGATING:
+        for h in HMUS:
+            core.update_arrived(h, 1, "u", 2.0)
+    if phase is Phase.FINISHED:
+        core.abort("stopped")
+    assert core.phase is phase
+    return core
+
+
+def sample_event(event_type: type[Event], core: RoundCoordinator) -> Event:
+    number = core.current.number if core.current else 1
+    return {
+        HmuStatus: HmuStatus("hmu-01", True),
+        KeyAccepted: KeyAccepted("hmu-01"),
+        Excluded: Excluded("hmu-04"),
+        UpdateArrived: UpdateArrived("hmu-01", number, core.version, "u"),
+        Tick: Tick(),
+        RoundDone: RoundDone(number),
+        Abort: Abort("stop"),
+    }[event_type]
+
+
+EVENT_TYPES = [HmuStatus, KeyAccepted, Excluded, UpdateArrived, Tick, RoundDone, Abort]
+
+
+@pytest.mark.parametrize("phase", list(Phase), ids=lambda p: p.value)
+@pytest.mark.parametrize("event_type", EVENT_TYPES, ids=lambda e: e.__name__)
+def test_every_cell_of_the_transition_table(phase: Phase, event_type: type[Event]) -> None:
+    core = in_phase(phase)
+    event = sample_event(event_type, core)
+    if (phase, event_type) in TRANSITIONS:
+        core.handle(event, 3.0)  # accepted: no error
+        return
+    expected = UnexpectedEvent if event_type.from_peer else StateError
+    with pytest.raises(expected, match=f"{event_type.__name__} while {phase.value}"):
+        core.handle(event, 3.0)
+    assert core.phase is phase  # a refused event changes nothing
+
+
+def test_a_refused_peer_event_is_a_peer_error_and_a_refused_local_one_is_not() -> None:
+    assert issubclass(UnexpectedEvent, PeerError)
+    assert not issubclass(StateError, PeerError)
+
+
+# -- versions ---------------------------------------------------------------------------
+
+
+def test_every_aggregation_makes_a_new_version_and_invitations_carry_it() -> None:
+    core = make(k=4, rounds=3)
+    (invite,) = bring_online(core)
+    assert invite.version == 0 and core.accepted_versions() == {0}
+    for h in invite.hmus:
+        actions = core.update_arrived(h, 1, "u", 2.0, version=0)
+    (agg,) = actions
+    assert agg.version == 0
+    (invite2,) = core.round_done(1, 3.0)
+    assert invite2.version == 1 == core.version
+    assert core.accepted_versions() == {1}
+
+
+def test_a_synchronous_round_refuses_an_update_from_another_version() -> None:
+    core = make(k=4, rounds=3)
+    (invite,) = bring_online(core)
+    for h in invite.hmus:
+        core.update_arrived(h, 1, "u", 2.0)
+    core.round_done(1, 3.0)
+    with pytest.raises(ProtocolViolation, match="trained from version 0"):
+        core.update_arrived("hmu-01", 2, "stale", 4.0, version=0)
+    assert core.current.updates == {}
+    assert core.update_arrived("hmu-01", 2, "fresh", 4.0, version=1) == []

@@ -7,10 +7,11 @@ from iomt.errors import DecodeError
 from iomt.wire.envelope import new_envelope
 from iomt.wire.frame import decode_frame, encode_frame, peek_envelope
 from iomt.wire.messages import ModelUpdate, RunComplete, Status
+from iomt.wire.stamp import stamp
 
 
 def _update_frame(**env_kw):
-    env = new_envelope("run-1", 3, "hmu-01", "server", "update", **env_kw)
+    env = new_envelope("run-1", 3, "hmu-01", "server", "update", **env_kw, **stamp())
     msg = ModelUpdate(num_samples=10, loss=0.5, train_seconds=0.1, tensors=[])
     return env, msg
 
@@ -25,7 +26,7 @@ def test_update_round_trip():
 
 
 def test_message_without_tensors():
-    env = new_envelope("run-1", 0, "server", "*", "complete")
+    env = new_envelope("run-1", 0, "server", "*", "complete", **stamp())
     frame = decode_frame(encode_frame(env, RunComplete(reason="done")))
     assert frame.message.reason == "done" and frame.tensors == {}
 
@@ -53,7 +54,7 @@ def test_unknown_message_field_is_refused():
 
 
 def test_envelope_type_must_match_message():
-    env = new_envelope("run-1", 0, "hmu-01", "*", "update")
+    env = new_envelope("run-1", 0, "hmu-01", "*", "update", **stamp())
     with pytest.raises(ValueError):
         encode_frame(env, Status(role="hmu", state="online"))
 

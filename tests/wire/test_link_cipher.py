@@ -11,12 +11,15 @@ from iomt.wire.envelope import new_envelope
 from iomt.wire.frame import decode_frame, encode_frame
 from iomt.wire.link_cipher import LinkCipher
 from iomt.wire.messages import ModelUpdate
+from iomt.wire.stamp import stamp
 
 KEY = os.urandom(64)
 
 
 def sealed_update(link: LinkCipher, sender="hmu-01", size=100):
-    env = new_envelope("run", 1, sender, "server", "update", cipher=link.cipher, key_id=link.key_id)
+    env = new_envelope(
+        "run", 1, sender, "server", "update", cipher=link.cipher, key_id=link.key_id, **stamp()
+    )
     msg = ModelUpdate(num_samples=3, loss=0.1, train_seconds=0.0, tensors=[])
     return encode_frame(env, msg, {"w": np.ones(size, np.float32)}, seal=link.seal)
 

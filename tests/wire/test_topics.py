@@ -6,7 +6,7 @@ from iomt.wire import topics
 
 
 def test_builders_and_agent_of():
-    assert topics.update("r1", "hmu-02") == "iomt/r1/hmu/hmu-02/update"
+    assert topics.update("r1", "hmu-02") == "iomt/r1/tier/server/hmu-02/update"
     assert topics.agent_of(topics.update("r1", "hmu-02"), "r1") == "hmu-02"
     assert topics.agent_of(topics.status("r1", "server"), "r1") == "server"
     assert topics.agent_of(topics.update("r1", "hmu-02"), "r2") is None
@@ -26,3 +26,13 @@ def test_quantum_and_classical_legs_are_checked():
         topics.quantum("r", "hmu-01", "sideways")
     with pytest.raises(ValueError):
         topics.classical("r", "hmu-01", "eve")
+
+
+def test_tiers_put_the_aggregator_in_the_topic():
+    fog = topics.update("r1", "hmu-02", aggregator="fog-01")
+    assert fog == "iomt/r1/tier/fog-01/hmu-02/update"
+    assert topics.agent_of(fog, "r1") == "hmu-02"
+    assert topics.is_update(fog) and topics.is_update(topics.update("r1", "fog-01"))
+    assert not topics.is_update(topics.inbox("r1", "hmu-02", aggregator="fog-01"))
+    assert topics.global_model("r1", "fog-01") == "iomt/r1/tier/fog-01/global"
+    assert topics.update_filter("r1", "fog-01") == "iomt/r1/tier/fog-01/+/update"

@@ -1,0 +1,26 @@
+"""The broker's own counters (``$SYS``), folded in as they arrive and emitted every few seconds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from iomt.monitoring.broker_stats import BrokerStats
+from iomt.monitoring.point import Point
+
+
+class BrokerWatch:
+    """Feed it ``$SYS`` messages; it emits a ``broker`` point at most every ``interval_s``."""
+
+    def __init__(self, emit: Callable[[Point], None], interval_s: float = 5.0) -> None:
+        self._emit = emit
+        self._stats = BrokerStats()
+        self._interval_s = interval_s
+        self._emitted_at = float("-inf")
+
+    def observe(self, topic: str, payload: bytes, now: float) -> None:
+        self._stats.observe(topic, payload)
+        if now - self._emitted_at >= self._interval_s:
+            point = self._stats.point()
+            if point is not None:
+                self._emit(point)
+                self._emitted_at = now

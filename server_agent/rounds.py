@@ -1,0 +1,90 @@
+"""What the server does when a round closes: aggregate, evaluate, and write the round down.
+
+``close_round`` is plain computation (it runs in a worker thread, off the network
+loop); the record it returns is one entry of ``results.json``'s ``rounds``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from iomt.fedlearn.evaluate import Evaluation
+from iomt.fedlearn.model import Weights
+from iomt.fedlearn.strategy import AggregationResult, Aggregator
+from iomt.monitoring import measurements
+from iomt.monitoring.point import Point
+from iomt.server_agent.coordinator import Aggregate
+from iomt.wire.messages import ModelUpdate
+
+Evaluate = Callable[[Weights], Evaluation]
+
+
+@dataclass(frozen=True)
+class ClosedRound:
+    """The new global model, what the defence concluded and how the model scores."""
+
+    weights: Weights
+    result: AggregationResult
+    evaluation: Evaluation
+
+
+def close_round(
+    aggregator: Aggregator, previous: Weights, agg: Aggregate, evaluate: Evaluate
+) -> ClosedRound:
+    """Aggregate ``agg``'s updates (``HMU -> (weights, ModelUpdate)``) onto ``previous``."""
+    updates = {h: (w, m.num_samples) for h, (w, m) in sorted(agg.updates.items())}
+    result = aggregator.aggregate(previous, updates, agg.round)
+    return ClosedRound(result.weights, result, evaluate(result.weights))
+
+
+def round_record(
+    agg: Aggregate, closed: ClosedRound, *, duration_s: float, bytes_up: int, bytes_down: int
+) -> dict[str, Any]:
+    """The round's entry in ``results.json``."""
+    ev = closed.evaluation
+    return {
+        "round": agg.round,
+        "version": agg.version + 1,
+        "selected": list(agg.selected),
+        "received": sorted(agg.updates),
+        "timed_out": agg.timed_out,
+        "accuracy": ev.accuracy,
+        "precision": ev.precision,
+        "recall": ev.recall,
+        "f1": ev.f1,
+        "loss": ev.loss,
+        "duration_s": round(duration_s, 4),
+        "bytes_up": bytes_up,
+        "bytes_down": bytes_down,
+        "flagged": sorted(closed.result.flagged),
+        "trust": closed.result.trust,
+    }
+
+
+def training_points(agg: Aggregate, closed: ClosedRound, previous: Weights) -> list[Point]:
+    """One ``hmu_training`` measurement per update received this round."""
+    points = []
+    for hmu, (local, message) in sorted(agg.updates.items()):
+        assert isinstance(message, ModelUpdate)
+        points.append(
+            measurements.hmu_training(
+                hmu,
+                agg.round,
+                loss=message.loss,
+                samples=message.num_samples,
+                train_s=message.train_seconds,
+                update_norm=_distance(local, previous),
+                trust=closed.result.trust.get(hmu),
+                flagged=hmu in closed.result.flagged,
+            )
+        )
+    return points
+
+
+def _distance(local: Weights, reference: Weights) -> float:
+    """L2 norm of ``local - reference`` over every tensor."""
+    return float(np.sqrt(sum(float(np.sum((local[k] - reference[k]) ** 2)) for k in reference)))

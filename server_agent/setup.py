@@ -1,0 +1,66 @@
+"""What the FL server is given for a run, and what it hands back."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from iomt.fedlearn.config import FederationConfig
+from iomt.fedlearn.defence_config import DefenceConfig
+from iomt.fedlearn.model import Weights
+from iomt.monitoring.forwarder import MetricsForwarder
+from iomt.monitoring.point import Point
+from iomt.qkd_channel.config import QkdConfig
+from iomt.wire.topics import SERVER_ID
+
+
+@dataclass(frozen=True)
+class ServerSetup:
+    """Everything the server needs for one run."""
+
+    run_id: str
+    hmus: list[str]
+    federation: FederationConfig
+    hidden: tuple[int, ...]
+    initial_weights: Weights
+    x_test: np.ndarray
+    y_test: np.ndarray
+    seed: int
+    run_dir: Path
+    client_kwargs: dict[str, Any]
+    on_round: Callable[[dict[str, Any]], None] | None = None
+    qkd: QkdConfig | None = None
+    secrets: dict[str, bytes] = field(default_factory=dict)
+    """Enrolment secret of each HMU; authenticates QKD post-processing."""
+    revoke: Callable[[str], Awaitable[bool]] | None = None
+    """Withdraw an HMU's right to publish updates at the broker."""
+    emit: Callable[[Point], None] | None = None
+    """Where metrics go (a ``MetricsSink.emit``); None: nowhere."""
+    forwarder: MetricsForwarder | None = None
+    """Accepts HMUs' metrics published over MQTT (field HMUs without InfluxDB)."""
+    defence: DefenceConfig = DefenceConfig()
+    aggregator_id: str = SERVER_ID
+    """This aggregator's id: the tier whose members it serves (``iomt.wire.topics``)."""
+
+
+@dataclass
+class ServerOutcome:
+    """What a finished run produced."""
+
+    completed: bool
+    reason: str
+    rounds: list[dict[str, Any]]
+    final: dict[str, Any]
+    weights: Weights
+    version: int = 0
+    """Version of ``weights``: the aggregations that made it."""
+    rejected: dict[str, int] = field(default_factory=dict)
+    qkd: dict[str, dict[str, Any]] = field(default_factory=dict)
+    isolated: list[str] = field(default_factory=list)
+    keying_seconds: list[float] = field(default_factory=list)
+    mitm: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Filled by the launcher: what a man-in-the-middle on an HMU's path saw and did."""
