@@ -31,6 +31,7 @@ from iomt.scenarios.launcher import (
     open_sink,
     run_log,
     server_setup,
+    single_threaded_blas,
     stop_channel,
 )
 from iomt.scenarios.results import build_results, write_results
@@ -106,7 +107,7 @@ async def run_server_alone(
             raise UsageError(f"--credentials lacks {topics.CHANNEL_ID!r}, the QKD channel agent")
         kwargs = client_kwargs(handle, topics.CHANNEL_ID)
         channel = asyncio.create_task(ChannelAgent(channel_setup(scenario, rid, kwargs)).run())
-    with run_log(run_dir):
+    with run_log(run_dir), single_threaded_blas():
         sink = open_sink(scenario, rid, run_dir)
         try:
             setup = server_setup(
@@ -177,7 +178,7 @@ async def run_hmu_alone(
         else None
     )
     try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="train") as pool:
+        with single_threaded_blas(), ThreadPoolExecutor(1, thread_name_prefix="train") as pool:
             await asyncio.get_running_loop().run_in_executor(pool, warm_up)
             setup = hmu_setup(
                 scenario, data, rid, hmu, client_kwargs(handle, hmu), enrolment.get(hmu)

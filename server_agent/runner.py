@@ -258,6 +258,7 @@ class ServerAgent:
         request = TrainRequest(
             deadline_s=invite.deadline_s, model_version=invite.version, tensors=[]
         )
+        frames: dict[str, bytes] = {}
         for hmu in invite.hmus:
             link = self.keying.links.get(hmu) if self.keying else None
             env = new_envelope(
@@ -266,12 +267,17 @@ class ServerAgent:
                 **stamp(),
             )  # fmt: skip
             try:
-                data = encode_frame(env, request, self.weights, seal=link.seal if link else None)
+                frames[hmu] = encode_frame(
+                    env, request, self.weights, seal=link.seal if link else None
+                )
             except QkdError as exc:  # a one-time pad that is used up: refuse to send
                 log.warning("round %d: no invitation for %s: %s", invite.round, hmu, exc)
-                continue
-            await self.bus.publish(self._tier(topics.inbox, hmu), data)
-            self._bytes_down += len(data)
+        # all at once: each QoS 1 publish waits for its PUBACK, and one after another the
+        # last invitee would start training a broker round trip per HMU late
+        await asyncio.gather(
+            *(self.bus.publish(self._tier(topics.inbox, h), d) for h, d in frames.items())
+        )
+        self._bytes_down += sum(map(len, frames.values()))
         log.info("round %d: invited %s", invite.round, ", ".join(invite.hmus))
         return []
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.fedlearn.reference import fedavg
 from iomt.fedlearn.defence_config import DefenceConfig, ScreeningConfig, TrustConfig
 from iomt.fedlearn.model import Weights, init_weights
 from iomt.fedlearn.strategy import (
@@ -18,6 +17,7 @@ from iomt.fedlearn.strategy import (
     build_aggregator,
 )
 from iomt.fedlearn.updates import apply_delta, flatten, unflatten
+from tests.fedlearn.reference import fedavg
 
 GLOBAL = init_weights(6, (8,), seed=0)
 ON = ScreeningConfig(enabled=True)
