@@ -10,7 +10,8 @@ import time
 
 import numpy as np
 
-from iomt.qkd_channel.channel import measure, prepare, run_link, transmit
+from iomt.qkd_channel.backends import run_link
+from iomt.qkd_channel.channel import measure, prepare, transmit
 from iomt.qkd_channel.config import QkdConfig
 from iomt.qkd_channel.driver import postprocess
 from iomt.qkd_channel.eve import make_eavesdropper

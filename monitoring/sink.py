@@ -21,20 +21,18 @@ the last ``flush_interval_ms`` of points.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import logging
-import signal
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Protocol
 
 from iomt.monitoring.config import InfluxTarget, MetricsConfig, resolve_influx
+from iomt.monitoring.exit_hooks import close_at_exit, exit_on_sigterm, forget_at_exit
 from iomt.monitoring.line_file import METRICS_FILE, LineProtocolFile
 from iomt.monitoring.point import TAG_KEYS, Encoder, LineError, Point
 
@@ -86,60 +84,6 @@ class SinkStats:
 
 class _Marker(threading.Event):
     """Put in the queue by ``flush``; the writer sets it when it gets there (FIFO)."""
-
-
-_OPEN: weakref.WeakSet[MetricsSink] = weakref.WeakSet()
-_hook_lock = threading.Lock()
-_hooked = False
-
-
-def _close_open_sinks() -> None:
-    for sink in list(_OPEN):
-        try:
-            sink.close()
-        except Exception:  # exiting: one sink failing must not keep another from flushing
-            log.exception("metrics: closing a sink at exit failed")
-
-
-def _register_exit_hook() -> None:
-    """Close open sinks at interpreter exit, before ``concurrent.futures`` stops its pools.
-
-    ``threading._register_atexit`` hooks run in ``threading._shutdown``, earlier than
-    ``atexit`` functions and in reverse order of registration; registered after
-    ``concurrent.futures`` is imported, ours runs while thread pools still accept work.
-    """
-    global _hooked
-    with _hook_lock:
-        if _hooked:
-            return
-        register = getattr(threading, "_register_atexit", None)
-        try:
-            if register is not None:
-                register(_close_open_sinks)
-            else:  # pragma: no cover - other Python implementations
-                atexit.register(_close_open_sinks)
-        except RuntimeError:  # the interpreter is already shutting down
-            return
-        _hooked = True
-
-
-def _raise_exit(signum: int, _frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
-
-
-def exit_on_sigterm() -> bool:
-    """Make SIGTERM raise ``SystemExit(143)`` like SIGINT raises ``KeyboardInterrupt``.
-
-    Only in the main thread and only where SIGTERM still has its default action (which
-    would end the process without running ``finally`` blocks or exit hooks).  Returns
-    whether the handler was installed.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return False
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return False
-    signal.signal(signal.SIGTERM, _raise_exit)
-    return True
 
 
 class MetricsSink:
@@ -196,8 +140,7 @@ class MetricsSink:
         if self.backends:
             self._thread = threading.Thread(target=self._run, name="metrics-writer", daemon=True)
             self._thread.start()
-            _OPEN.add(self)
-            _register_exit_hook()
+            close_at_exit(self)
 
     @classmethod
     def from_config(
@@ -343,7 +286,7 @@ class MetricsSink:
                 backend.close(max(0.0, deadline - time.monotonic()))
             except Exception:
                 log.exception("metrics: closing the %s backend failed", backend.name)
-        _OPEN.discard(self)
+        forget_at_exit(self)
         stats = self.stats
         if stats.dropped:
             log.warning("metrics: %d points were dropped (%s)", stats.dropped, stats.as_dict())

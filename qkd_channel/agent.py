@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from iomt.errors import PeerError, ProtocolViolation
-from iomt.qkd_channel.channel import run_link
+from iomt.qkd_channel.backends import run_link
 from iomt.qkd_channel.config import QkdConfig
 from iomt.qkd_channel.eve.base import Eavesdropper
 from iomt.qkd_channel.transport import pack_detections, unpack_states

@@ -160,24 +160,6 @@ def measure(arrivals: Arrivals, link: LinkParams, rng: np.random.Generator) -> D
     return Detections(basis=basis, clicked=clicked, conclusive=conclusive)
 
 
-def run_link(
-    bits: np.ndarray,
-    link: LinkParams,
-    eve: Eavesdropper | None,
-    channel_rng: np.random.Generator,
-    bob_rng: np.random.Generator,
-    backend: Backend = "numpy",
-) -> Detections:
-    """Channel plus Bob's measurement on the chosen backend ('numpy' or 'qiskit')."""
-    if backend == "numpy":
-        return measure(transmit(bits, link, eve, channel_rng), link, bob_rng)
-    if backend == "qiskit":
-        from iomt.qkd_channel.qiskit_backend import run_qiskit  # heavy import, only on demand
-
-        return run_qiskit(bits, link, eve, channel_rng, bob_rng)
-    raise QkdError(f"unknown QKD backend {backend!r}; choose 'numpy' or 'qiskit'")
-
-
 def expected_rates(link: LinkParams, eve: Eavesdropper | None) -> ExpectedRates:
     """Exact per-qubit conclusive, click and error rates of ``link`` with ``eve``.
 

@@ -12,8 +12,9 @@ import numpy as np
 
 from iomt.errors import QkdError
 from iomt.qkd_channel.alice import AliceSession
+from iomt.qkd_channel.backends import run_link
 from iomt.qkd_channel.bob import BobSession
-from iomt.qkd_channel.channel import Detections, prepare, run_link
+from iomt.qkd_channel.channel import Detections, prepare
 from iomt.qkd_channel.config import QkdConfig
 from iomt.qkd_channel.eve.base import Eavesdropper
 from iomt.qkd_channel.session import SessionOutcome

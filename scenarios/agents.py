@@ -25,17 +25,10 @@ from iomt.monitoring.resources import ResourceSampler
 from iomt.monitoring.sink import MetricsSink
 from iomt.qkd_channel.agent import ChannelAgent
 from iomt.scenarios.data_plan import cache_dir, capture_share, prepare_data
-from iomt.scenarios.launcher import (
-    channel_setup,
-    hmu_setup,
-    open_sink,
-    run_log,
-    server_setup,
-    single_threaded_blas,
-    stop_channel,
-)
+from iomt.scenarios.launcher import run_log, single_threaded_blas, stop_channel
 from iomt.scenarios.results import build_results, write_results
 from iomt.scenarios.schema import Scenario, scenario_yaml
+from iomt.scenarios.setups import channel_setup, hmu_setup, open_sink, server_setup
 from iomt.server_agent.runner import ServerAgent
 from iomt.wire import topics
 from iomt.wire.topics import SERVER_ID, check_part

@@ -23,7 +23,8 @@ from iomt.errors import DataError
 from iomt.fedlearn.partition import partition, stratified_split
 from iomt.fedlearn.scaling import Standardiser
 from iomt.scenarios.schema import Scenario
-from iomt.traffic.dataset import FlowTable, flow_table, read_wustl_csv, resolve_dataset
+from iomt.traffic.dataset import FlowTable, flow_table, read_wustl_csv
+from iomt.traffic.fetch import resolve_dataset
 from iomt.wire.topics import hmu_ids
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,8 @@ def dataset_path(scenario: Scenario) -> tuple[Path, bool]:
     except DataError:
         if scenario.data.fallback != "synthetic":
             raise
-    from iomt.traffic.synthetic import generate, write_csv
+    from iomt.traffic.synthetic import generate
+    from iomt.traffic.wustl_csv import write_csv
 
     rows = scenario.data.limit or 16318
     path = cache_dir(scenario) / "synthetic" / f"synthetic-seed{scenario.seed}-{rows}.csv"

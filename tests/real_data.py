@@ -62,7 +62,8 @@ def dataset_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     real = real_dataset()
     if real is not None:
         return real
-    from iomt.traffic.synthetic import generate, write_csv
+    from iomt.traffic.synthetic import generate
+    from iomt.traffic.wustl_csv import write_csv
 
     out = tmp_path_factory.mktemp("dataset") / "synthetic-wustl-ehms.csv"
     return write_csv(generate(SYNTHETIC_ROWS, np.random.default_rng(2020)), out)

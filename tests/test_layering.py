@@ -27,6 +27,7 @@ CORES = [
     "iomt.fedlearn.scaling",
     "iomt.scenarios.schema",
     "iomt.qkd_channel.channel",
+    "iomt.qkd_channel.backends",
     "iomt.qkd_channel.alice",
     "iomt.qkd_channel.bob",
     "iomt.qkd_channel.driver",

@@ -153,6 +153,112 @@ def _split_flows(
     return start
 
 
+def _group_by_flow_key(cols: PacketColumns) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Packets sorted by direction-free 5-tuple (then capture order): the permutation, which
+    packets were written B -> A (``swap``), and where each 5-tuple's run starts."""
+    n = len(cols)
+    src, dst, sport, dport = cols.src, cols.dst, cols.sport, cols.dport
+    swap = (src > dst) | ((src == dst) & (sport > dport))
+    lo_a, hi_a = np.where(swap, dst, src), np.where(swap, src, dst)
+    lo_p, hi_p = np.where(swap, dport, sport), np.where(swap, sport, dport)
+    perm = np.lexsort((np.arange(n), cols.proto, hi_p, hi_a, lo_p, lo_a))
+    keys = (lo_a[perm], lo_p[perm], hi_a[perm], hi_p[perm], cols.proto[perm])
+    group_start = np.zeros(n, dtype=bool)
+    group_start[0] = True
+    for k in keys:
+        group_start[1:] |= k[1:] != k[:-1]
+    return perm, swap, group_start
+
+
+def _orient(
+    cols: PacketColumns,
+    perm: np.ndarray,
+    tcp: np.ndarray,
+    flags: np.ndarray,
+    first: np.ndarray,
+    flow_id: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each flow's source and destination (its first packet's sender, unless that packet
+    is a SYN-ACK), and per packet whether it goes forward."""
+    p_src, p_dst = cols.src[perm], cols.dst[perm]
+    p_sport, p_dport = cols.sport[perm], cols.dport[perm]
+    synack = tcp[first] & ((flags[first] & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK))
+    f_src = np.where(synack, p_dst[first], p_src[first])
+    f_sport = np.where(synack, p_dport[first], p_sport[first])
+    f_dst = np.where(synack, p_src[first], p_dst[first])
+    f_dport = np.where(synack, p_sport[first], p_dport[first])
+    fwd = (p_src == f_src[flow_id]) & (p_sport == f_sport[flow_id])
+    return f_src, f_sport, f_dst, f_dport, fwd
+
+
+def _intervals(
+    ts_s: np.ndarray,
+    seg_first: np.ndarray,
+    seg_starts: np.ndarray,
+    seg_ends: np.ndarray,
+    seg_index: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per packet its gap to the previous one of its segment (0 for the first), and per
+    segment the time spanned and ``k**2`` times the variance of its ``k`` gaps."""
+    dt = np.zeros(len(ts_s), dtype=np.int64)
+    dt[1:] = ts_s[1:] - ts_s[:-1]
+    dt[seg_first] = 0
+    span = ts_s[seg_ends - 1] - ts_s[seg_starts]
+    k = seg_ends - seg_starts - 1
+    mean = np.divide(span, k, out=np.zeros(len(k)), where=k > 0)
+    dev = np.where(seg_first, 0.0, dt - mean[seg_index])
+    return dt, span, k * np.add.reduceat(dev * dev, seg_starts)
+
+
+def _tcp_sequence(
+    flags_s: np.ndarray,
+    seq_s: np.ndarray,
+    pay_len: np.ndarray,
+    tcp_s: np.ndarray,
+    seg_first: np.ndarray,
+    seg_starts: np.ndarray,
+    seg_index: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TCP sequence analysis per (flow, side) segment, relative to its first packet:
+    retransmissions, the bytes skipped before each packet, and retried SYNs."""
+    syn = (flags_s & TCP_SYN) != 0
+    fin = (flags_s & TCP_FIN) != 0
+    rel = (seq_s - seq_s[seg_starts][seg_index]) % (1 << 32)
+    length = pay_len + syn + fin
+    end = rel + length
+    consuming = tcp_s & (length > 0) & ~seg_first
+    lift = seg_index.astype(np.int64) << 40
+    high = np.maximum.accumulate(np.where(seg_first | consuming, end, 0) + lift) - lift
+    prev_high = np.zeros(len(seq_s), dtype=np.int64)
+    prev_high[1:] = high[:-1]
+    retrans = consuming & (end <= prev_high)
+    gap = np.where(consuming & ~retrans & (rel > prev_high), rel - prev_high, 0)
+    syn_retry = retrans & syn & ((flags_s & TCP_ACK) == 0)
+    return retrans, gap, syn_retry
+
+
+def _first_payloads(
+    data: bytes,
+    n_flows: int,
+    seg_key: np.ndarray,
+    seg_starts: np.ndarray,
+    seg_index: np.ndarray,
+    pay_off: np.ndarray,
+    pay_len: np.ndarray,
+) -> list[list[bytes]]:
+    """The sensor's first ``MAX_PAYLOADS`` payloads of each flow, for the readings."""
+    fwd_s = seg_key % 2 == 0
+    carrying = np.flatnonzero(fwd_s & (pay_len > 0))
+    rank = np.arange(len(carrying)) - np.searchsorted(carrying, seg_starts[seg_index[carrying]])
+    keep = carrying[rank < MAX_PAYLOADS]
+    payloads: list[list[bytes]] = [[] for _ in range(n_flows)]
+    for fid, off, ln in zip(
+        (seg_key[keep] // 2).tolist(), pay_off[keep].tolist(), pay_len[keep].tolist(), strict=True
+    ):
+        payloads[fid].append(data[off : off + ln])
+    return payloads
+
+
 def assemble(
     cols: PacketColumns, idle_timeout_s: float = 60.0, active_timeout_s: float | None = None
 ) -> FlowRecords:
@@ -162,31 +268,15 @@ def assemble(
         return FlowRecords.empty()
     idle_ns = int(idle_timeout_s * 1e9)
     active_ns = None if active_timeout_s is None else int(active_timeout_s * 1e9)
-    src, dst, sport, dport = cols.src, cols.dst, cols.sport, cols.dport
-    swap = (src > dst) | ((src == dst) & (sport > dport))
-    lo_a, hi_a = np.where(swap, dst, src), np.where(swap, src, dst)
-    lo_p, hi_p = np.where(swap, dport, sport), np.where(swap, sport, dport)
-    perm = np.lexsort((np.arange(n), cols.proto, hi_p, hi_a, lo_p, lo_a))
+    perm, swap, group_start = _group_by_flow_key(cols)
     ts = cols.ts[perm]
-    keys = (lo_a[perm], lo_p[perm], hi_a[perm], hi_p[perm], cols.proto[perm])
-    group_start = np.zeros(n, dtype=bool)
-    group_start[0] = True
-    for k in keys:
-        group_start[1:] |= k[1:] != k[:-1]
     flags, seq = cols.flags[perm].astype(np.int64), cols.seq[perm].astype(np.int64)
-    tcp = keys[4] == PROTO_TCP
+    tcp = cols.proto[perm] == PROTO_TCP
     is_ab = ~swap[perm]
     starts = _split_flows(ts, group_start, is_ab, tcp, flags, seq, idle_ns, active_ns)
     flow_id = np.cumsum(starts) - 1
     first = np.flatnonzero(starts)
-    p_src, p_dst = src[perm], dst[perm]
-    p_sport, p_dport = sport[perm], dport[perm]
-    synack = tcp[first] & ((flags[first] & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK))
-    f_src = np.where(synack, p_dst[first], p_src[first])
-    f_sport = np.where(synack, p_dport[first], p_sport[first])
-    f_dst = np.where(synack, p_src[first], p_dst[first])
-    f_dport = np.where(synack, p_sport[first], p_dport[first])
-    fwd = (p_src == f_src[flow_id]) & (p_sport == f_sport[flow_id])
+    f_src, f_sport, f_dst, f_dport, fwd = _orient(cols, perm, tcp, flags, first, flow_id)
     # (flow, side) segments, side 0 = forward, in capture order within each
     seg_key = flow_id * 2 + (~fwd)
     order = np.argsort(seg_key, kind="stable")
@@ -210,28 +300,10 @@ def assemble(
         out[slot] = values
         return out[0::2], out[1::2]
 
-    dt = np.zeros(n, dtype=np.int64)
-    dt[1:] = ts_s[1:] - ts_s[:-1]
-    dt[seg_first] = 0
-    span = ts_s[seg_ends - 1] - ts_s[seg_starts]
-    k = count - 1
-    mean = np.divide(span, k, out=np.zeros(len(k)), where=k > 0)
-    dev = np.where(seg_first, 0.0, dt - mean[seg_index])
-    var_num = k * np.add.reduceat(dev * dev, seg_starts)  # k**2 * variance
-    # TCP sequence analysis, relative to each side's first segment
-    syn = (flags_s & TCP_SYN) != 0
-    fin = (flags_s & TCP_FIN) != 0
-    rel = (seq_s - seq_s[seg_starts][seg_index]) % (1 << 32)
-    length = pay_len + syn + fin
-    end = rel + length
-    consuming = tcp_s & (length > 0) & ~seg_first
-    lift = seg_index.astype(np.int64) << 40
-    high = np.maximum.accumulate(np.where(seg_first | consuming, end, 0) + lift) - lift
-    prev_high = np.zeros(n, dtype=np.int64)
-    prev_high[1:] = high[:-1]
-    retrans = consuming & (end <= prev_high)
-    gap = np.where(consuming & ~retrans & (rel > prev_high), rel - prev_high, 0)
-    syn_retry = retrans & syn & ((flags_s & TCP_ACK) == 0)
+    dt, span, var_num = _intervals(ts_s, seg_first, seg_starts, seg_ends, seg_index)
+    retrans, gap, syn_retry = _tcp_sequence(
+        flags_s, seq_s, pay_len, tcp_s, seg_first, seg_starts, seg_index
+    )
     counters = {
         "packets": per_side(count),
         "bytes": per_side(np.add.reduceat(size, seg_starts)),
@@ -246,18 +318,8 @@ def assemble(
     }
     last = np.append(first[1:], n) - 1
     start_ns, last_ns = ts[first], ts[last]
-    # the sensor's first payloads, for the readings
-    fwd_s = seg_key % 2 == 0
-    carrying = np.flatnonzero(fwd_s & (pay_len > 0))
-    rank = np.arange(len(carrying)) - np.searchsorted(carrying, seg_starts[seg_index[carrying]])
-    keep = carrying[rank < MAX_PAYLOADS]
     pay_off = cols.pay_off[perm][order]
-    payloads: list[list[bytes]] = [[] for _ in range(n_flows)]
-    data = cols.data
-    for fid, off, ln in zip(
-        (seg_key[keep] // 2).tolist(), pay_off[keep].tolist(), pay_len[keep].tolist(), strict=True
-    ):
-        payloads[fid].append(data[off : off + ln])
+    payloads = _first_payloads(cols.data, n_flows, seg_key, seg_starts, seg_index, pay_off, pay_len)
     by_start = np.argsort(start_ns, kind="stable")
     address = cols.address
     return FlowRecords(

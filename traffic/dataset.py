@@ -28,7 +28,6 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from iomt.errors import DataError
-from iomt.traffic.config import DataConfig
 
 ALL_COLUMNS: tuple[str, ...] = (
     "Dir", "Flgs", "SrcAddr", "DstAddr", "Sport", "Dport",
@@ -69,7 +68,7 @@ FEATURE_COLUMNS: tuple[str, ...] = tuple(
 )
 """The 34 numeric features an IDS may use without reading the label off an identifier."""
 
-_HOW_TO_GET = "set data.dataset in the scenario or IOMT_DATASET, or run `iomt data fetch`"
+HOW_TO_GET = "set data.dataset in the scenario or IOMT_DATASET, or run `iomt data fetch`"
 
 
 @dataclass(frozen=True)
@@ -146,7 +145,7 @@ def read_wustl_csv(path: str | os.PathLike[str]) -> RawTable:
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"dataset not found: {path}; {_HOW_TO_GET}")
+        raise DataError(f"dataset not found: {path}; {HOW_TO_GET}")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as exc:
@@ -272,23 +271,3 @@ class CsvSource:
         if self.limit is not None:
             table = table.subset(np.arange(min(self.limit, len(table))))
         return table
-
-
-def resolve_dataset(config: DataConfig) -> Path:
-    """Where the dataset is: the scenario's ``data.dataset``, else ``IOMT_DATASET``, else
-    where ``iomt data fetch`` saves it (``iomt.traffic.fetch.default_dataset_locations``).
-
-    Raises ``DataError`` (one line, saying how to get the data) when none of them holds it.
-    """
-    from iomt.traffic.fetch import default_dataset_locations
-
-    named = config.dataset or os.environ.get("IOMT_DATASET") or None
-    if named is None:
-        for candidate in default_dataset_locations():
-            if candidate.is_file():
-                return candidate
-        raise DataError(f"no dataset given; {_HOW_TO_GET}")
-    path = Path(named).expanduser()
-    if not path.is_file():
-        raise DataError(f"dataset not found: {path}; {_HOW_TO_GET}")
-    return path

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from iomt.errors import DataError
-from iomt.traffic.dataset import ALL_COLUMNS, LABEL_COLUMN
+from iomt.traffic.config import DataConfig
+from iomt.traffic.dataset import ALL_COLUMNS, HOW_TO_GET, LABEL_COLUMN
 
 log = logging.getLogger(__name__)
 
@@ -254,3 +255,21 @@ def fetch_dataset(
     seconds = time.perf_counter() - started
     log.info("verified %s: %d rows, %d bytes in %.1f s", dest, facts.rows, received, seconds)
     return FetchReport(url, dest, received, converted, facts, seconds)
+
+
+def resolve_dataset(config: DataConfig) -> Path:
+    """Where the dataset is: the scenario's ``data.dataset``, else ``IOMT_DATASET``, else
+    where ``iomt data fetch`` saves it (``default_dataset_locations``).
+
+    Raises ``DataError`` (one line, saying how to get the data) when none of them holds it.
+    """
+    named = config.dataset or os.environ.get("IOMT_DATASET") or None
+    if named is None:
+        for candidate in default_dataset_locations():
+            if candidate.is_file():
+                return candidate
+        raise DataError(f"no dataset given; {HOW_TO_GET}")
+    path = Path(named).expanduser()
+    if not path.is_file():
+        raise DataError(f"dataset not found: {path}; {HOW_TO_GET}")
+    return path

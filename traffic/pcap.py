@@ -247,14 +247,7 @@ def read_columns(path: str | os.PathLike[str], stats: ReadStats | None = None) -
     offsets = _record_offsets(path, data, endian)
     stats.records = len(offsets)
     buf = np.frombuffer(data, dtype=np.uint8)
-    head = offsets[:, None] + np.arange(16)[None, :]
-    words = buf[head].reshape(-1, 4, 4).astype(np.int64)
-    if endian == "<":
-        words = words[:, :, ::-1]
-    sec, frac, caplen, wirelen = (
-        (words[:, :, 0] << 24) | (words[:, :, 1] << 16) | (words[:, :, 2] << 8) | words[:, :, 3]
-    ).T
-    ts = sec * 1_000_000_000 + frac * (1 if nano else 1000)
+    ts, caplen, wirelen = _record_headers(buf, offsets, endian, nano)
     frame = offsets + 16
     n = len(offsets)
     fast = np.zeros(n, dtype=bool)
@@ -295,10 +288,48 @@ def read_columns(path: str | os.PathLike[str], stats: ReadStats | None = None) -
         cols["pay_off"][f] = frame[f] + start
         cols["pay_len"][f] = np.maximum(stop - start, 0)
     keep = fast.copy()
-    extra: list[bytes] = []
     addresses: dict[bytes, int] = {}
+    data = _decode_slow(data, np.flatnonzero(~fast), frame, caplen, ts, wirelen, link, cols,
+                        keep, addresses, stats)  # fmt: skip
+    if stats.skipped:
+        log.info("%s: skipped %d of %d records (not IP)", path, stats.skipped, stats.records)
+    return PacketColumns(
+        **{k: v[keep] for k, v in cols.items()}, data=data,
+        addresses=sorted(addresses, key=addresses.__getitem__),
+    )  # fmt: skip
+
+
+def _record_headers(
+    buf: np.ndarray, offsets: np.ndarray, endian: str, nano: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Timestamps (ns), captured and wire lengths of the records at ``offsets``."""
+    head = offsets[:, None] + np.arange(16)[None, :]
+    words = buf[head].reshape(-1, 4, 4).astype(np.int64)
+    if endian == "<":
+        words = words[:, :, ::-1]
+    sec, frac, caplen, wirelen = (
+        (words[:, :, 0] << 24) | (words[:, :, 1] << 16) | (words[:, :, 2] << 8) | words[:, :, 3]
+    ).T
+    return sec * 1_000_000_000 + frac * (1 if nano else 1000), caplen, wirelen
+
+
+def _decode_slow(
+    data: bytes,
+    rows: np.ndarray,
+    frame: np.ndarray,
+    caplen: np.ndarray,
+    ts: np.ndarray,
+    wirelen: np.ndarray,
+    link: int,
+    cols: dict[str, np.ndarray],
+    keep: np.ndarray,
+    addresses: dict[bytes, int],
+    stats: ReadStats,
+) -> bytes:
+    """Decode ``rows`` one by one into ``cols``; their payloads are appended to ``data``."""
+    extra: list[bytes] = []
     extra_at = len(data)
-    for i in np.flatnonzero(~fast).tolist():
+    for i in rows.tolist():
         lo = int(frame[i])
         pkt = _decode(data[lo : lo + int(caplen[i])], link, int(ts[i]), int(wirelen[i]))
         if pkt is None:
@@ -312,14 +343,7 @@ def read_columns(path: str | os.PathLike[str], stats: ReadStats | None = None) -
         cols["pay_off"][i], cols["pay_len"][i] = extra_at, len(pkt.payload)
         extra.append(pkt.payload)
         extra_at += len(pkt.payload)
-    if extra:
-        data = data + b"".join(extra)
-    if stats.skipped:
-        log.info("%s: skipped %d of %d records (not IP)", path, stats.skipped, stats.records)
-    return PacketColumns(
-        **{k: v[keep] for k, v in cols.items()}, data=data,
-        addresses=sorted(addresses, key=addresses.__getitem__),
-    )  # fmt: skip
+    return data + b"".join(extra) if extra else data
 
 
 def _record_offsets(path: Path, data: bytes, endian: str) -> np.ndarray:

@@ -148,6 +148,30 @@ def _rules(src: tuple[Segment, ...], dst: tuple[Segment, ...]) -> tuple[Rule, ..
     return tuple(rules)
 
 
+def _flow_packets(
+    i: int, ints: dict[str, list[int]], floats: dict[str, list[float]]
+) -> tuple[list, list, object, list[float], list[float]]:
+    """Row ``i``'s packet plan on each side and the packets' times (ms) that reproduce its
+    ``Dur``, mean intervals and jitters (``iomt.traffic.timing.arrange``)."""
+    src_plan, dst_plan, rules, statics = _flow_shape(
+        ints["SrcBytes"][i], ints["DstBytes"][i], ints["TotPkts"][i],
+        ints["sMaxPktSz"][i], ints["sMinPktSz"][i], ints["dMaxPktSz"][i],
+        ints["dMinPktSz"][i], floats["pSrcLoss"][i], floats["pDstLoss"][i],
+    )  # fmt: skip
+    act = floats["SIntPktAct"][i]
+    fixed = {
+        k - 1: act
+        for k, s in enumerate(src_plan)
+        if k >= 1 and s.kind == Kind.SYN and s.retransmits >= 0 and act > 0
+    }
+    src_t, dst_t = arrange(
+        len(src_plan), len(dst_plan), floats["Dur"][i] * 1e3,
+        floats["SIntPkt"][i], floats["SrcJitter"][i],
+        floats["DIntPkt"][i], floats["DstJitter"][i], rules, fixed,
+    )  # fmt: skip
+    return src_plan, dst_plan, statics, src_t, dst_t
+
+
 def _sport(text: str) -> int | None:
     text = text.strip()
     if text.isdigit():
@@ -205,13 +229,7 @@ class Synthesizer:
         messages = readings_messages([col[k] for k in READING_COLUMNS])
         labels = np.rint(col[LABEL_COLUMN]).astype(np.int64).tolist()
         categories = col[CATEGORY_COLUMN].astype(str).tolist()
-        keep = c.keep_identifiers
-        if keep:
-            src_macs = [mac_bytes(m) for m in col["SrcMac"].tolist()]
-            dst_macs = [mac_bytes(m) for m in col["DstMac"].tolist()]
-            src_ips = [ipaddress.ip_address(a).packed for a in col["SrcAddr"].tolist()]
-            dst_ips = [ipaddress.ip_address(a).packed for a in col["DstAddr"].tolist()]
-            sports = [_sport(s) for s in col["Sport"].tolist()]
+        endpoints = self._endpoints(col, rows, ports, ints["Dport"])
         times: list[int] = []
         frames: list[bytes] = []
         truth: list[TruthEntry] = []
@@ -220,36 +238,8 @@ class Synthesizer:
         emit = self.factory.emit_flow
         clock_shift = 0
         for i in range(n):
-            if keep:
-                smac, dmac, sip, dip = src_macs[i], dst_macs[i], src_ips[i], dst_ips[i]
-                sport = sports[i] if sports[i] is not None else int(ports[i % len(ports)])
-                dport = ints["Dport"][i]
-                if len(sip) != 4 or len(dip) != 4:
-                    raise DataError(f"row {int(rows[i])}: only IPv4 endpoints are supported")
-            else:
-                smac, dmac, sip, dip = (
-                    self._sensor_mac,
-                    self._gateway_mac,
-                    self._sensor_ip,
-                    self._gateway_ip,
-                )
-                sport, dport = int(ports[i % len(ports)]), c.gateway_port
-            src_plan, dst_plan, rules, statics = _flow_shape(
-                ints["SrcBytes"][i], ints["DstBytes"][i], ints["TotPkts"][i],
-                ints["sMaxPktSz"][i], ints["sMinPktSz"][i], ints["dMaxPktSz"][i],
-                ints["dMinPktSz"][i], floats["pSrcLoss"][i], floats["pDstLoss"][i],
-            )  # fmt: skip
-            act = floats["SIntPktAct"][i]
-            fixed = {
-                k - 1: act
-                for k, s in enumerate(src_plan)
-                if k >= 1 and s.kind == Kind.SYN and s.retransmits >= 0 and act > 0
-            }
-            src_t, dst_t = arrange(
-                len(src_plan), len(dst_plan), floats["Dur"][i] * 1e3,
-                floats["SIntPkt"][i], floats["SrcJitter"][i],
-                floats["DIntPkt"][i], floats["DstJitter"][i], rules, fixed,
-            )  # fmt: skip
+            smac, dmac, sip, dip, sport, dport = endpoints[i]
+            src_plan, dst_plan, statics, src_t, dst_t = _flow_packets(i, ints, floats)
             first = min(src_t[0] if src_t else 0.0, dst_t[0] if dst_t else 0.0)
             start = starts[i] + clock_shift
             key = (sip, dip, sport, dport)
@@ -277,6 +267,35 @@ class Synthesizer:
         t_arr = np.asarray(times, dtype=np.int64)
         by_time = np.argsort(t_arr, kind="stable")
         return Capture(t_arr[by_time], [frames[j] for j in by_time.tolist()], truth, unread)
+
+    def _endpoints(
+        self,
+        col: dict[str, np.ndarray],
+        rows: np.ndarray,
+        ports: np.ndarray,
+        dports: list[int],
+    ) -> list[tuple[bytes, bytes, bytes, bytes, int, int]]:
+        """Per flow (MACs, IPv4 addresses, ports): the record's own with ``keep_identifiers``,
+        else the sensor gateway's and the server's, with a fresh source port."""
+        n = len(rows)
+        fresh = [int(ports[i % len(ports)]) for i in range(n)]
+        if not self.config.keep_identifiers:
+            own = (self._sensor_mac, self._gateway_mac, self._sensor_ip, self._gateway_ip)
+            return [(*own, fresh[i], self.config.gateway_port) for i in range(n)]
+        out = []
+        for i, (smac, dmac, sip, dip, sport) in enumerate(
+            zip(
+                col["SrcMac"].tolist(), col["DstMac"].tolist(), col["SrcAddr"].tolist(),
+                col["DstAddr"].tolist(), col["Sport"].tolist(), strict=True,
+            )
+        ):  # fmt: skip
+            src, dst = ipaddress.ip_address(sip).packed, ipaddress.ip_address(dip).packed
+            if len(src) != 4 or len(dst) != 4:
+                raise DataError(f"row {int(rows[i])}: only IPv4 endpoints are supported")
+            port = _sport(sport)
+            out.append((mac_bytes(smac), mac_bytes(dmac), src, dst,
+                        port if port is not None else fresh[i], dports[i]))  # fmt: skip
+        return out
 
     def _payloads(
         self, src: tuple[Segment, ...], dst: tuple[Segment, ...], message: bytes

@@ -17,13 +17,9 @@ from iomt.broker import client_kwargs, start_broker
 from iomt.fedlearn.train import warm_up
 from iomt.hmu_agent.runner import HmuAgent
 from iomt.scenarios.data_plan import prepare_data
-from iomt.scenarios.launcher import (
-    agent_command,
-    hmu_setup,
-    server_setup,
-    write_credentials,
-)
+from iomt.scenarios.processes import agent_command, write_credentials
 from iomt.scenarios.schema import scenario_yaml, validate_scenario
+from iomt.scenarios.setups import hmu_setup, server_setup
 from iomt.server_agent.runner import ServerAgent
 from iomt.wire import topics
 from iomt.wire.envelope import new_envelope

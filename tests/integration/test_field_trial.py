@@ -9,13 +9,9 @@ from pathlib import Path
 import pytest
 
 from iomt.broker import start_broker
-from iomt.scenarios.launcher import (
-    agent_command,
-    make_enrolment,
-    write_credentials,
-    write_enrolment,
-)
+from iomt.scenarios.processes import agent_command, write_credentials, write_enrolment
 from iomt.scenarios.schema import scenario_yaml, validate_scenario
+from iomt.scenarios.setups import make_enrolment
 
 pytestmark = pytest.mark.integration
 

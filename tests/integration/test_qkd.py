@@ -13,8 +13,8 @@ from iomt.fedlearn.train import warm_up
 from iomt.hmu_agent.runner import HmuAgent
 from iomt.qkd_channel.agent import ChannelAgent
 from iomt.scenarios.data_plan import prepare_data
-from iomt.scenarios.launcher import channel_setup, hmu_setup, make_enrolment, server_setup
 from iomt.scenarios.schema import validate_scenario
+from iomt.scenarios.setups import channel_setup, hmu_setup, make_enrolment, server_setup
 from iomt.server_agent.runner import ServerAgent
 from iomt.wire import topics
 from iomt.wire.frame import peek_envelope

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from iomt.errors import QkdError
-from iomt.qkd_channel.channel import bernoulli, expected_rates, random_bits, run_link, threshold
+from iomt.qkd_channel.backends import run_link
+from iomt.qkd_channel.channel import bernoulli, expected_rates, random_bits, threshold
 from iomt.qkd_channel.eve import make_eavesdropper
 from iomt.qkd_channel.link import LinkParams, honest_rates
 from tests.qkd_channel.helpers import SIGMAS, observed, run_numpy, se

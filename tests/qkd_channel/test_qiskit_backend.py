@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from iomt.qkd_channel.channel import expected_rates, prepare, run_link
+from iomt.qkd_channel.backends import run_link
+from iomt.qkd_channel.channel import expected_rates, prepare
 from iomt.qkd_channel.eve import make_eavesdropper
 from iomt.qkd_channel.link import LinkParams
 from tests.qkd_channel.helpers import SIGMAS, observed, se

@@ -8,8 +8,9 @@ import pytest
 
 from iomt.errors import AuthenticationError, DecodeError, ProtocolViolation
 from iomt.qkd_channel.alice import AliceSession
+from iomt.qkd_channel.backends import run_link
 from iomt.qkd_channel.bob import BobSession
-from iomt.qkd_channel.channel import prepare, run_link
+from iomt.qkd_channel.channel import prepare
 from iomt.qkd_channel.config import QkdConfig
 from iomt.qkd_channel.driver import exchange, run_session
 from iomt.qkd_channel.eve import make_eavesdropper

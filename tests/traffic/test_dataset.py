@@ -20,8 +20,8 @@ from iomt.traffic.dataset import (
     FeatureSource,
     FlowTable,
     read_wustl_csv,
-    resolve_dataset,
 )
+from iomt.traffic.fetch import resolve_dataset
 
 # `dataset_path` (tests/conftest.py) and `raw` (tests/traffic/conftest.py) are shared fixtures.
 

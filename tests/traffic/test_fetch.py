@@ -25,7 +25,8 @@ from iomt.traffic.fetch import (
     fetch_dataset,
     verify_dataset,
 )
-from iomt.traffic.synthetic import generate, write_csv
+from iomt.traffic.synthetic import generate
+from iomt.traffic.wustl_csv import write_csv
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

@@ -20,7 +20,8 @@ from iomt.traffic.dataset import (
     read_wustl_csv,
 )
 from iomt.traffic.fidelity import fidelity
-from iomt.traffic.synthetic import DEFAULT_ATTACK_SHARE, RUN_LENGTHS, generate, write_csv
+from iomt.traffic.synthetic import DEFAULT_ATTACK_SHARE, RUN_LENGTHS, generate
+from iomt.traffic.wustl_csv import write_csv
 
 N_ROWS = 16318  # the real file's size
 

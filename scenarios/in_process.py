@@ -1,0 +1,82 @@
+"""Every agent of a run as a task in this process, HMUs training in a shared process pool."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import time
+from concurrent.futures import Executor, ProcessPoolExecutor
+from typing import Any
+
+from iomt.fedlearn.train import warm_up
+from iomt.hmu_agent.runner import HmuAgent, HmuOutcome
+from iomt.scenarios.setups import RunParts, hmu_setup
+from iomt.server_agent.setup import ServerOutcome
+
+log = logging.getLogger(__name__)
+
+
+def training_pool(workers: int | None = None) -> Executor:
+    """Worker processes for the HMUs' local training, one per core.
+
+    Training is Python-heavy (small batches through a small MLP), so threads would
+    serialise on the GIL; processes use every core. Each worker pays torch's import
+    and warm-up once, and the launcher itself never imports torch.
+    """
+    return ProcessPoolExecutor(
+        max_workers=workers or os.cpu_count() or 2,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=warm_up,
+    )
+
+
+def _start_workers(pool: Executor) -> None:
+    """Start (and warm up) every worker before the first round is timed."""
+    workers = getattr(pool, "_max_workers", 1)
+    list(pool.map(time.sleep, [0.05] * workers))
+
+
+async def run_in_process(run: RunParts) -> tuple[ServerOutcome, dict[str, Any]]:
+    scenario, executor = run.scenario, run.executor
+    own_executor = executor is None
+    pool = executor or training_pool()
+    try:
+        await asyncio.to_thread(_start_workers, pool)
+        agents = [
+            HmuAgent(
+                hmu_setup(scenario, run.data, run.run_id, h, run.hmu_kwargs(h), run.enrolment[h]),
+                pool,
+            )
+            for h in scenario.hmu_ids
+        ]
+        hmu_tasks = [asyncio.create_task(a.run(), name=a.setup.hmu_id) for a in agents]
+        try:
+            outcome = await run.server().run()
+        finally:
+            # HMUs leave on the run-complete message; give them a moment, then stop them
+            done, pending = await asyncio.wait(hmu_tasks, timeout=5.0)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        report: dict[str, Any] = {}
+        for task in hmu_tasks:
+            if task.cancelled():
+                report[task.get_name()] = {"state": "cancelled"}
+            elif task.exception() is not None:
+                report[task.get_name()] = {"state": "failed", "error": str(task.exception())}
+            else:
+                result: HmuOutcome = task.result()
+                report[result.hmu_id] = {
+                    "state": "done",
+                    "rounds_trained": result.rounds_trained,
+                    "key_sessions": result.key_sessions,
+                    "rejected": result.rejected,
+                    "failures": result.failures,
+                    "bytes": result.bytes,
+                }
+        return outcome, report
+    finally:
+        if own_executor:
+            pool.shutdown(wait=False, cancel_futures=True)

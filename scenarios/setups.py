@@ -1,0 +1,158 @@
+"""What each agent of a run is given: its setup built from the scenario, the run's shared parts."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from iomt.adversary.mitm import MitmProxy, route_through
+from iomt.broker import BrokerHandle, client_kwargs
+from iomt.fedlearn.model import init_weights
+from iomt.fedlearn.pipeline import build_pipeline
+from iomt.hmu_agent.runner import HmuSetup
+from iomt.monitoring.forwarder import ForwardLimits, MetricsForwarder
+from iomt.monitoring.sink import MetricsSink
+from iomt.qkd_channel.agent import ChannelSetup
+from iomt.scenarios.data_plan import FederatedData
+from iomt.scenarios.schema import Scenario
+from iomt.server_agent.runner import ServerAgent, ServerSetup
+from iomt.wire.topics import SERVER_ID
+
+log = logging.getLogger(__name__)
+
+RoundCallback = Callable[[dict[str, Any]], None]
+
+
+def make_enrolment(hmus: list[str]) -> dict[str, bytes]:
+    """A fresh 256-bit enrolment secret per HMU: it authenticates QKD post-processing."""
+    return {h: secrets.token_bytes(32) for h in hmus}
+
+
+def channel_setup(scenario: Scenario, run_id: str, kwargs: dict[str, Any]) -> ChannelSetup:
+    hmus = scenario.hmu_ids
+    rng = np.random.default_rng([scenario.seed, 0xE5E])
+    return ChannelSetup(
+        run_id=run_id,
+        hmus=hmus,
+        qkd=scenario.qkd,
+        eavesdroppers=scenario.qkd.eavesdroppers_for(hmus, rng),
+        seed=scenario.seed,
+        client_kwargs=kwargs,
+    )
+
+
+def server_setup(
+    scenario: Scenario,
+    data: FederatedData,
+    run_id: str,
+    run_dir: Path,
+    kwargs: dict[str, Any],
+    on_round: RoundCallback | None,
+    enrolment: dict[str, bytes] | None = None,
+    handle: BrokerHandle | None = None,
+    sink: MetricsSink | None = None,
+) -> ServerSetup:
+    forwarder = (
+        MetricsForwarder(run_id, emit=sink.emit, limits=ForwardLimits.from_config(scenario.metrics))
+        if sink is not None
+        else None
+    )
+    return ServerSetup(
+        run_id=run_id,
+        hmus=scenario.hmu_ids,
+        federation=scenario.federation,
+        hidden=scenario.training.hidden,
+        initial_weights=init_weights(data.n_features, scenario.training.hidden, scenario.seed),
+        x_test=data.x_test,
+        y_test=data.y_test,
+        seed=scenario.seed,
+        run_dir=run_dir,
+        client_kwargs=kwargs,
+        on_round=on_round,
+        qkd=scenario.qkd,
+        secrets=enrolment or {},
+        revoke=handle.revoke if handle is not None else None,
+        emit=sink.emit if sink is not None else None,
+        forwarder=forwarder,
+        defence=scenario.defence,
+    )
+
+
+def hmu_setup(
+    scenario: Scenario,
+    data: FederatedData,
+    run_id: str,
+    hmu: str,
+    kwargs: dict[str, Any],
+    secret: bytes | None = None,
+) -> HmuSetup:
+    x, y = data.parts[hmu]
+    return HmuSetup(
+        run_id=run_id,
+        hmu_id=hmu,
+        x=x,
+        y=y,
+        training=scenario.training,
+        seed=scenario.seed,
+        client_kwargs=kwargs,
+        qkd=scenario.qkd,
+        secret=secret,
+        pipeline=build_pipeline(
+            attacks=scenario.attacks,
+            privacy=scenario.privacy,
+            compression=scenario.compression,
+            hmus=scenario.hmu_ids,
+            seed=scenario.seed,
+        ),
+    )
+
+
+def open_sink(scenario: Scenario, run_id: str, run_dir: Path | None) -> MetricsSink:
+    """The run's metrics sink: ``metrics.lp`` in the run directory, and InfluxDB if set."""
+    strategy = scenario.defence.aggregator + ("+qkd" if scenario.qkd.enabled else "")
+    tags = {"run": run_id, "scenario": scenario.name, "strategy": strategy}
+    return MetricsSink.from_config(scenario.metrics, run_dir=run_dir, tags=tags)
+
+
+@dataclass
+class RunParts:
+    """One run's shared parts, handed to whichever shape runs the agents."""
+
+    scenario: Scenario
+    data: FederatedData
+    run_id: str
+    run_dir: Path
+    handle: BrokerHandle
+    sink: MetricsSink
+    on_round: RoundCallback | None = None
+    executor: Executor | None = None
+    enrolment: dict[str, bytes] = field(default_factory=dict)
+    eves: dict[str, MitmProxy] = field(default_factory=dict)
+
+    def server(self) -> ServerAgent:
+        kwargs = client_kwargs(self.handle, SERVER_ID)
+        return ServerAgent(
+            server_setup(
+                self.scenario,
+                self.data,
+                self.run_id,
+                self.run_dir,
+                kwargs,
+                self.on_round,
+                self.enrolment,
+                self.handle,
+                self.sink,
+            )
+        )
+
+    def hmu_kwargs(self, hmu: str) -> dict[str, Any]:
+        """How an HMU reaches the broker: directly, or through Eve where she sits on its path."""
+        kwargs = client_kwargs(self.handle, hmu)
+        return route_through(kwargs, self.eves[hmu]) if hmu in self.eves else kwargs
