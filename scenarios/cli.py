@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from iomt.scenarios.cli_qkd import qkd_app
-from iomt.scenarios.cli_support import DEBUG, fail, guarded
+from iomt.scenarios.cli_support import DEBUGGING, fail, guarded
 from iomt.scenarios.cli_traffic import data_app, traffic_app
 
 app = typer.Typer(
@@ -33,7 +33,7 @@ def _root(
         bool, typer.Option("--verbose", "-v", help="log progress to stderr")
     ] = False,
 ) -> None:
-    DEBUG["on"] = debug
+    DEBUGGING.set(debug)
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(level)  # the run log in the run directory keeps INFO regardless

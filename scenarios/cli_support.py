@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import typer
@@ -11,7 +12,15 @@ import typer
 from iomt.errors import TestbedError
 
 F = TypeVar("F", bound=Callable[..., Any])
-DEBUG = {"on": False}
+
+
+DEBUGGING: ContextVar[bool] = ContextVar("iomt_debugging", default=False)
+"""Whether this invocation asked for ``--debug`` (tracebacks instead of one line); set by
+the root command for the invocation's context, never a module-wide switch."""
+
+
+def debugging() -> bool:
+    return DEBUGGING.get()
 
 
 def fail(message: str, code: int) -> typer.Exit:
@@ -27,7 +36,7 @@ def guarded(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except TestbedError as exc:
-            if DEBUG["on"]:
+            if debugging():
                 raise
             raise fail(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:
@@ -35,7 +44,7 @@ def guarded(fn: F) -> F:
         except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:  # a bug: say so plainly, keep the details for --debug
-            if DEBUG["on"]:
+            if debugging():
                 raise
             raise fail(
                 f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)", 1

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from iomt.scenarios.results import FINAL_FIELDS, ROUND_FIELDS
@@ -79,7 +80,28 @@ def test_cli_run_completes_and_writes_results(tiny: Path, tmp_path: Path) -> Non
     assert (run_dir / "checkpoints" / "global.npz").is_file()
     state = json.loads((run_dir / "checkpoints" / "state.json").read_text())
     assert state["round"] == 2
+    assert state["version"] == 2  # one new global model version per aggregation
+    assert [r["version"] for r in results["rounds"]] == [1, 2]
     assert "accuracy" in proc.stdout
+    check_bytes(results, run_dir)
+
+
+def check_bytes(results: dict, run_dir: Path) -> None:
+    """Only what is used is sent, and bytes are counted where they leave and enter agents:
+    an invitation or an update is the model plus a small header; the round's broadcast
+    carries no weights; each HMU's own count adds up to the server's."""
+    with np.load(run_dir / "checkpoints" / "global.npz") as saved:
+        model = sum(saved[k].nbytes for k in saved.files)
+    header = 2048  # envelope, message and tensor index
+    for record in results["rounds"]:
+        rnd, k = str(record["round"]), len(record["selected"])
+        per_hmu = [results["hmus"][h]["bytes"][rnd] for h in record["selected"]]
+        assert all(model < b["up"] < model + header for b in per_hmu)
+        assert all(model < b["down"] < model + header for b in per_hmu)
+        assert record["bytes_up"] == sum(b["up"] for b in per_hmu)
+        broadcast = record["bytes_down"] - sum(b["down"] for b in per_hmu)
+        assert 0 < broadcast < header  # the round-closed broadcast: version and accuracy only
+        assert record["bytes_down"] < k * (model + header) + header
 
 
 def test_cli_run_with_separate_processes(tiny: Path, tmp_path: Path) -> None:

@@ -51,3 +51,22 @@ def test_decoded_arrays_are_writable_copies():
     out = decode_tensors(specs, body)
     out["w"][0] = 7.0
     assert out["w"][0] == 7.0
+
+
+def test_opaque_bytes_travel_beside_arrays_unread() -> None:
+    from iomt.wire.codec import decode_tensors, encode_tensors
+
+    blob = bytes(range(256)) * 3
+    specs, body = encode_tensors({"w": np.arange(6, dtype=np.float32), "ct": blob, "empty": b""})
+    assert [s.dtype for s in specs] == ["float32", "bytes", "bytes"]
+    out = decode_tensors(specs, body)
+    assert out["ct"] == blob and out["empty"] == b""
+    np.testing.assert_array_equal(out["w"], np.arange(6, dtype=np.float32))
+
+
+def test_opaque_bytes_must_be_one_dimensional() -> None:
+    from iomt.errors import DecodeError
+    from iomt.wire.codec import TensorSpec, decode_tensors
+
+    with pytest.raises(DecodeError, match="one dimension"):
+        decode_tensors([TensorSpec(name="ct", dtype="bytes", shape=(2, 2))], b"abcd")
