@@ -27,12 +27,20 @@ class FederationConfig(Strict):
     online_timeout_s: float = Field(60.0, gt=0, description="wait this long for HMUs")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="stratified held-out split")
     partition: PartitionConfig = PartitionConfig()
+    min_updates: int = Field(
+        1, ge=0, description="a round closing with fewer updates ends the run as not completed"
+    )
 
     @model_validator(mode="after")
     def _k_within_hmus(self) -> FederationConfig:
         if self.clients_per_round > self.hmus:
             raise ValueError(
                 f"clients_per_round ({self.clients_per_round}) exceeds hmus ({self.hmus})"
+            )
+        if self.min_updates > self.clients_per_round:
+            raise ValueError(
+                f"min_updates ({self.min_updates}) exceeds clients_per_round "
+                f"({self.clients_per_round}): no round could ever count"
             )
         return self
 

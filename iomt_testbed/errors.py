@@ -6,6 +6,7 @@
      ├── DataError         (exit 1)   a dataset or capture that is missing or malformed
      ├── BrokerError       (exit 1)   the broker cannot be started, reached or joined
      ├── RunError          (exit 1)   a run that cannot go on (no HMU online, ...)
+     │    └── IncompleteRun (exit 3)  a run that ended without completing (results say why)
      ├── QkdError          (exit 1)   key distribution that cannot run as configured
      ├── StateError        (exit 1)   an agent fed its own state machine an event its
      │                                phase does not take (a bug, never a peer's doing)
@@ -52,6 +53,12 @@ class BrokerError(TestbedError):
 
 class RunError(TestbedError):
     """A run that cannot go on, for example because no HMU came online."""
+
+
+class IncompleteRun(RunError):
+    """A run that ended before its last round or lost a round's updates; its results say why."""
+
+    exit_code = 3
 
 
 class QkdError(TestbedError):

@@ -14,8 +14,9 @@ from typing import Annotated
 
 import typer
 
+from iomt.errors import IncompleteRun
 from iomt.scenarios.cli_qkd import qkd_app
-from iomt.scenarios.cli_support import DEBUGGING, fail, guarded
+from iomt.scenarios.cli_support import DEBUGGING, guarded
 from iomt.scenarios.cli_traffic import data_app, traffic_app
 
 app = typer.Typer(
@@ -92,7 +93,8 @@ def run(
         )
     final_table(output.results, output.run_dir)
     if not output.results["completed"]:
-        raise fail(f"run ended early: {output.results['reason']}", 1)
+        reason = output.results["reason"]
+        raise IncompleteRun(f"run not completed: {reason} (see {output.run_dir / 'results.json'})")
 
 
 @app.command()

@@ -6,8 +6,11 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import threading
 import time
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from iomt.fedlearn.train import warm_up
@@ -18,23 +21,60 @@ from iomt.server_agent.setup import ServerOutcome
 log = logging.getLogger(__name__)
 
 
-def training_pool(workers: int | None = None) -> Executor:
-    """Worker processes for the HMUs' local training, one per core.
+class TrainingPool(Executor):
+    """Worker processes for the HMUs' local training, one per core, replaced when one dies.
 
     Training is Python-heavy (small batches through a small MLP), so threads would
     serialise on the GIL; processes use every core. Each worker pays torch's import
     and warm-up once, and the launcher itself never imports torch.
+
+    A worker that dies (killed, out of memory) breaks its ``ProcessPoolExecutor``: every
+    task in flight fails with ``BrokenProcessPool``, and each HMU records that round as
+    failed with the reason.  The next submission starts a fresh pool, so later rounds
+    train; ``replaced`` counts how often.
     """
-    return ProcessPoolExecutor(
-        max_workers=workers or os.cpu_count() or 2,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=warm_up,
-    )
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or os.cpu_count() or 2
+        self.replaced = 0
+        self._lock = threading.Lock()
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=warm_up,
+        )
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        with self._lock:
+            try:
+                return self._pool.submit(fn, *args, **kwargs)
+            except BrokenProcessPool:
+                log.warning("a training worker died; starting %d new workers", self.workers)
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = self._new_pool()
+                self.replaced += 1
+                return self._pool.submit(fn, *args, **kwargs)
+
+    def worker_pids(self) -> list[int]:
+        """The process ids of the current workers (for the chaos tests)."""
+        return list(getattr(self._pool, "_processes", {}) or {})
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def training_pool(workers: int | None = None) -> TrainingPool:
+    """The HMUs' training workers (see ``TrainingPool``)."""
+    return TrainingPool(workers)
 
 
 def _start_workers(pool: Executor) -> None:
     """Start (and warm up) every worker before the first round is timed."""
-    workers = getattr(pool, "_max_workers", 1)
+    workers = getattr(pool, "workers", None) or getattr(pool, "_max_workers", 1)
     list(pool.map(time.sleep, [0.05] * workers))
 
 
@@ -73,8 +113,8 @@ async def run_in_process(run: RunParts) -> tuple[ServerOutcome, dict[str, Any]]:
                     "rounds_trained": result.rounds_trained,
                     "key_sessions": result.key_sessions,
                     "rejected": result.rejected,
-                    "failures": result.failures,
-                    "bytes": result.bytes,
+                    "failures": {str(r): why for r, why in result.failures.items()},
+                    "bytes": {str(r): counts for r, counts in result.bytes.items()},
                 }
         return outcome, report
     finally:

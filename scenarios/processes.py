@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +30,27 @@ def write_secret_file(path: Path, values: dict[str, str]) -> Path:
     return path
 
 
-def write_credentials(run_dir: Path, handle: BrokerHandle) -> Path:
-    """The agents' passwords for their own processes (owner-only file in the run directory)."""
-    passwords = {k: c.password for k, c in handle.credentials.items()}
-    return write_secret_file(run_dir / "credentials.yaml", passwords)
+def _secrets_dir(directory: Path) -> Path:
+    path = directory / "secrets"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
 
 
-def write_enrolment(run_dir: Path, enrolment: dict[str, bytes]) -> Path:
-    """Each HMU's enrolment secret, hex, for agents' own processes (owner-only)."""
-    return write_secret_file(run_dir / "enrolment.yaml", {h: k.hex() for h, k in enrolment.items()})
+def write_credentials(directory: Path, handle: BrokerHandle, agent: str, *also: str) -> Path:
+    """``secrets/<agent>.credentials.yaml``: the broker password of ``agent`` (and of the
+    agents in ``also`` that it runs beside itself, as the server runs the QKD channel),
+    owner-only.  Each agent's process gets its own file, never anyone else's password."""
+    passwords = {a: handle.credentials[a].password for a in (agent, *also)}
+    return write_secret_file(_secrets_dir(directory) / f"{agent}.credentials.yaml", passwords)
+
+
+def write_enrolment(
+    directory: Path, enrolment: dict[str, bytes], agent: str, hmus: Iterable[str]
+) -> Path:
+    """``secrets/<agent>.enrolment.yaml``: the enrolment secrets (hex) of ``hmus``, owner-only:
+    an HMU gets its own, the server every HMU's."""
+    values = {h: enrolment[h].hex() for h in hmus}
+    return write_secret_file(_secrets_dir(directory) / f"{agent}.enrolment.yaml", values)
 
 
 def agent_command(
@@ -73,8 +86,7 @@ def agent_command(
 async def run_processes(run: RunParts) -> tuple[ServerOutcome, dict[str, Any]]:
     """Each HMU as its own OS process; the server stays here so progress can be shown."""
     run_dir, handle = run.run_dir, run.handle
-    creds = write_credentials(run_dir, handle)
-    enrolment_file = write_enrolment(run_dir, run.enrolment) if run.scenario.qkd.enabled else None
+    qkd = run.scenario.qkd.enabled
     scenario_file = run_dir / "scenario.yaml"
     procs: dict[str, subprocess.Popen[bytes]] = {}
     logs = run_dir / "agents"
@@ -83,10 +95,10 @@ async def run_processes(run: RunParts) -> tuple[ServerOutcome, dict[str, Any]]:
         for hmu in run.scenario.hmu_ids:
             proxy = run.eves.get(hmu)
             url = f"mqtt://{proxy.host}:{proxy.port}" if proxy is not None else None
+            creds = write_credentials(run_dir, handle, hmu)
+            enrolment = write_enrolment(run_dir, run.enrolment, hmu, [hmu]) if qkd else None
             cmd = [
-                *agent_command(
-                    "hmu", scenario_file, run.run_id, handle, creds, enrolment_file, url
-                ),
+                *agent_command("hmu", scenario_file, run.run_id, handle, creds, enrolment, url),
                 "--id",
                 hmu,
             ]

@@ -113,6 +113,7 @@ class RoundCoordinator:
         keys_required: bool = False,
         rekey_rounds: int = 0,
         key_deadline_s: float = 30.0,
+        min_updates: int = 0,
     ) -> None:
         if clients_per_round < 1 or rounds < 1:
             raise ValueError("clients_per_round and rounds must be at least 1")
@@ -126,6 +127,8 @@ class RoundCoordinator:
         self.keys_required = keys_required
         self.rekey_rounds = rekey_rounds
         self.key_deadline_s = key_deadline_s
+        self.min_updates = min_updates
+        """A round closing with fewer updates ends the run, not completed."""
         self.keyed: set[str] = set()
         self._keying_since = 0.0
         self._keying: set[str] = set()
@@ -264,6 +267,13 @@ class RoundCoordinator:
             raise StateError(f"round_done for {event.round}, not {self.current.number}")
         self.completed_rounds = event.round
         self.version += 1
+        received = len(self.current.updates)
+        if received < self.min_updates:
+            return self._finish(
+                False,
+                f"round {event.round} closed with {received} update(s), fewer than "
+                f"federation.min_updates = {self.min_updates}",
+            )
         if event.round >= self.rounds:
             return self._finish(True, f"completed {event.round} rounds")
         return self._next_round(now)

@@ -101,6 +101,7 @@ class ServerAgent:
             keys_required=self.qkd is not None,
             rekey_rounds=self.qkd.rekey_rounds if self.qkd is not None else 0,
             key_deadline_s=fed.round_deadline_s,
+            min_updates=fed.min_updates,
         )
 
     def _tier(self, build: Callable[..., str], *parts: str) -> str:

@@ -67,9 +67,9 @@ async def test_hung_then_killed_hmu_does_not_hang_the_run(tmp_path: Path, datase
     data = prepare_data(scenario)
     procs: dict[str, subprocess.Popen] = {}
     async with start_broker(scenario.broker, tmp_path, run_id, hmus) as handle:
-        creds = write_credentials(tmp_path, handle)
         try:
             for h in hmus:
+                creds = write_credentials(tmp_path, handle, h)
                 cmd = [*agent_command("hmu", scenario_file, run_id, handle, creds), "--id", h]
                 procs[h] = subprocess.Popen(
                     cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

@@ -12,6 +12,7 @@ from iomt.broker import start_broker
 from iomt.scenarios.processes import agent_command, write_credentials, write_enrolment
 from iomt.scenarios.schema import scenario_yaml, validate_scenario
 from iomt.scenarios.setups import make_enrolment
+from iomt.wire.topics import CHANNEL_ID, SERVER_ID
 
 pytestmark = pytest.mark.integration
 
@@ -32,14 +33,22 @@ async def test_standalone_server_and_hmus_key_and_train(tmp_path: Path, dataset_
     scenario_file.write_text(scenario_yaml(scenario))
     hmus = ["hmu-01", "hmu-02"]
     async with start_broker(scenario.broker, tmp_path, "trial-1", hmus) as handle:
-        creds = write_credentials(tmp_path, handle)
-        enrolment = write_enrolment(tmp_path, make_enrolment(hmus))
+        secrets = make_enrolment(hmus)
+        creds = write_credentials(tmp_path, handle, SERVER_ID, CHANNEL_ID)
+        enrolment = write_enrolment(tmp_path, secrets, SERVER_ID, hmus)
         base = agent_command("server", scenario_file, "trial-1", handle, creds, enrolment)
         server = subprocess.Popen([*base, "--out", str(tmp_path / "runs")], stderr=subprocess.PIPE)
         agents = [
             subprocess.Popen(
                 [
-                    *agent_command("hmu", scenario_file, "trial-1", handle, creds, enrolment),
+                    *agent_command(
+                        "hmu",
+                        scenario_file,
+                        "trial-1",
+                        handle,
+                        write_credentials(tmp_path, handle, h),
+                        write_enrolment(tmp_path, secrets, h, [h]),
+                    ),
                     "--id",
                     h,
                 ],
