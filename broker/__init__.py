@@ -30,7 +30,7 @@ _EXPORTS = {
     "MosquittoBroker": "iomt.broker.mosquitto",
     "find_mosquitto": "iomt.broker.mosquitto",
     "client_kwargs": "iomt.broker.client_options",
-    "parse_broker_url": "iomt.broker.external",
+    "parse_broker_url": "iomt.broker.url",
     "free_port": "iomt.broker.ports",
     "start_broker": "iomt.broker.launcher",
 }
@@ -63,8 +63,8 @@ if TYPE_CHECKING:
     from iomt.broker.config import BrokerConfig
     from iomt.broker.credentials import Credentials, make_credentials, mosquitto_hash
     from iomt.broker.embedded import AmqttBroker
-    from iomt.broker.external import parse_broker_url
     from iomt.broker.handle import BrokerHandle
     from iomt.broker.launcher import start_broker
     from iomt.broker.mosquitto import MosquittoBroker, find_mosquitto
     from iomt.broker.ports import free_port
+    from iomt.broker.url import parse_broker_url

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from iomt.broker.url import parse_broker_url
+from iomt.errors import BrokerError
 from iomt.strict import Strict
 
 
@@ -27,3 +29,13 @@ class BrokerConfig(Strict):
     tls: bool = Field(False, description="local broker: also open a TLS listener and use it")
     max_packet_mb: float = Field(16.0, gt=0, le=256)
     persistence: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _url_parses(cls, url: str | None) -> str | None:
+        if url is not None:
+            try:
+                parse_broker_url(url)
+            except BrokerError as exc:
+                raise ValueError(str(exc)) from None
+        return url

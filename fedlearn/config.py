@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -22,9 +22,9 @@ class FederationConfig(Strict):
 
     hmus: int = Field(5, ge=1, le=1000)
     clients_per_round: int = Field(5, ge=1)
-    rounds: int = Field(10, ge=1)
-    round_deadline_s: float = Field(30.0, gt=0, description="a round closes at this age")
-    online_timeout_s: float = Field(60.0, gt=0, description="wait this long for HMUs")
+    rounds: int = Field(10, ge=1, le=100_000)
+    round_deadline_s: float = Field(30.0, gt=0, le=3600, description="a round closes at this age")
+    online_timeout_s: float = Field(60.0, gt=0, le=3600, description="wait this long for HMUs")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="stratified held-out split")
     partition: PartitionConfig = PartitionConfig()
     min_updates: int = Field(
@@ -48,7 +48,9 @@ class FederationConfig(Strict):
 class TrainingConfig(Strict):
     """Local training of the IDS MLP at each HMU."""
 
-    hidden: tuple[int, ...] = (64, 64)
+    hidden: tuple[Annotated[int, Field(ge=1, le=4096)], ...] = Field(
+        (64, 64), min_length=1, max_length=16
+    )
     # Defaults tuned for K = 20 iid HMUs, 30 rounds, on the 34 non-identifier features
     # (bench/quality.py --ablation; plain z-scores, fedlearn.scaling): 8 epochs of
     # Adam at 5e-3 in batches of 64, class weights ~ 1/sqrt(n_c), and each HMU keeping
@@ -56,12 +58,12 @@ class TrainingConfig(Strict):
     # 0-4), where FedAvg's 2 epochs at 1e-3 in batches of 32 plateau at 0.930 / 0.790.
     # Fully balanced class weights overshoot (accuracy 0.85 at 0.5); 16 epochs or 60
     # rounds add under 0.01.
-    epochs: int = Field(8, ge=1)
-    batch_size: int = Field(64, ge=1)
+    epochs: int = Field(8, ge=1, le=10_000)
+    batch_size: int = Field(64, ge=1, le=1_000_000)
     learning_rate: float = Field(5e-3, gt=0)
     optimizer: Literal["adam", "sgd"] = "adam"
     keep_optimiser_state: bool = Field(
         True, description="an HMU carries its optimiser's moments from round to round"
     )
     class_weight: Literal["none", "sqrt", "balanced"] = "sqrt"
-    threads: int = Field(1, ge=1, description="torch threads per trainer")
+    threads: int = Field(1, ge=1, le=256, description="torch threads per trainer")

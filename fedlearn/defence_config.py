@@ -97,10 +97,10 @@ class AttackSchedule(Strict):
     at once.  Rounds count from 1, as the server numbers them.
     """
 
-    start_round: int = Field(1, ge=1)
+    start_round: int = Field(1, ge=1, le=100_000)
     share_start: float = Field(0.1, ge=0, le=1)
     share_end: float | None = Field(None, ge=0, le=1)
-    ramp_rounds: int = Field(0, ge=0)
+    ramp_rounds: int = Field(0, ge=0, le=100_000)
 
     @property
     def final_share(self) -> float:

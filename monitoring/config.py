@@ -53,13 +53,19 @@ class MetricsConfig(Strict):
     flush_interval_ms: int = Field(
         1000, ge=10, le=60_000, description="longest a point waits in memory"
     )
-    buffer_points: int = Field(50_000, ge=100, description="points waiting for InfluxDB, at most")
+    buffer_points: int = Field(
+        50_000, ge=100, le=10_000_000, description="points waiting for InfluxDB, at most"
+    )
     retries: int = Field(3, ge=0, le=20, description="retries of a failed write request")
-    retry_interval_ms: int = Field(1000, ge=10, description="first retry delay, doubled each time")
-    max_retry_time_ms: int = Field(10_000, ge=100, description="give a request up after this")
+    retry_interval_ms: int = Field(
+        1000, ge=10, le=60_000, description="first retry delay, doubled each time"
+    )
+    max_retry_time_ms: int = Field(
+        10_000, ge=100, le=600_000, description="give a request up after this"
+    )
     close_timeout_s: float = Field(5.0, gt=0, le=300, description="wait this long at exit")
     resources_interval_s: float = Field(
-        5.0, ge=0, description="CPU/RSS sampling period per agent process; 0 disables"
+        5.0, ge=0, le=3600, description="CPU/RSS sampling period per agent process; 0 disables"
     )
     broker_stats: bool = Field(True, description="record the broker's $SYS counters")
     hmu_transport: Literal["direct", "mqtt"] = Field(

@@ -15,6 +15,7 @@ from iomt.qkd_channel.eve import Eavesdropper, make_eavesdropper
 from iomt.qkd_channel.link import LinkParams, honest_rates
 from iomt.qkd_channel.verification import VERIFY_BITS
 from iomt.strict import Strict
+from iomt.wire.messages import MAX_QUBITS
 from iomt.wire.topics import check_part
 
 EveModel = Literal["intercept-resend", "intercept-resend-b92", "helstrom", "usd"]
@@ -48,12 +49,15 @@ class QkdConfig(Strict):
 
     enabled: bool = False
     backend: Literal["numpy", "qiskit"] = "numpy"
-    qubits: int = Field(2**18, ge=64, le=2**30, description="qubits sent per session")
+    qubits: int = Field(2**18, ge=64, le=MAX_QUBITS, description="qubits sent per session")
     target_key_bits: int | None = Field(
-        None, ge=64, description="if set, send enough qubits for this many final key bits"
+        None,
+        ge=64,
+        le=1 << 20,
+        description="if set, send enough qubits for this many final key bits",
     )
-    fibre_km: float = Field(10.0, ge=0)
-    db_per_km: float = Field(0.2, ge=0)
+    fibre_km: float = Field(10.0, ge=0, le=1000)
+    db_per_km: float = Field(0.2, ge=0, le=10)
     detector_efficiency: float = Field(0.9, gt=0, le=1)
     dark_count_prob: float = Field(1e-6, ge=0, lt=1)
     depolarising: float = Field(0.01, ge=0, le=1)
@@ -64,8 +68,12 @@ class QkdConfig(Strict):
         1 - 1e-6, gt=0.5, lt=1, description="of the QBER bound and of the rate bands"
     )
     sample_fraction: float = Field(0.1, gt=0, lt=1, description="sifted bits disclosed")
-    min_key_bits: int = Field(256, ge=8, description="shorter final keys abort the session")
-    rekey_rounds: int = Field(10, ge=0, description="fresh QKD session every N rounds; 0 never")
+    min_key_bits: int = Field(
+        256, ge=8, le=1 << 24, description="shorter final keys abort the session"
+    )
+    rekey_rounds: int = Field(
+        10, ge=0, le=100_000, description="fresh QKD session every N rounds; 0 never"
+    )
     cipher: Literal["aes-gcm", "otp"] = "aes-gcm"
     eavesdroppers: list[EavesdropperConfig] = []
 
@@ -94,7 +102,7 @@ class QkdConfig(Strict):
                 f"{self.qber_threshold}: no number of qubits yields a key"
             )
         n = 4096
-        while n <= 2**30:
+        while n <= MAX_QUBITS:
             sifted = n * rates.conclusive
             sample = max(1, round(self.sample_fraction * sifted))
             rest = sifted - sample

@@ -21,6 +21,7 @@ from iomt.fedlearn.defence_config import (
 )
 from iomt.monitoring.config import MetricsConfig
 from iomt.qkd_channel.config import QkdConfig
+from iomt.scenarios.yaml_guard import check_finite, load_guarded
 from iomt.strict import Strict
 from iomt.traffic.config import DataConfig, TrafficConfig
 from iomt.wire import topics
@@ -65,19 +66,13 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
         raise ScenarioError(f"{path}: no such scenario file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(f"{path}: cannot read: {exc}") from None
-    try:
-        raw = yaml.safe_load(text)
-        lines = _line_index(yaml.compose(text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ScenarioError(f"{path}:{where} is not valid YAML: {problem}") from None
+    raw, root = load_guarded(text, str(path))
     if not isinstance(raw, dict):
         raise ScenarioError(f"{path}: a scenario is a YAML mapping with at least 'name'")
     for item in overrides:
         apply_override(raw, item)
-    return validate_scenario(raw, source=str(path), lines=lines)
+    check_finite(raw, str(path))  # an override may bring .inf too
+    return validate_scenario(raw, source=str(path), lines=_line_index(root))
 
 
 def validate_scenario(
@@ -101,7 +96,31 @@ def validate_scenario(
         count = f"{len(problems)} errors: " if len(problems) > 1 else ""
         raise ScenarioError(f"{source}: {count}{'; '.join(problems)}") from None
     _check_cross_references(scenario, source)
+    _check_named_files(scenario, source)
     return scenario
+
+
+def _check_named_files(scenario: Scenario, source: str) -> None:
+    """Files and folders the scenario names must be there: a run must not find out late."""
+    named = [
+        ("data.dataset", scenario.data.dataset, "file", "the WUSTL-EHMS-2020 CSV"),
+        ("broker.credentials_file", scenario.broker.credentials_file, "file", "{agent: password}"),
+        ("broker.ca_file", scenario.broker.ca_file, "file", "the CA certificate"),
+        ("traffic.truth", scenario.traffic.truth, "file", "the replay's .flows.jsonl"),
+        ("metrics.influx.token_file", scenario.metrics.influx.token_file, "file", "the token"),
+    ]
+    if scenario.traffic.source == "pcap":
+        named.append(("traffic.pcap_dir", scenario.traffic.pcap_dir, "dir", "the captures"))
+    for key, value, kind, what in named:
+        if value is None:
+            continue
+        path = Path(value).expanduser()
+        ok = path.is_file() if kind == "file" else path.is_dir()
+        if not ok:
+            raise ScenarioError(
+                f"{source}: {key}: no {'file' if kind == 'file' else 'folder'} at {path}; "
+                f"point it at {what} or remove the key"
+            )
 
 
 def _check_cross_references(scenario: Scenario, source: str) -> None:

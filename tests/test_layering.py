@@ -11,6 +11,8 @@ CORES = [
     "iomt.wire.messages",
     "iomt.wire.frame",
     "iomt.wire.topics",
+    "iomt.broker.url",
+    "iomt.scenarios.yaml_guard",
     "iomt.server_agent.coordinator",
     "iomt.hmu_agent.session",
     "iomt.fedlearn.partition",

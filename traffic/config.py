@@ -45,5 +45,7 @@ class TrafficConfig(Strict):
     cache_dir: str | None = Field(None, description="default: $XDG_CACHE_HOME/iomt-testbed")
     pcap_dir: str | None = None
     iface: str | None = Field(None, description="live: the interface the HMU captures on")
-    capture_s: float = Field(60.0, gt=0, description="live: seconds of traffic to capture")
+    capture_s: float = Field(
+        60.0, gt=0, le=86_400, description="live: seconds of traffic to capture"
+    )
     truth: str | None = Field(None, description="live: sidecar (.flows.jsonl) of the replay")

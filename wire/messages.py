@@ -19,6 +19,9 @@ class Status(Strict):
     samples: int = Field(0, ge=0)
 
 
+MAX_QUBITS = 2**26
+"""Most qubits one B92 session may use: its arrays stay within a few hundred MB."""
+
 StepKind = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
 """The kind of one wire step of the update pipeline (``iomt.fedlearn.pipeline``)."""
 
@@ -64,7 +67,7 @@ class KeyRequest(Strict):
 
     type: Literal["key-request"] = "key-request"
     session_id: str = Field(pattern=r"^[0-9a-f]{16,64}$")
-    qubits: int = Field(ge=64, le=2**30)
+    qubits: int = Field(ge=64, le=MAX_QUBITS)
 
 
 class QubitBatch(Strict):
@@ -72,7 +75,7 @@ class QubitBatch(Strict):
 
     type: Literal["qubits"] = "qubits"
     session_id: str = Field(pattern=r"^[0-9a-f]{16,64}$")
-    qubits: int = Field(ge=64, le=2**30)
+    qubits: int = Field(ge=64, le=MAX_QUBITS)
     tensors: list[TensorSpec]
 
 
@@ -84,7 +87,7 @@ class DetectionRecord(Strict):
 
     type: Literal["detections"] = "detections"
     session_id: str = Field(pattern=r"^[0-9a-f]{16,64}$")
-    qubits: int = Field(ge=64, le=2**30)
+    qubits: int = Field(ge=64, le=MAX_QUBITS)
     tensors: list[TensorSpec]
 
 

@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from iomt.broker import BrokerConfig, BrokerHandle, parse_broker_url, start_broker
-from iomt.broker.external import BrokerUrl, load_credentials_file
+from iomt.broker.external import load_credentials_file
 from iomt.broker.ports import free_port
+from iomt.broker.url import BrokerUrl
 from iomt.errors import BrokerError
 from iomt.wire import topics
 from tests.broker.mqtt_probe import Probe
