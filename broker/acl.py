@@ -130,6 +130,7 @@ def tier_rules(
         own = [
             AclRule("read", topics.inbox(run_id, member, aggregator)),
             AclRule("read", glob),
+            AclRule("read", topics.status(run_id, aggregator)),  # its last will, too
         ]
         if member not in cut:
             own.insert(0, AclRule("write", topics.update(run_id, member, aggregator)))

@@ -42,6 +42,7 @@ from iomt.broker.mosquitto_conf import (
 )
 from iomt.broker.ports import accepts_connections, free_port
 from iomt.errors import BrokerError
+from iomt.orphans import reap_with_me
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +268,7 @@ class MosquittoBroker:
         )
         with _live_lock:
             _live[self._proc.pid] = self._proc
+        reap_with_me(self._proc.pid)  # even a SIGKILLed launcher leaves no broker behind
         log.debug(
             "started %s (pid %d) on %s:%d", self.binary, self._proc.pid, self.host, self._port
         )

@@ -27,6 +27,9 @@ class FederationConfig(Strict):
     online_timeout_s: float = Field(60.0, gt=0, le=3600, description="wait this long for HMUs")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="stratified held-out split")
     partition: PartitionConfig = PartitionConfig()
+    server_gone_s: float = Field(
+        60.0, gt=0, le=86_400, description="an HMU leaves when its server is offline this long"
+    )
     min_updates: int = Field(
         1, ge=0, description="a round closing with fewer updates ends the run as not completed"
     )

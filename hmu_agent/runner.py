@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections import Counter, defaultdict
 from concurrent.futures import BrokenExecutor, Executor
 from dataclasses import dataclass, field
@@ -66,6 +67,8 @@ class HmuSetup:
     """What happens to each update after training (``iomt.fedlearn.pipeline``)."""
     aggregator: str = topics.SERVER_ID
     """The aggregator of this HMU's tier: its server, or its fog node."""
+    server_gone_s: float = 60.0
+    """Leave when the aggregator's status has said offline (its last will) this long."""
     metrics: MetricsSink | None = None
     """Where this HMU's own metrics go; None when the server records them for it."""
     publisher: MqttMetricsPublisher | None = None
@@ -109,6 +112,7 @@ class HmuAgent:
         self._bytes: defaultdict[int, dict[str, int]] = defaultdict(lambda: {"up": 0, "down": 0})
         self._versions: dict[int, int] = {}  # round -> version of the model it was invited with
         self.failures: dict[int, str] = {}  # round -> why no update was sent
+        self._server_gone_at: float | None = None
 
     def _tier(self, build: Any) -> str:
         s = self.setup
@@ -120,7 +124,9 @@ class HmuAgent:
         async with Bus(s.client_kwargs, will=(status_topic, self._status("offline"))) as bus:
             self.bus = bus
             global_topic = topics.global_model(s.run_id, s.aggregator)
-            await bus.subscribe(self._tier(topics.inbox), global_topic)
+            await bus.subscribe(
+                self._tier(topics.inbox), global_topic, topics.status(s.run_id, s.aggregator)
+            )
             if self.qkd is not None:
                 assert s.secret is not None
                 seed = [s.seed, round_seed(s.seed, s.hmu_id, 0)]
@@ -152,11 +158,21 @@ class HmuAgent:
         )
 
     async def _loop(self, bus: Bus) -> str:
-        key_topic = topics.classical(self.setup.run_id, self.setup.hmu_id, "server")
+        s = self.setup
+        key_topic = topics.classical(s.run_id, s.hmu_id, "server")
+        server_status = topics.status(s.run_id, s.aggregator)
         while True:
-            delivery = await bus.receive()
-            assert delivery is not None
+            gone = self._server_gone_at
+            wait = None if gone is None else max(0.0, gone + s.server_gone_s - time.monotonic())
+            delivery = await bus.receive(timeout=wait)
+            if delivery is None:
+                return (
+                    f"{s.aggregator} offline for {s.server_gone_s:g} s (federation.server_gone_s)"
+                )
             try:
+                if delivery.topic == server_status:
+                    self._on_server_status(delivery.payload)
+                    continue
                 if delivery.topic == key_topic:
                     if self.keying is None:
                         raise ProtocolViolation("post-processing frame on a link without QKD")
@@ -170,6 +186,18 @@ class HmuAgent:
                 log.warning(
                     "%s: rejected message on %s: %s", self.setup.hmu_id, delivery.topic, exc
                 )
+
+    def _on_server_status(self, payload: bytes) -> None:
+        """The aggregator's presence: its last will starts the clock, coming back stops it."""
+        frame = decode_frame(payload)
+        env, message = frame.envelope, frame.message
+        if env.sender != self.setup.aggregator or not isinstance(message, Status):
+            raise ProtocolViolation(f"{env.sender!r} wrote on the server's status topic")
+        if message.state == "online":
+            self._server_gone_at = None
+        elif self._server_gone_at is None:
+            log.warning("%s: %s went offline", self.setup.hmu_id, self.setup.aggregator)
+            self._server_gone_at = time.monotonic()
 
     async def _on_delivery(self, delivery: Delivery) -> list[Any]:
         s = self.setup

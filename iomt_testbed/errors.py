@@ -8,6 +8,7 @@
      ├── RunError          (exit 1)   a run that cannot go on (no HMU online, ...)
      │    └── IncompleteRun (exit 3)  a run that ended without completing (results say why)
      ├── QkdError          (exit 1)   key distribution that cannot run as configured
+     ├── EnvironmentProblem (exit 4)  the machine: a directory that is unwritable or full
      ├── StateError        (exit 1)   an agent fed its own state machine an event its
      │                                phase does not take (a bug, never a peer's doing)
      └── PeerError         (never fatal) a peer sent something we refuse
@@ -63,6 +64,12 @@ class IncompleteRun(RunError):
 
 class QkdError(TestbedError):
     """Key distribution that cannot run with the given parameters."""
+
+
+class EnvironmentProblem(TestbedError):
+    """The machine refuses: a directory that cannot be created or written, a full disk."""
+
+    exit_code = 4
 
 
 class StateError(TestbedError):

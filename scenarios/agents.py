@@ -25,9 +25,9 @@ from iomt.monitoring.resources import ResourceSampler
 from iomt.monitoring.sink import MetricsSink
 from iomt.qkd_channel.agent import ChannelAgent
 from iomt.scenarios.data_plan import cache_dir, capture_share, prepare_data
-from iomt.scenarios.launcher import run_log, single_threaded_blas, stop_channel
+from iomt.scenarios.launcher import prepare_run_dir, run_log, single_threaded_blas, stop_channel
 from iomt.scenarios.results import build_results, write_results
-from iomt.scenarios.schema import Scenario, scenario_yaml
+from iomt.scenarios.schema import Scenario
 from iomt.scenarios.setups import channel_setup, hmu_setup, open_sink, server_setup
 from iomt.server_agent.runner import ServerAgent
 from iomt.wire import topics
@@ -91,9 +91,7 @@ async def run_server_alone(
     handle = _handle(scenario, url, creds, ca)
     rid = _run_id(scenario, run_id)
     data = await asyncio.to_thread(prepare_data, scenario)
-    run_dir = out_root / rid
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "scenario.yaml").write_text(scenario_yaml(scenario))
+    run_dir = prepare_run_dir(scenario, out_root, rid)
     channel = None
     if scenario.qkd.enabled:
         if topics.CHANNEL_ID not in handle.credentials:

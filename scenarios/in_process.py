@@ -15,6 +15,7 @@ from typing import Any
 
 from iomt.fedlearn.train import warm_up
 from iomt.hmu_agent.runner import HmuAgent, HmuOutcome
+from iomt.orphans import reap_with_me
 from iomt.scenarios.setups import RunParts, hmu_setup
 from iomt.server_agent.setup import ServerOutcome
 
@@ -37,6 +38,7 @@ class TrainingPool(Executor):
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers or os.cpu_count() or 2
         self.replaced = 0
+        self._watched: set[int] = set()
         self._lock = threading.Lock()
         self._pool = self._new_pool()
 
@@ -50,13 +52,22 @@ class TrainingPool(Executor):
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         with self._lock:
             try:
-                return self._pool.submit(fn, *args, **kwargs)
+                future = self._pool.submit(fn, *args, **kwargs)
             except BrokenProcessPool:
                 log.warning("a training worker died; starting %d new workers", self.workers)
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = self._new_pool()
                 self.replaced += 1
-                return self._pool.submit(fn, *args, **kwargs)
+                future = self._pool.submit(fn, *args, **kwargs)
+            self._watch_workers()
+            return future
+
+    def _watch_workers(self) -> None:
+        """New workers (they start on submission) die with this process, whatever kills it."""
+        for pid in self.worker_pids():
+            if pid not in self._watched:
+                self._watched.add(pid)
+                reap_with_me(pid)
 
     def worker_pids(self) -> list[int]:
         """The process ids of the current workers (for the chaos tests)."""

@@ -24,6 +24,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from iomt.adversary.mitm import start_eves
+from iomt.atomic import new_run_dir, write_text_atomically
 from iomt.broker import client_kwargs, start_broker
 from iomt.errors import UsageError
 from iomt.monitoring.resources import ResourceSampler
@@ -79,9 +80,9 @@ def run_log(run_dir: Path) -> Iterator[None]:
 
 
 def prepare_run_dir(scenario: Scenario, out_root: Path, run_id: str) -> Path:
-    run_dir = out_root / run_id
-    run_dir.mkdir(parents=True, exist_ok=False)
-    (run_dir / "scenario.yaml").write_text(scenario_yaml(scenario))
+    """A new run directory holding the resolved scenario."""
+    run_dir = new_run_dir(out_root, run_id)
+    write_text_atomically(run_dir / "scenario.yaml", scenario_yaml(scenario))
     return run_dir
 
 

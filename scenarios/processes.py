@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from iomt.broker import BrokerHandle
+from iomt.orphans import reap_with_me
 from iomt.scenarios.setups import RunParts
 from iomt.server_agent.setup import ServerOutcome
 
@@ -104,6 +105,7 @@ async def run_processes(run: RunParts) -> tuple[ServerOutcome, dict[str, Any]]:
             ]
             with (logs / f"{hmu}.log").open("wb") as out:
                 procs[hmu] = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+            reap_with_me(procs[hmu].pid)
         outcome = await run.server().run()
         deadline = time.monotonic() + 15.0
         report: dict[str, Any] = {}

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from iomt.atomic import write_text_atomically
 from iomt.fedlearn.updates import parameter_count
 from iomt.scenarios.accounting import mark_attackers, poisoning, privacy
 
@@ -48,11 +48,8 @@ def write_results(run_dir: Path, results: dict[str, Any]) -> Path:
     missing = [k for k in ("scenario", "seed", "broker", "rounds", "final") if k not in results]
     if missing:
         raise ValueError(f"results lack {', '.join(missing)}")
-    path = run_dir / RESULTS_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2, default=_plain) + "\n")
-    os.replace(tmp, path)
-    return path
+    text = json.dumps(results, indent=2, default=_plain) + "\n"
+    return write_text_atomically(run_dir / RESULTS_FILE, text)
 
 
 def read_results(run_dir: Path) -> dict[str, Any]:

@@ -104,6 +104,7 @@ def hmu_setup(
         client_kwargs=kwargs,
         qkd=scenario.qkd,
         secret=secret,
+        server_gone_s=scenario.federation.server_gone_s,
         pipeline=build_pipeline(
             attacks=scenario.attacks,
             privacy=scenario.privacy,

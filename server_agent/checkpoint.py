@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from iomt.atomic import write_atomically, write_text_atomically
+from iomt.errors import EnvironmentProblem
 from iomt.fedlearn.model import Weights
 
 
 def write_checkpoint(
     run_dir: Path, run_id: str, weights: Weights, version: int, rounds: list[dict[str, Any]]
 ) -> None:
-    """``checkpoints/global.npz`` and ``checkpoints/state.json``; a crash leaves the old pair."""
+    """``checkpoints/global.npz`` and ``checkpoints/state.json``, each written whole; a full
+    disk raises ``EnvironmentProblem`` and leaves the previous pair and no temporary file."""
     ckpt = run_dir / "checkpoints"
-    ckpt.mkdir(parents=True, exist_ok=True)
-    tmp = ckpt / "global.npz.tmp"
-    with tmp.open("wb") as fh:
-        np.savez(fh, **weights)
-    os.replace(tmp, ckpt / "global.npz")
+    try:
+        ckpt.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot create {ckpt}: {exc.strerror or exc}") from None
+    write_atomically(ckpt / "global.npz", lambda fh: np.savez(fh, **weights))
     last = rounds[-1]["round"] if rounds else 0
     state = {"run_id": run_id, "round": last, "version": version, "rounds": rounds}
-    tmp_state = ckpt / "state.json.tmp"
-    tmp_state.write_text(json.dumps(state, indent=1))
-    os.replace(tmp_state, ckpt / "state.json")
+    write_text_atomically(ckpt / "state.json", json.dumps(state, indent=1))

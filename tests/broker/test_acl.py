@@ -67,6 +67,7 @@ def test_hmu_reads_only_its_inbox_global_and_server_classical(
         topics.inbox(RUN, "hmu-01"),
         topics.global_model(RUN),
         topics.classical(RUN, "hmu-01", "server"),
+        topics.status(RUN, topics.SERVER_ID),  # the server's last will: an HMU waits, then leaves
     }
     for topic in readable:
         assert can_read(own, topic), topic
@@ -74,7 +75,7 @@ def test_hmu_reads_only_its_inbox_global_and_server_classical(
         topics.inbox(RUN, "hmu-02"),
         topics.update(RUN, "hmu-02"),
         topics.update(RUN, "hmu-01"),
-        topics.status(RUN, topics.SERVER_ID),
+        topics.status(RUN, "hmu-02"),
         topics.classical(RUN, "hmu-02", "server"),
         topics.quantum(RUN, "hmu-01", "rx"),
         topics.global_model("other-run"),

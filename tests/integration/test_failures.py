@@ -152,3 +152,30 @@ async def test_garbage_and_forged_updates_are_counted_not_fatal(tmp_path: Path, 
     (record,) = outcome.rounds
     assert record["received"] == ["hmu-01"] and record["timed_out"]
     assert outcome.rejected == {"DecodeError": 2, "ProtocolViolation": 1}
+
+
+async def test_an_hmu_leaves_when_its_server_stays_offline(tmp_path: Path, dataset_path: Path):
+    scenario = scenario_for(dataset_path, server_gone_s=1.0)
+    run_id = "server-gone"
+    data = prepare_data(scenario)
+    async with start_broker(scenario.broker, tmp_path, run_id, scenario.hmu_ids) as handle:
+        setup = hmu_setup(scenario, data, run_id, "hmu-01", client_kwargs(handle, "hmu-01"))
+        hmu = asyncio.create_task(HmuAgent(setup).run())
+        await wait_online(handle, run_id, {"hmu-01"})
+        topic = topics.status(run_id, topics.SERVER_ID)
+
+        def status(state: str) -> bytes:
+            env = new_envelope(run_id, 0, topics.SERVER_ID, "*", "status", **stamp())
+            return encode_frame(env, Status(role="server", state=state))
+
+        async with aiomqtt.Client(**client_kwargs(handle, topics.SERVER_ID)) as server:
+            await server.publish(topic, status("offline"), qos=1, retain=True)  # its last will
+            await asyncio.sleep(0.4)
+            await server.publish(topic, status("online"), qos=1, retain=True)  # back in time
+            await asyncio.sleep(1.2)
+            assert not hmu.done()  # the clock stopped when the server came back
+            await server.publish(topic, status("offline"), qos=1, retain=True)
+            started = time.monotonic()
+            outcome = await asyncio.wait_for(hmu, timeout=10)
+        assert "server offline for 1 s" in outcome.reason
+        assert 0.8 < time.monotonic() - started < 5.0
