@@ -29,6 +29,9 @@ class BrokerConfig(Strict):
     tls: bool = Field(False, description="local broker: also open a TLS listener and use it")
     max_packet_mb: float = Field(16.0, gt=0, le=256)
     persistence: bool = True
+    reconnect_s: float = Field(
+        30.0, ge=0, le=3600, description="agents reconnect this long to a lost broker; 0: never"
+    )
 
     @field_validator("url")
     @classmethod

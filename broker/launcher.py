@@ -18,6 +18,18 @@ from iomt.errors import BrokerError
 log = logging.getLogger(__name__)
 
 
+async def _keep_alive(mosquitto: MosquittoBroker, every_s: float = 0.1) -> None:
+    """Restart the run's own Mosquitto whenever it dies; agents reconnect to it."""
+    while True:
+        await asyncio.sleep(every_s)
+        if mosquitto.died():
+            try:
+                await mosquitto.restart_async()
+            except BrokerError as exc:  # the agents give up after broker.reconnect_s
+                log.error("cannot restart the broker: %s", exc)
+                return
+
+
 @asynccontextmanager
 async def start_broker(
     config: BrokerConfig, run_dir: Path, run_id: str, hmu_ids: Sequence[str]
@@ -43,9 +55,15 @@ async def start_broker(
             kind = "amqtt"
     if kind == "mosquitto":
         mosquitto = MosquittoBroker(config, run_dir, run_id, hmu_ids)
+        watchdog = None
         try:
-            yield await mosquitto.start_async()
+            handle = await mosquitto.start_async()
+            watchdog = asyncio.create_task(_keep_alive(mosquitto), name="broker-watchdog")
+            yield handle
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
+                await asyncio.gather(watchdog, return_exceptions=True)
             mosquitto.stop()
         return
     if kind != "amqtt":

@@ -9,13 +9,13 @@ Without root nothing changes hands: the broker runs as the caller.
 The broker's stderr (its only log destination) goes to ``<run_dir>/broker/mosquitto.log``
 so that a failure can be reported with the tail of the log.  A broker is stopped with
 SIGTERM (Mosquitto then saves its persistence file), then SIGKILL after a grace period;
-any broker still alive when the interpreter exits is killed by an ``atexit`` hook.
+a broker still alive when the interpreter exits, or when the process is killed, is ended
+by the reaper (``iomt.orphans``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import logging
 import os
 import shutil
@@ -52,23 +52,6 @@ _RELOAD_MARK = "Reloading config."
 _PORT_TAKEN = "Address already in use"
 _START_ATTEMPTS = 3
 _POLL_S = 0.02
-
-_live: dict[int, subprocess.Popen[bytes]] = {}
-_live_lock = threading.Lock()
-
-
-def _kill_leftovers() -> None:
-    with _live_lock:
-        procs = list(_live.values())
-        _live.clear()
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
-atexit.register(_kill_leftovers)
-
 
 def find_mosquitto() -> str | None:
     """Path of the ``mosquitto`` binary on PATH or in the usual sbin directories."""
@@ -159,12 +142,28 @@ class MosquittoBroker:
         with self._lock:
             try:
                 self._launch_first()
-                while not self._ready():
-                    await asyncio.sleep(_POLL_S)
+                await self._until_ready()
             except BaseException:
                 self.stop()
                 raise
             return self._started()
+
+    def died(self) -> bool:
+        """Whether the started broker has exited without being stopped."""
+        return self._handle is not None and self._proc is not None and self._proc.poll() is not None
+
+    async def restart_async(self) -> None:
+        """Start Mosquitto again on the same port(s), from the same files and persistence."""
+        with self._lock:
+            log.warning("Mosquitto exited; restarting it on port %d", self._port)
+            self._deadline = time.monotonic() + self.startup_timeout_s
+            self._attempt = _START_ATTEMPTS - 1  # the port is ours: no retry elsewhere
+            self._launch(same_ports=True)
+            await self._until_ready()
+
+    async def _until_ready(self) -> None:
+        while not self._ready():
+            await asyncio.sleep(_POLL_S)
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after ``stop_timeout_s``; never leaves the process behind."""
@@ -223,14 +222,15 @@ class MosquittoBroker:
         self._attempt = 0
         self._launch()
 
-    def _launch(self) -> None:
+    def _launch(self, *, same_ports: bool = False) -> None:
         assert self._files is not None and self.binary is not None
         self._attempt += 1
         try:
-            self._port = free_port(self.host)
-            self._tls_port = free_port(self.host) if self.config.tls else None
-            while self._tls_port == self._port:
-                self._tls_port = free_port(self.host)
+            if not same_ports:
+                self._port = free_port(self.host)
+                self._tls_port = free_port(self.host) if self.config.tls else None
+                while self._tls_port == self._port:
+                    self._tls_port = free_port(self.host)
         except OSError as exc:
             raise BrokerError(f"cannot listen on {self.host}: {exc.strerror}") from exc
         account = service_account()
@@ -266,8 +266,6 @@ class MosquittoBroker:
             stderr=subprocess.STDOUT,
             close_fds=True,
         )
-        with _live_lock:
-            _live[self._proc.pid] = self._proc
         reap_with_me(self._proc.pid)  # even a SIGKILLed launcher leaves no broker behind
         log.debug(
             "started %s (pid %d) on %s:%d", self.binary, self._proc.pid, self.host, self._port
@@ -287,7 +285,6 @@ class MosquittoBroker:
         text = self._log_text(self._log_offset)
         if self._proc.poll() is not None:
             code = self._proc.returncode
-            self._forget()
             if _PORT_TAKEN in text and self._attempt < _START_ATTEMPTS:
                 log.info("port %d was taken before Mosquitto bound it; retrying", self._port)
                 self._launch()
@@ -328,11 +325,6 @@ class MosquittoBroker:
 
     # -- stop ------------------------------------------------------------------------
 
-    def _forget(self) -> None:
-        if self._proc is not None:
-            with _live_lock:
-                _live.pop(self._proc.pid, None)
-
     def _terminate(self) -> None:
         proc = self._proc
         if proc is None:
@@ -350,7 +342,6 @@ class MosquittoBroker:
             if proc.poll() is None:  # interrupted while waiting: still never leave it behind
                 proc.kill()
                 proc.wait()
-            self._forget()
             self._proc = None
         if proc.returncode not in (0, -signal.SIGKILL):
             log.warning("Mosquitto exited with code %s (log: %s)", proc.returncode, self.log_file)

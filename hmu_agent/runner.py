@@ -27,7 +27,7 @@ from iomt.fedlearn.pipeline import UpdatePipeline
 from iomt.fedlearn.train import OptimiserState
 from iomt.hmu_agent.keying import HmuKeying
 from iomt.hmu_agent.local_update import LocalUpdate, local_update
-from iomt.hmu_agent.session import HmuSession, SendUpdate, StartTraining, Stop
+from iomt.hmu_agent.session import HmuSession, ResendUpdate, SendUpdate, StartTraining, Stop
 from iomt.monitoring import measurements
 from iomt.monitoring.publisher import MqttMetricsPublisher
 from iomt.monitoring.sink import MetricsSink
@@ -67,6 +67,8 @@ class HmuSetup:
     """What happens to each update after training (``iomt.fedlearn.pipeline``)."""
     aggregator: str = topics.SERVER_ID
     """The aggregator of this HMU's tier: its server, or its fog node."""
+    reconnect_s: float = 0.0
+    """How long to reconnect to a lost broker before giving up (0: never)."""
     server_gone_s: float = 60.0
     """Leave when the aggregator's status has said offline (its last will) this long."""
     metrics: MetricsSink | None = None
@@ -113,6 +115,7 @@ class HmuAgent:
         self._versions: dict[int, int] = {}  # round -> version of the model it was invited with
         self.failures: dict[int, str] = {}  # round -> why no update was sent
         self._server_gone_at: float | None = None
+        self._last_update: tuple[int, bytes] = (0, b"")
 
     def _tier(self, build: Any) -> str:
         s = self.setup
@@ -121,7 +124,8 @@ class HmuAgent:
     async def run(self) -> HmuOutcome:
         s = self.setup
         status_topic = topics.status(s.run_id, s.hmu_id)
-        async with Bus(s.client_kwargs, will=(status_topic, self._status("offline"))) as bus:
+        will = (status_topic, self._status("offline"))
+        async with Bus(s.client_kwargs, will=will, reconnect_s=s.reconnect_s) as bus:
             self.bus = bus
             global_topic = topics.global_model(s.run_id, s.aggregator)
             await bus.subscribe(
@@ -165,10 +169,10 @@ class HmuAgent:
             gone = self._server_gone_at
             wait = None if gone is None else max(0.0, gone + s.server_gone_s - time.monotonic())
             delivery = await bus.receive(timeout=wait)
-            if delivery is None:
-                return (
-                    f"{s.aggregator} offline for {s.server_gone_s:g} s (federation.server_gone_s)"
-                )
+            if delivery is None:  # a timeout, or the broker came back
+                if gone is not None and time.monotonic() >= gone + s.server_gone_s:
+                    return f"{s.aggregator} offline for {s.server_gone_s:g} s (server_gone_s)"
+                continue
             try:
                 if delivery.topic == server_status:
                     self._on_server_status(delivery.payload)
@@ -224,6 +228,10 @@ class HmuAgent:
             for action in actions:
                 if isinstance(action, StartTraining):
                     self._start_training(action.round, frame)
+                elif isinstance(action, ResendUpdate) and self._last_update[0] == action.round:
+                    log.info("%s: round %d update sent again", s.hmu_id, action.round)
+                    await self.bus.publish(self._tier(topics.update), self._last_update[1])
+                    self._bytes[action.round]["up"] += len(self._last_update[1])
             return []
         if isinstance(message, RunComplete):
             return self.session.run_complete(env.sender, message.reason)
@@ -321,6 +329,7 @@ class HmuAgent:
             log.warning("%s: round %d update not sent: %s", s.hmu_id, round_, exc)
             self.rejected["OtpExhausted"] += 1
             return
+        self._last_update = (round_, data)  # kept to send again if the broker loses it
         await self.bus.publish(self._tier(topics.update), data)
         self._bytes[round_]["up"] += len(data)
 

@@ -3,6 +3,7 @@
     IDLE --train request--> TRAINING --training done--> IDLE (update sent)
     TRAINING --training failed--> IDLE (nothing sent, not counted as trained)
     TRAINING --newer train request--> TRAINING (the stale result will be dropped)
+    IDLE --train request for the round just sent--> IDLE (the same update sent again)
     any --run complete--> FINISHED
 
 Only the server may invite, rounds only move forward (a replayed or stale invitation
@@ -38,13 +39,20 @@ class SendUpdate:
 
 
 @dataclass(frozen=True)
+class ResendUpdate:
+    """Publish ``round``'s update again: the server did not get it (the broker was away)."""
+
+    round: int
+
+
+@dataclass(frozen=True)
 class Stop:
     """The run is over: go offline."""
 
     reason: str
 
 
-HmuAction = StartTraining | SendUpdate | Stop
+HmuAction = StartTraining | SendUpdate | ResendUpdate | Stop
 
 
 class HmuSession:
@@ -56,12 +64,17 @@ class HmuSession:
         self.phase = HmuPhase.IDLE
         self.round = 0
         self.rounds_trained = 0
+        self._sent = 0  # the last round whose update went out
 
     def train_request(self, sender: str, round_: int) -> list[HmuAction]:
         if self.phase is HmuPhase.FINISHED:
             raise ProtocolViolation(f"train request for round {round_} after the run ended")
         if sender != self.server_id:
             raise ProtocolViolation(f"train request from {sender!r}, not the server")
+        if round_ == self.round and self._sent == round_ and self.phase is HmuPhase.IDLE:
+            # the server asks again after losing the broker: the same sealed frame again
+            # (a replayed invitation gets no more: a copy the server already has is refused)
+            return [ResendUpdate(round=round_)]
         if round_ <= self.round:
             raise ProtocolViolation(f"train request for round {round_}; already at {self.round}")
         self.round = round_
@@ -73,6 +86,7 @@ class HmuSession:
             return []  # the server has moved on; the result is stale
         self.phase = HmuPhase.IDLE
         self.rounds_trained += 1
+        self._sent = round_
         return [SendUpdate(round=round_)]
 
     def training_failed(self, round_: int) -> list[HmuAction]:

@@ -39,6 +39,8 @@ def _root(
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(level)  # the run log in the run directory keeps INFO regardless
     console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    # paho logs a dropped socket as an error; the bus reconnects or ends the run in one line
+    console.addFilter(lambda record: record.name != "mqtt" or debug)
     logging.basicConfig(level=level, handlers=[console])
     for noisy in ("amqtt", "transitions", "qiskit", "matplotlib"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
@@ -186,6 +188,8 @@ def server(
     results = asyncio.run(
         run_server_alone(scenario, run_id, broker_url, credentials, ca_file, out, enrolment)
     )
+    if not results["completed"]:
+        raise IncompleteRun(f"run not completed: {results['reason']}")
     typer.echo(f"server: {results['reason']}; accuracy {results['final'].get('accuracy', 0):.4f}")
 
 

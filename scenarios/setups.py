@@ -82,6 +82,7 @@ def server_setup(
         emit=sink.emit if sink is not None else None,
         forwarder=forwarder,
         defence=scenario.defence,
+        reconnect_s=scenario.broker.reconnect_s,
     )
 
 
@@ -105,6 +106,7 @@ def hmu_setup(
         qkd=scenario.qkd,
         secret=secret,
         server_gone_s=scenario.federation.server_gone_s,
+        reconnect_s=scenario.broker.reconnect_s,
         pipeline=build_pipeline(
             attacks=scenario.attacks,
             privacy=scenario.privacy,

@@ -13,6 +13,7 @@ construction, so a run is reproducible from its seed.
     AGGREGATING --round done, rounds left--> TRAINING
     AGGREGATING --round done, last round--> FINISHED
     any but FINISHED --abort--> FINISHED
+    TRAINING --broker back--> TRAINING (the round's silent HMUs invited again)
 
 Which event each phase takes is the table ``TRANSITIONS``; any other pair raises
 ``UnexpectedEvent`` when the event came from a peer (a message: never fatal) and
@@ -43,6 +44,7 @@ from iomt.server_agent.events import (
     Abort,
     Action,
     Aggregate,
+    BrokerBack,
     Event,
     Excluded,
     Finish,
@@ -60,6 +62,7 @@ __all__ = [
     "Abort",
     "Action",
     "Aggregate",
+    "BrokerBack",
     "Event",
     "Excluded",
     "Finish",
@@ -278,6 +281,20 @@ class RoundCoordinator:
             return self._finish(True, f"completed {event.round} rounds")
         return self._next_round(now)
 
+    def _on_broker_back(self, event: BrokerBack, now: float) -> list[Action]:
+        """Invite again whoever has not answered this round: their update may be lost."""
+        rnd = self.current
+        if self.phase is not Phase.TRAINING or rnd is None:
+            return []
+        pending = tuple(
+            h
+            for h in rnd.selected
+            if h not in rnd.updates and self.online[h] and h not in self.excluded
+        )
+        if not pending:
+            return []
+        return [Invite(rnd.number, pending, self.round_deadline_s, rnd.version, again=True)]
+
     def _on_abort(self, event: Abort, now: float) -> list[Action]:
         return self._finish(False, event.reason)
 
@@ -361,6 +378,7 @@ TRANSITIONS: dict[tuple[Phase, type[Event]], Handler] = {
     (Phase.TRAINING, UpdateArrived): RoundCoordinator._on_update,
     **_rows(_ACTIVE, Tick, RoundCoordinator._on_tick),
     (Phase.AGGREGATING, RoundDone): RoundCoordinator._on_round_done,
+    **_rows(_ACTIVE, BrokerBack, RoundCoordinator._on_broker_back),
     **_rows(_ACTIVE, Abort, RoundCoordinator._on_abort),
 }  # fmt: skip
 """(phase, event type) -> handler: every pair not listed is refused."""

@@ -61,6 +61,11 @@ class RoundDone(Event):
 
 
 @dataclass(frozen=True)
+class BrokerBack(Event):
+    """The connection to the broker dropped and is back: messages may have been lost."""
+
+
+@dataclass(frozen=True)
 class Abort(Event):
     """Stop the run now."""
 
@@ -78,6 +83,8 @@ class Invite:
     hmus: tuple[str, ...]
     deadline_s: float
     version: int = 0
+    again: bool = False
+    """The same round again, to HMUs whose update may have been lost with the broker."""
 
 
 @dataclass(frozen=True)

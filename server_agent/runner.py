@@ -25,7 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from iomt.errors import AuthenticationError, PeerError, ProtocolViolation, QkdError, RunError
+from iomt.errors import (
+    AuthenticationError,
+    BrokerError,
+    PeerError,
+    ProtocolViolation,
+    QkdError,
+    RunError,
+)
 from iomt.fedlearn.evaluate import Evaluation, evaluate
 from iomt.fedlearn.model import Weights
 from iomt.fedlearn.strategy import build_aggregator
@@ -35,6 +42,7 @@ from iomt.server_agent.broker_watch import BrokerWatch
 from iomt.server_agent.checkpoint import write_checkpoint
 from iomt.server_agent.coordinator import (
     Aggregate,
+    BrokerBack,
     Excluded,
     Finish,
     HmuStatus,
@@ -111,7 +119,8 @@ class ServerAgent:
     async def run(self) -> ServerOutcome:
         s = self.setup
         status_topic = topics.status(s.run_id, s.aggregator_id)
-        async with Bus(s.client_kwargs, will=(status_topic, self._status("offline"))) as bus:
+        will = (status_topic, self._status("offline"))
+        async with Bus(s.client_kwargs, will=will, reconnect_s=s.reconnect_s) as bus:
             self.bus = bus
             if self.qkd is not None:
                 rng = np.random.default_rng([s.seed, 0xB0B])
@@ -127,10 +136,16 @@ class ServerAgent:
                         topics.quantum(s.run_id, hmu, "rx"), topics.classical(s.run_id, hmu, "hmu")
                     )
             await bus.publish(status_topic, self._status("online"), retain=True)
-            finish = await self._loop(bus)
-            await bus.publish(self._tier(topics.global_model), self._frame_complete(finish.reason))
-            await self._linger(bus)
-            await bus.publish(status_topic, self._status("offline"), retain=True)
+            try:
+                finish = await self._loop(bus)
+            except BrokerError as exc:  # gone for longer than broker.reconnect_s
+                log.info("server: %s", exc)  # the run ends on it: the CLI says it once
+                finish = Finish(completed=False, reason=str(exc))
+            else:
+                complete = self._frame_complete(finish.reason)
+                await bus.publish(self._tier(topics.global_model), complete)
+                await self._linger(bus)
+                await bus.publish(status_topic, self._status("offline"), retain=True)
         if not self.records and not finish.completed:
             raise RunError(f"run {s.run_id} did not start: {finish.reason}")
         final = await asyncio.to_thread(self._evaluate, self.weights)
@@ -150,7 +165,11 @@ class ServerAgent:
     async def _loop(self, bus: Bus) -> Finish:
         core = self.core
         actions: list[Any] = []
+        reconnects = bus.reconnects
         while True:
+            if bus.reconnects != reconnects:  # the broker was away: answers may be lost
+                reconnects = bus.reconnects
+                actions.extend(core.handle(BrokerBack(), time.monotonic()))
             while actions:
                 action = actions.pop(0)
                 if isinstance(action, Finish):
@@ -254,8 +273,9 @@ class ServerAgent:
 
     async def _invite(self, invite: Invite) -> list[Any]:
         s = self.setup
-        self._bytes_up = self._bytes_down = 0
-        self._round_started = time.monotonic()
+        if not invite.again:
+            self._bytes_up = self._bytes_down = 0
+            self._round_started = time.monotonic()
         request = TrainRequest(
             deadline_s=invite.deadline_s, model_version=invite.version, tensors=[]
         )
@@ -279,7 +299,8 @@ class ServerAgent:
             *(self.bus.publish(self._tier(topics.inbox, h), d) for h, d in frames.items())
         )
         self._bytes_down += sum(map(len, frames.values()))
-        log.info("round %d: invited %s", invite.round, ", ".join(invite.hmus))
+        again = " again (the broker was away)" if invite.again else ""
+        log.info("round %d: invited %s%s", invite.round, ", ".join(invite.hmus), again)
         return []
 
     async def _rekey(self, rekey: Rekey) -> list[Any]:

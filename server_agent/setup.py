@@ -43,6 +43,8 @@ class ServerSetup:
     forwarder: MetricsForwarder | None = None
     """Accepts HMUs' metrics published over MQTT (field HMUs without InfluxDB)."""
     defence: DefenceConfig = DefenceConfig()
+    reconnect_s: float = 0.0
+    """How long the server reconnects to a lost broker before the run ends (0: never)."""
     aggregator_id: str = SERVER_ID
     """This aggregator's id: the tier whose members it serves (``iomt.wire.topics``)."""
 

@@ -3,7 +3,14 @@
 import pytest
 
 from iomt.errors import ProtocolViolation
-from iomt.hmu_agent.session import HmuPhase, HmuSession, SendUpdate, StartTraining, Stop
+from iomt.hmu_agent.session import (
+    HmuPhase,
+    HmuSession,
+    ResendUpdate,
+    SendUpdate,
+    StartTraining,
+    Stop,
+)
 
 
 def test_invite_train_send():
@@ -47,3 +54,13 @@ def test_a_failed_training_is_not_counted_and_sends_nothing():
     assert session.phase is HmuPhase.IDLE and session.rounds_trained == 0
     session.train_request("server", 2)
     assert session.training_done(2) and session.rounds_trained == 1
+
+
+def test_an_invitation_again_for_the_round_just_sent_sends_the_same_update_again():
+    s = HmuSession("hmu-01", "server")
+    s.train_request("server", 3)
+    assert s.training_done(3) == [SendUpdate(3)]
+    assert s.train_request("server", 3) == [ResendUpdate(3)]
+    assert s.rounds_trained == 1  # nothing trained twice
+    with pytest.raises(ProtocolViolation, match="already at 3"):
+        s.train_request("server", 2)

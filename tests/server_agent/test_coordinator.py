@@ -8,6 +8,7 @@ from iomt.server_agent.coordinator import (
     TRANSITIONS,
     Abort,
     Aggregate,
+    BrokerBack,
     Event,
     Excluded,
     Finish,
@@ -235,10 +236,11 @@ def sample_event(event_type: type[Event], core: RoundCoordinator) -> Event:
         Tick: Tick(),
         RoundDone: RoundDone(number),
         Abort: Abort("stop"),
+        BrokerBack: BrokerBack(),
     }[event_type]
 
 
-EVENT_TYPES = [HmuStatus, KeyAccepted, Excluded, UpdateArrived, Tick, RoundDone, Abort]
+EVENT_TYPES = [HmuStatus, KeyAccepted, Excluded, UpdateArrived, Tick, RoundDone, Abort, BrokerBack]
 
 
 @pytest.mark.parametrize("phase", list(Phase), ids=lambda p: p.value)
@@ -286,3 +288,13 @@ def test_a_synchronous_round_refuses_an_update_from_another_version() -> None:
         core.update_arrived("hmu-01", 2, "stale", 4.0, version=0)
     assert core.current.updates == {}
     assert core.update_arrived("hmu-01", 2, "fresh", 4.0, version=1) == []
+
+
+def test_when_the_broker_comes_back_the_rounds_silent_hmus_are_invited_again() -> None:
+    core = make(k=4, rounds=2)
+    (invite,) = bring_online(core)
+    core.update_arrived("hmu-01", 1, "u", 2.0)
+    (again,) = core.handle(BrokerBack(), 3.0)
+    assert again.again and again.round == 1 and again.version == invite.version
+    assert again.hmus == ("hmu-02", "hmu-03", "hmu-04")
+    assert core.phase is Phase.TRAINING and core.current.updates == {"hmu-01": "u"}
