@@ -53,6 +53,7 @@ _PORT_TAKEN = "Address already in use"
 _START_ATTEMPTS = 3
 _POLL_S = 0.02
 
+
 def find_mosquitto() -> str | None:
     """Path of the ``mosquitto`` binary on PATH or in the usual sbin directories."""
     found = shutil.which("mosquitto")

@@ -32,6 +32,7 @@ from iomt.monitoring import measurements
 from iomt.monitoring.publisher import MqttMetricsPublisher
 from iomt.monitoring.sink import MetricsSink
 from iomt.qkd_channel.config import QkdConfig
+from iomt.refusals import RefusalLog
 from iomt.wire import topics
 from iomt.wire.bus import Bus, Delivery
 from iomt.wire.envelope import BROADCAST, Envelope, new_envelope
@@ -116,6 +117,7 @@ class HmuAgent:
         self.failures: dict[int, str] = {}  # round -> why no update was sent
         self._server_gone_at: float | None = None
         self._last_update: tuple[int, bytes] = (0, b"")
+        self._refusals = RefusalLog(log, setup.hmu_id)
 
     def _tier(self, build: Any) -> str:
         s = self.setup
@@ -141,6 +143,7 @@ class HmuAgent:
             if s.publisher is not None:
                 pump = asyncio.create_task(s.publisher.pump(bus.publish))
             reason = await self._loop(bus)
+            self._refusals.flush()
             for task in list(self._tasks):
                 task.cancel()
             if s.metrics is not None:
@@ -187,9 +190,8 @@ class HmuAgent:
                         return action.reason
             except PeerError as exc:
                 self.rejected[type(exc).__name__] += 1
-                log.warning(
-                    "%s: rejected message on %s: %s", self.setup.hmu_id, delivery.topic, exc
-                )
+                peer = topics.agent_of(delivery.topic, s.run_id) or delivery.topic
+                self._refusals.refused(peer, delivery.topic, str(exc))
 
     def _on_server_status(self, payload: bytes) -> None:
         """The aggregator's presence: its last will starts the clock, coming back stops it."""

@@ -38,6 +38,7 @@ from iomt.fedlearn.model import Weights
 from iomt.fedlearn.strategy import build_aggregator
 from iomt.monitoring import measurements
 from iomt.monitoring.broker_stats import SYS_FILTER
+from iomt.refusals import RefusalLog
 from iomt.server_agent.broker_watch import BrokerWatch
 from iomt.server_agent.checkpoint import write_checkpoint
 from iomt.server_agent.coordinator import (
@@ -90,6 +91,7 @@ class ServerAgent:
         self.isolation = Isolation(setup.revoke, self._emit)
         self.aggregator = build_aggregator(setup.defence)
         self._broker = BrokerWatch(self._emit)
+        self._refusals = RefusalLog(log, setup.aggregator_id)
         self._bytes_up = self._bytes_down = 0
         self._round_started = 0.0
         self._perform: dict[type, Callable[[Any], Awaitable[list[Any]]]] = {
@@ -146,6 +148,7 @@ class ServerAgent:
                 await bus.publish(self._tier(topics.global_model), complete)
                 await self._linger(bus)
                 await bus.publish(status_topic, self._status("offline"), retain=True)
+        self._refusals.flush()
         if not self.records and not finish.completed:
             raise RunError(f"run {s.run_id} did not start: {finish.reason}")
         final = await asyncio.to_thread(self._evaluate, self.weights)
@@ -190,9 +193,10 @@ class ServerAgent:
     def _refused(self, delivery: Delivery, exc: PeerError) -> None:
         """Count, log and report a message we refuse; it never stops the server."""
         self.rejected[type(exc).__name__] += 1
-        log.warning("server: rejected message on %s: %s", delivery.topic, exc)
         sender = topics.agent_of(delivery.topic, self.setup.run_id)
         link = topics.qkd_link_of(delivery.topic, self.setup.run_id)
+        peer = sender or (link[0] if link else delivery.topic)
+        self._refusals.refused(peer, delivery.topic, str(exc))
         current = self.core.current
         self._emit(
             measurements.security_event(

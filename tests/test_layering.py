@@ -13,6 +13,7 @@ CORES = [
     "iomt.wire.topics",
     "iomt.broker.url",
     "iomt.scenarios.yaml_guard",
+    "iomt.refusals",
     "iomt.server_agent.coordinator",
     "iomt.hmu_agent.session",
     "iomt.fedlearn.partition",
