@@ -113,7 +113,6 @@ class HmuAgent:
         self.pipeline = setup.pipeline
         self.optimiser_state: OptimiserState | None = None  # kept from round to round
         self._bytes: defaultdict[int, dict[str, int]] = defaultdict(lambda: {"up": 0, "down": 0})
-        self._versions: dict[int, int] = {}  # round -> version of the model it was invited with
         self.failures: dict[int, str] = {}  # round -> why no update was sent
         self._server_gone_at: float | None = None
         self._last_update: tuple[int, bytes] = (0, b"")
@@ -226,7 +225,6 @@ class HmuAgent:
                 )
             actions = self.session.train_request(env.sender, env.round)
             self._bytes[env.round]["down"] += len(delivery.payload)
-            self._versions[env.round] = message.model_version
             for action in actions:
                 if isinstance(action, StartTraining):
                     self._start_training(action.round, frame)
@@ -249,11 +247,14 @@ class HmuAgent:
     # -- training -------------------------------------------------------------------
 
     def _start_training(self, round_: int, frame: Frame) -> None:
-        task = asyncio.create_task(self._train(round_, frame.tensors))
+        assert isinstance(frame.message, TrainRequest)
+        version = frame.message.model_version
+        task = asyncio.create_task(self._train(round_, version, frame.tensors))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _train(self, round_: int, weights: dict[str, Any]) -> None:
+    async def _train(self, round_: int, version: int, weights: dict[str, Any]) -> None:
+        """Train from global model ``version`` (its ``weights``) and send the update."""
         s = self.setup
         loop = asyncio.get_running_loop()
         work = functools.partial(
@@ -297,15 +298,14 @@ class HmuAgent:
             )
         for action in self.session.training_done(round_):
             if isinstance(action, SendUpdate):
-                await self._send_update(action.round, done)
+                await self._send_update(action.round, version, done)
 
     def _failed(self, round_: int, reason: str) -> None:
         log.warning("%s: round %d: %s", self.setup.hmu_id, round_, reason)
         self.failures[round_] = reason[:200]
-        self._versions.pop(round_, None)
         self.session.training_failed(round_)
 
-    async def _send_update(self, round_: int, done: LocalUpdate) -> None:
+    async def _send_update(self, round_: int, version: int, done: LocalUpdate) -> None:
         s = self.setup
         link = self.keying.link if self.keying else None
         if self.qkd is not None and link is None:
@@ -321,7 +321,7 @@ class HmuAgent:
             num_samples=result.num_samples,
             loss=float(result.loss),
             train_seconds=float(result.seconds),
-            base_version=self._versions.pop(round_, 0),
+            base_version=version,
             encoding=list(done.update.encoding),
             tensors=[],
         )

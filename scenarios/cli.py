@@ -39,8 +39,9 @@ def _root(
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(level)  # the run log in the run directory keeps INFO regardless
     console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    # paho logs a dropped socket as an error; the bus reconnects or ends the run in one line
-    console.addFilter(lambda record: record.name != "mqtt" or debug)
+    # paho (and asyncio, for callbacks on the dead socket) log a dropped connection as
+    # errors; the bus reconnects or ends the run in one line, and run.log keeps them all
+    console.addFilter(lambda record: record.name not in ("mqtt", "asyncio") or debug)
     logging.basicConfig(level=level, handlers=[console])
     for noisy in ("amqtt", "transitions", "qiskit", "matplotlib"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

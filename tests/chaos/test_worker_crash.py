@@ -32,7 +32,9 @@ def scenario(dataset: Path, **federation: object):
                 "round_deadline_s": 8,
                 **federation,
             },
-            "training": {"epochs": 60},  # a few seconds per round: time to kill a worker
+            # seconds of training per task: the kill lands mid-training, never while a worker
+            # writes its result (a result cut in half deadlocks CPython's process pool)
+            "training": {"epochs": 200},
             "data": {"dataset": str(dataset), "limit": 3000},
             "metrics": {"enabled": False},
         }
