@@ -86,6 +86,13 @@ class Step:
         """The update after this step (after training)."""
         return update
 
+    def state(self) -> dict[str, np.ndarray]:
+        """What this step carries from round to round (for checkpoints); none by default."""
+        return {}
+
+    def restore(self, state: Mapping[str, np.ndarray]) -> None:
+        """Set what ``state`` returned; a missing entry means a fresh start."""
+
 
 @dataclass
 class AttackStep(Step):
@@ -148,6 +155,14 @@ class CompressionStep(Step):
     def wire_kind(self) -> str:
         return self.compression.kind
 
+    def state(self) -> dict[str, np.ndarray]:
+        residual = self.compressor.residual
+        return {} if residual is None else {"residual": residual.copy()}
+
+    def restore(self, state: Mapping[str, np.ndarray]) -> None:
+        residual = state.get("residual")
+        self.compressor.residual = None if residual is None else residual.copy()
+
     def encode(self, ctx: RoundContext, update: Update) -> Update:
         local = _dense(update, self.wire_kind)
         payload = self.compressor.compress(ctx.global_w, local)
@@ -179,6 +194,15 @@ class UpdatePipeline:
         for step in self.steps:
             update = step.encode(ctx, update)
         return update
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Every step's carried state, as ``{"<step index>.<name>": array}``."""
+        return {f"{i}.{k}": v for i, step in enumerate(self.steps) for k, v in step.state().items()}
+
+    def restore(self, state: Mapping[str, np.ndarray]) -> None:
+        for i, step in enumerate(self.steps):
+            prefix = f"{i}."
+            step.restore({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
 
 
 def build_pipeline(

@@ -239,6 +239,12 @@ class Screened:
         )
 
 
+def trust_ledger(aggregator: Aggregator) -> TrustLedger | None:
+    """The trust ledger inside ``aggregator`` (behind screening), if it keeps one."""
+    inner = aggregator.inner if isinstance(aggregator, Screened) else aggregator
+    return inner.ledger if isinstance(inner, TrustAggregator) else None
+
+
 def build_aggregator(cfg: DefenceConfig) -> Aggregator:
     """The strategy a scenario's ``defence`` section describes (screening outermost)."""
     rule: Aggregator

@@ -15,16 +15,18 @@ import functools
 import logging
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, Executor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from iomt.errors import PeerError, ProtocolViolation, QkdError
+from iomt.errors import EnvironmentProblem, PeerError, ProtocolViolation, QkdError
 from iomt.fedlearn.config import TrainingConfig
 from iomt.fedlearn.pipeline import UpdatePipeline
-from iomt.fedlearn.train import OptimiserState
+from iomt.hmu_agent.carry import Carried, CarriedStates
 from iomt.hmu_agent.keying import HmuKeying
 from iomt.hmu_agent.local_update import LocalUpdate, local_update
 from iomt.hmu_agent.session import HmuSession, ResendUpdate, SendUpdate, StartTraining, Stop
@@ -76,6 +78,10 @@ class HmuSetup:
     """Where this HMU's own metrics go; None when the server records them for it."""
     publisher: MqttMetricsPublisher | None = None
     """Set when the HMU's metrics travel over MQTT to the server (field HMUs)."""
+    state_dir: Path | None = None
+    """Where the state carried between rounds is written, to resume from (``hmu_agent.carry``)."""
+    on_online: Callable[[], None] | None = None
+    """Called once this HMU is connected and has said it is online."""
 
 
 @dataclass
@@ -89,6 +95,18 @@ class HmuOutcome:
     """Per round: ``up`` (update bytes this HMU published), ``down`` (invitation bytes in)."""
     failures: dict[int, str] = field(default_factory=dict)
     """Rounds this HMU was invited to but sent no update for, and why."""
+
+    def as_report(self) -> dict[str, Any]:
+        """This HMU's entry in ``results.json``'s ``hmus``."""
+        return {
+            "state": "done",
+            "reason": self.reason,
+            "rounds_trained": self.rounds_trained,
+            "key_sessions": self.key_sessions,
+            "rejected": self.rejected,
+            "failures": {str(r): why for r, why in self.failures.items()},
+            "bytes": {str(r): counts for r, counts in self.bytes.items()},
+        }
 
 
 def round_seed(seed: int, hmu_id: str, round_: int) -> int:
@@ -111,7 +129,7 @@ class HmuAgent:
             raise QkdError(f"{setup.hmu_id}: QKD needs an enrolment secret")
         self.keying: HmuKeying | None = None
         self.pipeline = setup.pipeline
-        self.optimiser_state: OptimiserState | None = None  # kept from round to round
+        self.carried = CarriedStates(setup.state_dir)  # optimiser and pipeline state per round
         self._bytes: defaultdict[int, dict[str, int]] = defaultdict(lambda: {"up": 0, "down": 0})
         self.failures: dict[int, str] = {}  # round -> why no update was sent
         self._server_gone_at: float | None = None
@@ -138,6 +156,8 @@ class HmuAgent:
                 self.keying = HmuKeying(self.qkd, s.secret, s.run_id, s.hmu_id, seed, bus.publish)
                 await bus.subscribe(topics.classical(s.run_id, s.hmu_id, "server"))
             await bus.publish(status_topic, self._status("online"), retain=True)
+            if s.on_online is not None:
+                s.on_online()
             pump = None
             if s.publisher is not None:
                 pump = asyncio.create_task(s.publisher.pump(bus.publish))
@@ -257,6 +277,8 @@ class HmuAgent:
         """Train from global model ``version`` (its ``weights``) and send the update."""
         s = self.setup
         loop = asyncio.get_running_loop()
+        base = self.carried.before(round_)
+        self.pipeline.restore(base.pipeline)
         work = functools.partial(
             local_update,
             weights,
@@ -267,7 +289,7 @@ class HmuAgent:
             hmu=s.hmu_id,
             round_=round_,
             pipeline=self.pipeline,
-            optimiser_state=self.optimiser_state,
+            optimiser_state=base.optimiser,
         )
         try:
             done: LocalUpdate = await loop.run_in_executor(self.executor, work)
@@ -285,7 +307,10 @@ class HmuAgent:
             return
         self.pipeline = done.pipeline  # the worker may have been another process
         result = done.result
-        self.optimiser_state = result.optimiser_state
+        try:
+            self.carried.after(Carried(round_, result.optimiser_state, self.pipeline.state()))
+        except EnvironmentProblem as exc:  # the update still goes out; a resume may differ
+            log.warning("%s: round %d state not saved: %s", s.hmu_id, round_, exc)
         if s.metrics is not None:
             s.metrics.emit(
                 measurements.hmu_training(

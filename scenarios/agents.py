@@ -9,23 +9,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from iomt.blas import single_threaded_blas
 from iomt.broker import BrokerHandle, client_kwargs
 from iomt.broker.external import attach_external
 from iomt.errors import UsageError
-from iomt.fedlearn.train import warm_up
-from iomt.hmu_agent.runner import HmuAgent, HmuOutcome
-from iomt.monitoring.publisher import MqttMetricsPublisher
-from iomt.monitoring.resources import ResourceSampler
-from iomt.monitoring.sink import MetricsSink
+from iomt.hmu_agent.runner import HmuOutcome
 from iomt.qkd_channel.agent import ChannelAgent
 from iomt.scenarios.data_plan import cache_dir, capture_share, prepare_data
-from iomt.scenarios.launcher import prepare_run_dir, run_log, single_threaded_blas, stop_channel
+from iomt.scenarios.hmu_service import serve_hmu
+from iomt.scenarios.launcher import prepare_run_dir, resumable, run_log, stop_channel
 from iomt.scenarios.results import build_results, write_results
 from iomt.scenarios.schema import Scenario
 from iomt.scenarios.setups import channel_setup, hmu_setup, open_sink, server_setup
@@ -85,13 +82,17 @@ async def run_server_alone(
     ca: Path | None,
     out_root: Path,
     enrolment_file: Path | None = None,
+    resume: Path | None = None,
 ) -> dict[str, Any]:
     started = time.monotonic()
     enrolment = load_enrolment(scenario, enrolment_file)
     handle = _handle(scenario, url, creds, ca)
-    rid = _run_id(scenario, run_id)
+    checkpoint = resumable(resume, scenario) if resume is not None else None
+    rid = checkpoint.run_id if checkpoint else _run_id(scenario, run_id)
+    if checkpoint and run_id not in (None, rid):
+        raise UsageError(f"--run-id {run_id}: the run in {resume} is {rid}")
     data = await asyncio.to_thread(prepare_data, scenario)
-    run_dir = prepare_run_dir(scenario, out_root, rid)
+    run_dir = resume if resume is not None else prepare_run_dir(scenario, out_root, rid)
     channel = None
     if scenario.qkd.enabled:
         if topics.CHANNEL_ID not in handle.credentials:
@@ -111,6 +112,7 @@ async def run_server_alone(
                 enrolment,
                 handle,
                 sink,
+                checkpoint,
             )
             outcome = await ServerAgent(setup).run()
         finally:
@@ -127,6 +129,8 @@ async def run_server_alone(
             channel=channel_outcome,
         )
         results["metrics"] = metrics.as_dict()
+        if checkpoint is not None:
+            results["resumed_after_round"] = checkpoint.completed_rounds
         write_results(run_dir, results)
     return results
 
@@ -139,6 +143,7 @@ async def run_hmu_alone(
     creds: Path | None,
     ca: Path | None,
     enrolment_file: Path | None = None,
+    state_dir: Path | None = None,
 ) -> HmuOutcome:
     if hmu not in scenario.hmu_ids:
         raise UsageError(f"--id {hmu}: the scenario has {', '.join(scenario.hmu_ids[:3])}...")
@@ -153,30 +158,7 @@ async def run_hmu_alone(
         out.parent.mkdir(parents=True, exist_ok=True)
         share = await asyncio.to_thread(capture_share, scenario, data, out)
         data = dataclasses.replace(data, parts={**data.parts, hmu: share})
-    publisher = None
-    if scenario.metrics.hmu_transport == "mqtt":
-        publisher = MqttMetricsPublisher(
-            topics.metrics(rid, hmu),
-            max_payload_bytes=scenario.metrics.forward_max_bytes,
-            max_lines=scenario.metrics.forward_max_lines,
-        )
-    tags = {"run": rid, "scenario": scenario.name, "hmu": hmu}
-    sink = MetricsSink.from_config(scenario.metrics, run_dir=None, tags=tags, publisher=publisher)
-    interval = scenario.metrics.resources_interval_s
-    sampler = (
-        asyncio.create_task(ResourceSampler(hmu, interval).run(sink.emit))
-        if scenario.metrics.enabled and interval > 0
-        else None
+    setup = hmu_setup(
+        scenario, data, rid, hmu, client_kwargs(handle, hmu), enrolment.get(hmu), state_dir
     )
-    try:
-        with single_threaded_blas(), ThreadPoolExecutor(1, thread_name_prefix="train") as pool:
-            await asyncio.get_running_loop().run_in_executor(pool, warm_up)
-            setup = hmu_setup(
-                scenario, data, rid, hmu, client_kwargs(handle, hmu), enrolment.get(hmu)
-            )
-            setup = dataclasses.replace(setup, metrics=sink, publisher=publisher)
-            return await HmuAgent(setup, pool).run()
-    finally:
-        if sampler is not None:
-            sampler.cancel()
-        await sink.aclose()
+    return await serve_hmu(scenario, setup)

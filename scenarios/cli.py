@@ -68,22 +68,36 @@ def validate(file: ScenarioArg, set_: SetOpt = None) -> None:
     )
 
 
+ResumeOpt = Annotated[
+    Path | None,
+    typer.Option("--resume", help="continue this unfinished run directory from its checkpoint"),
+]
+
+
 @app.command()
 @guarded
 def run(
-    file: ScenarioArg,
+    file: Annotated[
+        Path | None, typer.Argument(help="scenario YAML file (not with --resume)")
+    ] = None,
     out: Annotated[Path, typer.Option("--out", help="parent folder of run directories")] = Path(
         "runs"
     ),
     set_: SetOpt = None,
     processes: Annotated[bool, typer.Option("--processes", help="one OS process per HMU")] = False,
+    resume: ResumeOpt = None,
 ) -> None:
     """Run a scenario end to end: broker, server and HMUs; write a run directory."""
+    from iomt.errors import UsageError
     from iomt.scenarios.launcher import launch
     from iomt.scenarios.progress import RunProgress, final_table
     from iomt.scenarios.schema import load_scenario
 
-    scenario = load_scenario(file, set_ or [])
+    if (file is None) == (resume is None):
+        raise UsageError("give a scenario file, or --resume RUN_DIR (its scenario.yaml is used)")
+    if resume is not None and set_:
+        raise UsageError("--set cannot change a run being resumed")
+    scenario = load_scenario(file or resume / "scenario.yaml", set_ or [])  # type: ignore[operator]
     with RunProgress(scenario.name, scenario.federation.rounds) as progress:
         output = asyncio.run(
             launch(
@@ -92,6 +106,7 @@ def run(
                 processes=processes,
                 on_round=progress.round_done,
                 on_start=progress.start,
+                resume=resume,
             )
         )
     final_table(output.results, output.run_dir)
@@ -180,6 +195,7 @@ def server(
         "runs"
     ),
     set_: SetOpt = None,
+    resume: ResumeOpt = None,
 ) -> None:
     """Run the FL server alone against a broker (field trials)."""
     from iomt.scenarios.agents import run_server_alone
@@ -187,7 +203,7 @@ def server(
 
     scenario = load_scenario(scenario_file, set_ or [])
     results = asyncio.run(
-        run_server_alone(scenario, run_id, broker_url, credentials, ca_file, out, enrolment)
+        run_server_alone(scenario, run_id, broker_url, credentials, ca_file, out, enrolment, resume)
     )
     if not results["completed"]:
         raise IncompleteRun(f"run not completed: {results['reason']}")
@@ -205,6 +221,10 @@ def hmu(
     ca_file: CaOpt = None,
     enrolment: EnrolOpt = None,
     set_: SetOpt = None,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option("--state-dir", help="keep the state carried between rounds here, to resume"),
+    ] = None,
 ) -> None:
     """Run one HMU alone against a broker (what a Raspberry Pi runs)."""
     from iomt.scenarios.agents import run_hmu_alone
@@ -212,7 +232,7 @@ def hmu(
 
     scenario = load_scenario(scenario_file, set_ or [])
     outcome = asyncio.run(
-        run_hmu_alone(scenario, id_, run_id, broker_url, credentials, ca_file, enrolment)
+        run_hmu_alone(scenario, id_, run_id, broker_url, credentials, ca_file, enrolment, state_dir)
     )
     typer.echo(f"{outcome.hmu_id}: trained {outcome.rounds_trained} rounds; {outcome.reason}")
 

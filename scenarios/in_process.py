@@ -16,7 +16,7 @@ from typing import Any
 from iomt.fedlearn.train import warm_up
 from iomt.hmu_agent.runner import HmuAgent, HmuOutcome
 from iomt.orphans import reap_with_me
-from iomt.scenarios.setups import RunParts, hmu_setup
+from iomt.scenarios.setups import RunParts, hmu_setup, hmu_state_dir
 from iomt.server_agent.setup import ServerOutcome
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,15 @@ async def run_in_process(run: RunParts) -> tuple[ServerOutcome, dict[str, Any]]:
         await asyncio.to_thread(_start_workers, pool)
         agents = [
             HmuAgent(
-                hmu_setup(scenario, run.data, run.run_id, h, run.hmu_kwargs(h), run.enrolment[h]),
+                hmu_setup(
+                    scenario,
+                    run.data,
+                    run.run_id,
+                    h,
+                    run.hmu_kwargs(h),
+                    run.enrolment[h],
+                    hmu_state_dir(run.run_dir, h),
+                ),
                 pool,
             )
             for h in scenario.hmu_ids
@@ -119,14 +127,7 @@ async def run_in_process(run: RunParts) -> tuple[ServerOutcome, dict[str, Any]]:
                 report[task.get_name()] = {"state": "failed", "error": str(task.exception())}
             else:
                 result: HmuOutcome = task.result()
-                report[result.hmu_id] = {
-                    "state": "done",
-                    "rounds_trained": result.rounds_trained,
-                    "key_sessions": result.key_sessions,
-                    "rejected": result.rejected,
-                    "failures": {str(r): why for r, why in result.failures.items()},
-                    "bytes": {str(r): counts for r, counts in result.bytes.items()},
-                }
+                report[result.hmu_id] = result.as_report()
         return outcome, report
     finally:
         if own_executor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import secrets
 import time
@@ -21,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from iomt.adversary.mitm import start_eves
 from iomt.atomic import new_run_dir, write_text_atomically
+from iomt.blas import single_threaded_blas
 from iomt.broker import client_kwargs, start_broker
 from iomt.errors import UsageError
 from iomt.monitoring.resources import ResourceSampler
@@ -33,9 +34,10 @@ from iomt.qkd_channel.agent import ChannelAgent, ChannelOutcome
 from iomt.scenarios.data_plan import prepare_data
 from iomt.scenarios.in_process import run_in_process
 from iomt.scenarios.processes import run_processes
-from iomt.scenarios.results import build_results, write_results
+from iomt.scenarios.results import RESULTS_FILE, build_results, write_results
 from iomt.scenarios.schema import Scenario, scenario_yaml
 from iomt.scenarios.setups import RoundCallback, RunParts, channel_setup, make_enrolment, open_sink
+from iomt.server_agent.checkpoint import Checkpoint, read_checkpoint
 from iomt.server_agent.setup import ServerOutcome
 from iomt.wire.topics import CHANNEL_ID
 
@@ -46,18 +48,6 @@ def make_run_id(name: str) -> str:
     """``<name>-<UTC time>-<4 hex>``: unique, sortable and a valid topic level."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return f"{name[:40]}-{stamp}-{secrets.token_hex(2)}"
-
-
-@contextlib.contextmanager
-def single_threaded_blas() -> Iterator[None]:
-    """numpy's BLAS on one thread in this process for the duration.
-
-    The agents' own numpy work (evaluation, aggregation, codecs) is small, and the cores
-    belong to the training workers: OpenBLAS's spinning threads took 64 ms of CPU per
-    round of 20 HMUs from them (bench/round_overhead.py, 1.46 -> 1.18 at K = 20, E = 2).
-    """
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 @contextlib.contextmanager
@@ -92,6 +82,20 @@ class RunOutput:
     results: dict[str, Any]
 
 
+def resumable(run_dir: Path, scenario: Scenario) -> Checkpoint:
+    """The checkpoint of an unfinished run of ``scenario`` in ``run_dir``; ``UsageError`` if
+    there is none, the run completed, or it ran another scenario."""
+    results = run_dir / RESULTS_FILE
+    if results.is_file() and json.loads(results.read_text()).get("completed"):
+        raise UsageError(f"{run_dir}: the run completed; there is nothing to resume")
+    recorded = run_dir / "scenario.yaml"
+    if not recorded.is_file() or recorded.read_text() != scenario_yaml(scenario):
+        raise UsageError(
+            f"{recorded}: the run was started with another scenario; resume with this file"
+        )
+    return read_checkpoint(run_dir)
+
+
 async def launch(
     scenario: Scenario,
     out_root: Path,
@@ -100,17 +104,20 @@ async def launch(
     on_round: RoundCallback | None = None,
     on_start: Callable[[str, str], None] | None = None,
     executor: Executor | None = None,
+    resume: Path | None = None,
 ) -> RunOutput:
-    """Run ``scenario`` end to end and write its run directory."""
+    """Run ``scenario`` end to end and write its run directory; with ``resume`` (a run
+    directory holding this scenario), continue that run from its last checkpoint."""
     started = time.monotonic()
     if scenario.traffic.source == "live":
         raise UsageError(
             "traffic.source live is for `iomt hmu` capturing on its own interface in a "
             "field trial; for a local run use traffic.source replay"
         )
-    run_id = make_run_id(scenario.name)
+    checkpoint = resumable(resume, scenario) if resume is not None else None
+    run_id = checkpoint.run_id if checkpoint else make_run_id(scenario.name)
     data = await asyncio.to_thread(prepare_data, scenario)
-    run_dir = prepare_run_dir(scenario, out_root, run_id)
+    run_dir = resume if resume is not None else prepare_run_dir(scenario, out_root, run_id)
     hmus = scenario.hmu_ids
     with run_log(run_dir), single_threaded_blas():
         log.info("run %s: %d HMUs, %d rows from %s", run_id, len(hmus), data.rows, data.dataset)
@@ -119,6 +126,7 @@ async def launch(
         try:
             async with start_broker(scenario.broker, run_dir, run_id, hmus) as handle:
                 run = RunParts(scenario, data, run_id, run_dir, handle, sink, on_round, executor)
+                run.resume = checkpoint
                 outcome, hmu_report, channel_outcome = await _run_agents(run, processes, on_start)
         finally:
             if sampler is not None:
@@ -136,6 +144,8 @@ async def launch(
             channel=channel_outcome,
         )
         results["metrics"] = metrics.as_dict()
+        if checkpoint is not None:
+            results["resumed_after_round"] = checkpoint.completed_rounds
         write_results(run_dir, results)
         _report(run_dir)
         log.info("run %s: %s", run_id, outcome.reason)

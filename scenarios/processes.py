@@ -1,129 +1,170 @@
-"""Every HMU of a run as its own OS process (``iomt hmu``), the server in this one."""
+"""Every HMU of a run as its own OS process, forked from a server that has torch loaded.
+
+Importing torch costs a process a second or two of CPU and a few hundred MB of private
+memory; fifty HMU processes that each import it start slowly and fill the machine.
+Here a *fork server* (multiprocessing's ``forkserver`` start method) imports torch
+and the HMU agent once, and every HMU process is forked from it, sharing those pages
+copy-on-write.  The fork server is started before any thread or OpenMP pool exists in
+it, so forking it is safe; each HMU then trains on one torch thread in its own worker
+thread, as ``iomt hmu`` does (``iomt.scenarios.hmu_service``).
+
+At most ``max_starting`` HMU processes start at once: a process counts as starting until
+it has connected to the broker and said it is online (it tells the launcher on a
+pipe).  Each process gets its setup (its own share of the data, its own broker
+password and enrolment secret, nobody else's) through the fork server's pipe, never
+through a file, and writes its outcome to ``agents/<hmu>.outcome.json`` before it
+exits, so an HMU that finished is recorded as done however late it exits.  The FL
+server stays in the launcher, which shows progress.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
+import multiprocessing
 import os
-import signal
-import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from multiprocessing.connection import Connection
+from multiprocessing.context import ForkServerContext
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from iomt.broker import BrokerHandle
+from iomt.atomic import write_text_atomically
+from iomt.hmu_agent.runner import HmuSetup
 from iomt.orphans import reap_with_me
-from iomt.scenarios.setups import RunParts
+from iomt.scenarios.schema import Scenario
+from iomt.scenarios.setups import RunParts, hmu_setup, hmu_state_dir
 from iomt.server_agent.setup import ServerOutcome
 
 log = logging.getLogger(__name__)
 
-
-def write_secret_file(path: Path, values: dict[str, str]) -> Path:
-    """An owner-only YAML mapping (passwords, enrolment secrets) for agents' own processes."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        yaml.safe_dump(values, fh)
-    return path
-
-
-def _secrets_dir(directory: Path) -> Path:
-    path = directory / "secrets"
-    path.mkdir(mode=0o700, exist_ok=True)
-    return path
+PRELOAD = ["torch", "iomt.scenarios.hmu_service"]
+"""Imported once by the fork server; every HMU process starts with them loaded."""
+ONLINE_WAIT_S = 60.0
+"""How long one starting HMU may take to come online before the next one starts anyway."""
+EXIT_WAIT_S = 15.0
+"""How long HMU processes have to exit after the run before they are stopped."""
 
 
-def write_credentials(directory: Path, handle: BrokerHandle, agent: str, *also: str) -> Path:
-    """``secrets/<agent>.credentials.yaml``: the broker password of ``agent`` (and of the
-    agents in ``also`` that it runs beside itself, as the server runs the QKD channel),
-    owner-only.  Each agent's process gets its own file, never anyone else's password."""
-    passwords = {a: handle.credentials[a].password for a in (agent, *also)}
-    return write_secret_file(_secrets_dir(directory) / f"{agent}.credentials.yaml", passwords)
+def fork_server() -> ForkServerContext:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
 
 
-def write_enrolment(
-    directory: Path, enrolment: dict[str, bytes], agent: str, hmus: Iterable[str]
-) -> Path:
-    """``secrets/<agent>.enrolment.yaml``: the enrolment secrets (hex) of ``hmus``, owner-only:
-    an HMU gets its own, the server every HMU's."""
-    values = {h: enrolment[h].hex() for h in hmus}
-    return write_secret_file(_secrets_dir(directory) / f"{agent}.enrolment.yaml", values)
+def hmu_process(
+    scenario: Scenario, setup: HmuSetup, log_path: Path, outcome_path: Path, ready: Connection
+) -> None:
+    """An HMU process: its output to its own log, one torch thread, its outcome to a file."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    import torch
 
+    from iomt.scenarios.hmu_service import serve_hmu
 
-def agent_command(
-    role: str,
-    scenario_file: Path,
-    run_id: str,
-    handle: BrokerHandle,
-    creds: Path,
-    enrolment: Path | None = None,
-    broker_url: str | None = None,
-) -> list[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "iomt.scenarios.cli",
-        role,
-        "--scenario",
-        str(scenario_file),
-        "--run-id",
-        run_id,
-        "--broker-url",
-        broker_url or handle.url,
-        "--credentials",
-        str(creds),
-    ]
-    if enrolment is not None:
-        cmd += ["--enrolment", str(enrolment)]
-    if handle.ca_file is not None:
-        cmd += ["--ca-file", str(handle.ca_file)]
-    return cmd
+    torch.set_num_threads(1)
+
+    def online() -> None:
+        ready.send(True)
+        ready.close()
+
+    setup = dataclasses.replace(setup, on_online=online)
+    outcome = asyncio.run(serve_hmu(scenario, setup))
+    write_text_atomically(outcome_path, json.dumps(outcome.as_report(), indent=1))
+    log.info("%s: %s", setup.hmu_id, outcome.reason)
 
 
 async def run_processes(run: RunParts) -> tuple[ServerOutcome, dict[str, Any]]:
-    """Each HMU as its own OS process; the server stays here so progress can be shown."""
-    run_dir, handle = run.run_dir, run.handle
-    qkd = run.scenario.qkd.enabled
-    scenario_file = run_dir / "scenario.yaml"
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    logs = run_dir / "agents"
-    logs.mkdir(exist_ok=True)
+    """Each HMU as its own forked OS process; the server in this one."""
+    agents = run.run_dir / "agents"
+    agents.mkdir(exist_ok=True)
+    procs: dict[str, BaseProcess] = {}
+    starter = asyncio.create_task(_start_all(run, procs, agents))
     try:
-        for hmu in run.scenario.hmu_ids:
-            proxy = run.eves.get(hmu)
-            url = f"mqtt://{proxy.host}:{proxy.port}" if proxy is not None else None
-            creds = write_credentials(run_dir, handle, hmu)
-            enrolment = write_enrolment(run_dir, run.enrolment, hmu, [hmu]) if qkd else None
-            cmd = [
-                *agent_command("hmu", scenario_file, run.run_id, handle, creds, enrolment, url),
-                "--id",
-                hmu,
-            ]
-            with (logs / f"{hmu}.log").open("wb") as out:
-                procs[hmu] = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-            reap_with_me(procs[hmu].pid)
         outcome = await run.server().run()
-        deadline = time.monotonic() + 15.0
-        report: dict[str, Any] = {}
-        for hmu, proc in procs.items():
-            while proc.poll() is None and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            report[hmu] = {
-                "state": "done" if proc.returncode == 0 else "failed",
-                "exit": proc.returncode,
-            }
-        return outcome, report
+        starter.cancel()
+        await asyncio.gather(starter, return_exceptions=True)
+        return outcome, await _collect(procs, agents)
     finally:
+        starter.cancel()
         for proc in procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+            if proc.is_alive():
+                proc.terminate()
         for proc in procs.values():
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
+            await asyncio.to_thread(proc.join, 5)
+            if proc.is_alive():
                 proc.kill()
-                proc.wait()
+                await asyncio.to_thread(proc.join)
+
+
+async def _start_all(run: RunParts, procs: dict[str, BaseProcess], agents: Path) -> None:
+    context = fork_server()
+    gate = asyncio.Semaphore(max_starting())
+    waits = []
+    for hmu in run.scenario.hmu_ids:
+        await gate.acquire()
+        setup = hmu_setup(
+            run.scenario, run.data, run.run_id, hmu, run.hmu_kwargs(hmu),
+            run.enrolment.get(hmu), hmu_state_dir(run.run_dir, hmu),
+        )  # fmt: skip
+        ready, ready_w = context.Pipe(duplex=False)
+        proc = context.Process(
+            target=hmu_process,
+            args=(run.scenario, setup, agents / f"{hmu}.log", agents / f"{hmu}.outcome.json",
+                  ready_w),
+            name=hmu,
+            daemon=True,
+        )  # fmt: skip
+        await asyncio.to_thread(proc.start)
+        ready_w.close()
+        assert proc.pid is not None
+        reap_with_me(proc.pid)
+        procs[hmu] = proc
+        waits.append(asyncio.create_task(_online(ready, gate)))
+    await asyncio.gather(*waits)
+
+
+def max_starting() -> int:
+    """HMU processes allowed to start at once: one per core, at least two."""
+    return max(2, os.cpu_count() or 2)
+
+
+async def _online(ready: Connection, gate: asyncio.Semaphore) -> None:
+    """Release a start slot when the HMU says it is online, dies, or takes too long."""
+    try:
+        await asyncio.to_thread(ready.poll, ONLINE_WAIT_S)
+    finally:
+        ready.close()
+        gate.release()
+
+
+async def _collect(procs: dict[str, BaseProcess], agents: Path) -> dict[str, Any]:
+    """Each HMU's outcome: what it wrote before exiting, else why there is none."""
+    deadline = time.monotonic() + EXIT_WAIT_S
+    report: dict[str, Any] = {}
+    for hmu, proc in procs.items():
+        await asyncio.to_thread(proc.join, max(0.0, deadline - time.monotonic()))
+        path = agents / f"{hmu}.outcome.json"
+        if path.is_file():
+            report[hmu] = {**json.loads(path.read_text()), "exit": proc.exitcode}
+        elif proc.exitcode is None:
+            report[hmu] = {"state": "failed", "error": f"still running {EXIT_WAIT_S:g} s after"
+                           " the run, without an outcome; stopped"}  # fmt: skip
+        else:
+            report[hmu] = {
+                "state": "failed",
+                "exit": proc.exitcode,
+                "error": f"exited with {proc.exitcode} before it finished (see agents/{hmu}.log)",
+            }
+    return report

@@ -22,6 +22,7 @@ from iomt.monitoring.sink import MetricsSink
 from iomt.qkd_channel.agent import ChannelSetup
 from iomt.scenarios.data_plan import FederatedData
 from iomt.scenarios.schema import Scenario
+from iomt.server_agent.checkpoint import Checkpoint
 from iomt.server_agent.runner import ServerAgent, ServerSetup
 from iomt.wire.topics import SERVER_ID
 
@@ -58,6 +59,7 @@ def server_setup(
     enrolment: dict[str, bytes] | None = None,
     handle: BrokerHandle | None = None,
     sink: MetricsSink | None = None,
+    resume: Checkpoint | None = None,
 ) -> ServerSetup:
     forwarder = (
         MetricsForwarder(run_id, emit=sink.emit, limits=ForwardLimits.from_config(scenario.metrics))
@@ -83,7 +85,13 @@ def server_setup(
         forwarder=forwarder,
         defence=scenario.defence,
         reconnect_s=scenario.broker.reconnect_s,
+        resume=resume,
     )
+
+
+def hmu_state_dir(run_dir: Path, hmu: str) -> Path:
+    """Where a launcher's HMU keeps the state it carries between rounds."""
+    return run_dir / "checkpoints" / "hmus" / hmu
 
 
 def hmu_setup(
@@ -93,6 +101,7 @@ def hmu_setup(
     hmu: str,
     kwargs: dict[str, Any],
     secret: bytes | None = None,
+    state_dir: Path | None = None,
 ) -> HmuSetup:
     x, y = data.parts[hmu]
     return HmuSetup(
@@ -107,6 +116,7 @@ def hmu_setup(
         secret=secret,
         server_gone_s=scenario.federation.server_gone_s,
         reconnect_s=scenario.broker.reconnect_s,
+        state_dir=state_dir,
         pipeline=build_pipeline(
             attacks=scenario.attacks,
             privacy=scenario.privacy,
@@ -138,6 +148,8 @@ class RunParts:
     executor: Executor | None = None
     enrolment: dict[str, bytes] = field(default_factory=dict)
     eves: dict[str, MitmProxy] = field(default_factory=dict)
+    resume: Checkpoint | None = None
+    """The checkpoint a resumed run continues from."""
 
     def server(self) -> ServerAgent:
         kwargs = client_kwargs(self.handle, SERVER_ID)
@@ -152,6 +164,7 @@ class RunParts:
                 self.enrolment,
                 self.handle,
                 self.sink,
+                self.resume,
             )
         )
 

@@ -1,29 +1,94 @@
-"""The server's checkpoint: the global model, its version and the round log, written atomically."""
+"""The server's checkpoint: everything a resumed run needs, written atomically after every round.
+
+``checkpoints/global.npz`` holds the global model; ``checkpoints/state.json`` the rest:
+the round log, the model's version, the client-selection generator's state, the trust
+ledger and anomaly history, the isolated HMUs and the refusal counts.  The privacy
+spent by each HMU is derived from the round log (``iomt.scenarios.accounting``).
+Keys are never written: a resumed run runs its key sessions afresh.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from iomt.atomic import write_atomically, write_text_atomically
-from iomt.errors import EnvironmentProblem
+from iomt.errors import EnvironmentProblem, UsageError
 from iomt.fedlearn.model import Weights
 
+STATE_FILE = "state.json"
+WEIGHTS_FILE = "global.npz"
 
-def write_checkpoint(
-    run_dir: Path, run_id: str, weights: Weights, version: int, rounds: list[dict[str, Any]]
-) -> None:
-    """``checkpoints/global.npz`` and ``checkpoints/state.json``, each written whole; a full
-    disk raises ``EnvironmentProblem`` and leaves the previous pair and no temporary file."""
-    ckpt = run_dir / "checkpoints"
+
+@dataclass
+class Checkpoint:
+    """The server's state after round ``completed_rounds``."""
+
+    run_id: str
+    weights: Weights
+    version: int
+    rounds: list[dict[str, Any]]
+    rng: dict[str, Any]
+    """The client-selection generator's ``bit_generator.state``."""
+    trust: dict[str, Any] = field(default_factory=dict)
+    """``{"trust": {hmu: score}, "history": {hmu: [rounds flagged]}}`` (trust-weighted runs)."""
+    isolated: list[str] = field(default_factory=list)
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def completed_rounds(self) -> int:
+        return self.rounds[-1]["round"] if self.rounds else 0
+
+
+def write_checkpoint(run_dir: Path, ckpt: Checkpoint) -> None:
+    """Both files, each written whole; a full disk raises ``EnvironmentProblem`` and leaves
+    the previous pair and no temporary file."""
+    folder = run_dir / "checkpoints"
     try:
-        ckpt.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise EnvironmentProblem(f"cannot create {ckpt}: {exc.strerror or exc}") from None
-    write_atomically(ckpt / "global.npz", lambda fh: np.savez(fh, **weights))
-    last = rounds[-1]["round"] if rounds else 0
-    state = {"run_id": run_id, "round": last, "version": version, "rounds": rounds}
-    write_text_atomically(ckpt / "state.json", json.dumps(state, indent=1))
+        raise EnvironmentProblem(f"cannot create {folder}: {exc.strerror or exc}") from None
+    write_atomically(folder / WEIGHTS_FILE, lambda fh: np.savez(fh, **ckpt.weights))
+    state = {
+        "run_id": ckpt.run_id,
+        "round": ckpt.completed_rounds,
+        "version": ckpt.version,
+        "rng": ckpt.rng,
+        "trust": ckpt.trust,
+        "isolated": ckpt.isolated,
+        "rejected": ckpt.rejected,
+        "rounds": ckpt.rounds,
+    }
+    write_text_atomically(folder / STATE_FILE, json.dumps(state, indent=1))
+
+
+def read_checkpoint(run_dir: Path) -> Checkpoint:
+    """The checkpoint of ``run_dir``; ``UsageError`` naming the file when there is none."""
+    folder = run_dir / "checkpoints"
+    state_path = folder / STATE_FILE
+    try:
+        state = json.loads(state_path.read_text())
+        with np.load(folder / WEIGHTS_FILE) as npz:
+            weights = {k: npz[k] for k in npz.files}
+        return Checkpoint(
+            run_id=str(state["run_id"]),
+            weights=weights,
+            version=int(state["version"]),
+            rounds=list(state["rounds"]),
+            rng=dict(state["rng"]),
+            trust=dict(state.get("trust") or {}),
+            isolated=list(state.get("isolated") or []),
+            rejected={str(k): int(v) for k, v in (state.get("rejected") or {}).items()},
+        )
+    except FileNotFoundError:
+        raise UsageError(
+            f"{state_path}: no checkpoint: the run finished no round; start it again"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(
+            f"{state_path}: not a checkpoint this version can resume ({exc})"
+        ) from None

@@ -143,6 +143,22 @@ class RoundCoordinator:
         self.version = 0
         """Version of the current global model: how many aggregations made it."""
 
+    def restore(
+        self, completed_rounds: int, version: int, rng_state: dict[str, Any], excluded: list[str]
+    ) -> None:
+        """Continue a checkpointed run: the next round is ``completed_rounds + 1``, selected
+        by the generator as it was then; isolated HMUs stay out.  Keys are not restored."""
+        if self.phase is not Phase.WAITING:
+            raise StateError("restore before the first event only")
+        self.completed_rounds = completed_rounds
+        self.version = version
+        self._rng.bit_generator.state = rng_state
+        self.excluded = set(excluded) & set(self.hmus)
+
+    def rng_state(self) -> dict[str, Any]:
+        """The client-selection generator's state, for the checkpoint."""
+        return dict(self._rng.bit_generator.state)
+
     def accepted_versions(self) -> frozenset[int]:
         """Versions an update may be trained from: in synchronous rounds, the current one."""
         return frozenset({self.version})
@@ -338,7 +354,7 @@ class RoundCoordinator:
         k = min(self.clients_per_round, len(eligible))
         picked = self._rng.choice(len(eligible), size=k, replace=False)
         selected = tuple(sorted(eligible[i] for i in picked))
-        number = (self.current.number if self.current else 0) + 1
+        number = self.completed_rounds + 1
         self.current = _Round(number, selected, opened_at=now, version=self.version)
         self.phase = Phase.TRAINING
         return [Invite(number, selected, self.round_deadline_s, self.version)]

@@ -28,5 +28,9 @@ class Isolation:
         log.warning("isolating %s: key session aborted: %s", hmu, reason)
         self._emit(measurements.security_event("isolation", hmu=hmu))
         self.isolated.append(hmu)
+        await self.revoke(hmu)
+
+    async def revoke(self, hmu: str) -> None:
+        """Withdraw ``hmu``'s right to publish updates at the broker, where it can."""
         if self._revoke is not None and not await self._revoke(hmu):
             log.warning("the broker cannot revoke %s; its updates are ignored here", hmu)

@@ -35,12 +35,12 @@ from iomt.errors import (
 )
 from iomt.fedlearn.evaluate import Evaluation, evaluate
 from iomt.fedlearn.model import Weights
-from iomt.fedlearn.strategy import build_aggregator
+from iomt.fedlearn.strategy import build_aggregator, trust_ledger
 from iomt.monitoring import measurements
 from iomt.monitoring.broker_stats import SYS_FILTER
 from iomt.refusals import RefusalLog
 from iomt.server_agent.broker_watch import BrokerWatch
-from iomt.server_agent.checkpoint import write_checkpoint
+from iomt.server_agent.checkpoint import Checkpoint, write_checkpoint
 from iomt.server_agent.coordinator import (
     Aggregate,
     BrokerBack,
@@ -113,6 +113,34 @@ class ServerAgent:
             key_deadline_s=fed.round_deadline_s,
             min_updates=fed.min_updates,
         )
+        if setup.resume is not None:
+            self._restore(setup.resume)
+
+    def _restore(self, ckpt: Checkpoint) -> None:
+        """Continue where ``ckpt`` left off (see ``iomt.server_agent.checkpoint``)."""
+        self.weights = ckpt.weights
+        self.records = list(ckpt.rounds)
+        self.rejected.update(ckpt.rejected)
+        self.isolation.isolated = list(ckpt.isolated)
+        self.core.restore(ckpt.completed_rounds, ckpt.version, ckpt.rng, ckpt.isolated)
+        ledger = trust_ledger(self.aggregator)
+        if ledger is not None and ckpt.trust:
+            ledger.trust = {str(k): float(v) for k, v in ckpt.trust["trust"].items()}
+            ledger.history = {str(k): list(v) for k, v in ckpt.trust["history"].items()}
+        log.info("resuming run %s after round %d", ckpt.run_id, ckpt.completed_rounds)
+
+    def _checkpoint(self) -> Checkpoint:
+        ledger = trust_ledger(self.aggregator)
+        return Checkpoint(
+            run_id=self.setup.run_id,
+            weights=self.weights,
+            version=self.core.version + 1,  # taken as the round closes, before RoundDone
+            rounds=self.records,
+            rng=self.core.rng_state(),
+            trust={"trust": ledger.trust, "history": ledger.history} if ledger else {},
+            isolated=list(self.isolation.isolated),
+            rejected=dict(self.rejected),
+        )
 
     def _tier(self, build: Callable[..., str], *parts: str) -> str:
         """A topic of this server's own tier."""
@@ -137,6 +165,8 @@ class ServerAgent:
                     await bus.subscribe(
                         topics.quantum(s.run_id, hmu, "rx"), topics.classical(s.run_id, hmu, "hmu")
                     )
+            for hmu in self.isolation.isolated:  # a resumed run: still cut off at this broker
+                await self.isolation.revoke(hmu)
             await bus.publish(status_topic, self._status("online"), retain=True)
             try:
                 finish = await self._loop(bus)
@@ -336,9 +366,7 @@ class ServerAgent:
             bytes_down=self._bytes_down,
         )
         self.records.append(record)
-        await asyncio.to_thread(
-            write_checkpoint, s.run_dir, s.run_id, self.weights, agg.version + 1, self.records
-        )
+        await asyncio.to_thread(write_checkpoint, s.run_dir, self._checkpoint())
         self._emit(measurements.fl_round_from_record(record))
         for point in training_points(agg, closed, previous):
             self._emit(point)

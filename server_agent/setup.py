@@ -15,6 +15,7 @@ from iomt.fedlearn.model import Weights
 from iomt.monitoring.forwarder import MetricsForwarder
 from iomt.monitoring.point import Point
 from iomt.qkd_channel.config import QkdConfig
+from iomt.server_agent.checkpoint import Checkpoint
 from iomt.wire.topics import SERVER_ID
 
 
@@ -47,6 +48,8 @@ class ServerSetup:
     """How long the server reconnects to a lost broker before the run ends (0: never)."""
     aggregator_id: str = SERVER_ID
     """This aggregator's id: the tier whose members it serves (``iomt.wire.topics``)."""
+    resume: Checkpoint | None = None
+    """Continue from this checkpoint instead of from ``initial_weights``."""
 
 
 @dataclass

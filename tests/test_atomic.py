@@ -13,7 +13,7 @@ import pytest
 
 from iomt.atomic import new_run_dir, write_text_atomically
 from iomt.errors import EnvironmentProblem, UsageError
-from iomt.server_agent.checkpoint import write_checkpoint
+from iomt.server_agent.checkpoint import Checkpoint, write_checkpoint
 
 DEV_FULL = Path("/dev/full")  # every write to it fails with ENOSPC, as on a full disk
 needs_dev_full = pytest.mark.skipif(not DEV_FULL.exists(), reason="needs /dev/full (Linux)")
@@ -40,10 +40,11 @@ def test_a_full_disk_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path) 
 @needs_dev_full
 def test_a_checkpoint_on_a_full_disk_keeps_the_last_one_whole(tmp_path: Path) -> None:
     first = {"w": np.ones(4, np.float32)}
-    write_checkpoint(tmp_path, "r", first, 1, [{"round": 1}])
+    write_checkpoint(tmp_path, Checkpoint("r", first, 1, [{"round": 1}], rng={}))
     fill_disk_for(tmp_path / "checkpoints" / "global.npz")
     with pytest.raises(EnvironmentProblem, match="global.npz"):
-        write_checkpoint(tmp_path, "r", {"w": np.zeros(4, np.float32)}, 2, [{"round": 2}])
+        second = Checkpoint("r", {"w": np.zeros(4, np.float32)}, 2, [{"round": 2}], rng={})
+        write_checkpoint(tmp_path, second)
     ckpt = tmp_path / "checkpoints"
     assert sorted(p.name for p in ckpt.iterdir()) == ["global.npz", "state.json"]
     with np.load(ckpt / "global.npz") as saved:

@@ -16,8 +16,8 @@ import psutil
 import pytest
 
 from iomt.broker import BrokerConfig, MosquittoBroker
+from iomt.scenarios.agent_commands import agent_command, write_credentials
 from iomt.scenarios.launcher import launch
-from iomt.scenarios.processes import agent_command, write_credentials
 from iomt.scenarios.schema import scenario_yaml, validate_scenario
 from iomt.wire.topics import SERVER_ID
 

@@ -16,8 +16,8 @@ import pytest
 from iomt.broker import client_kwargs, start_broker
 from iomt.fedlearn.train import warm_up
 from iomt.hmu_agent.runner import HmuAgent
+from iomt.scenarios.agent_commands import agent_command, write_credentials
 from iomt.scenarios.data_plan import prepare_data
-from iomt.scenarios.processes import agent_command, write_credentials
 from iomt.scenarios.schema import scenario_yaml, validate_scenario
 from iomt.scenarios.setups import hmu_setup, server_setup
 from iomt.server_agent.runner import ServerAgent

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from iomt.broker import start_broker
-from iomt.scenarios.processes import agent_command, write_credentials, write_enrolment
+from iomt.scenarios.agent_commands import agent_command, write_credentials, write_enrolment
 from iomt.scenarios.schema import scenario_yaml, validate_scenario
 from iomt.scenarios.setups import make_enrolment
 from iomt.wire.topics import CHANNEL_ID, SERVER_ID

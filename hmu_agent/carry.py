@@ -1,0 +1,83 @@
+"""What an HMU carries from one round it trains to the next, kept per round and on disk.
+
+Two things outlive a round: the optimiser's moments (``keep_optimiser_state``) and the
+pipeline's state (compression's error-feedback residual).  They are kept for the last
+two rounds this HMU trained, because a run resumed from the server's checkpoint after
+round R may invite it again for round R + 1, which it had already trained before the
+crash: that round must start from what it carried out of its round before R + 1, not
+out of R + 1 itself.
+
+With a folder (``checkpoints/hmus/<hmu>/`` in a launcher's run directory, or an
+``iomt hmu --state-dir``) each round's state is also written there, whole or not at
+all, and read back when the HMU starts again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from iomt.atomic import write_atomically
+from iomt.fedlearn.train import OptimiserState
+
+log = logging.getLogger(__name__)
+
+KEEP = 2
+_OPT, _PIPE = "optimiser:", "pipeline:"
+
+
+@dataclass(frozen=True)
+class Carried:
+    """The state an HMU came out of ``round`` with."""
+
+    round: int
+    optimiser: OptimiserState | None = None
+    pipeline: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class CarriedStates:
+    """The last ``KEEP`` rounds' carried state of one HMU."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder
+        self.kept: dict[int, Carried] = {}
+        if folder is not None and folder.is_dir():
+            for path in sorted(folder.glob("round-*.npz")):
+                self._load(path)
+
+    def before(self, round_: int) -> Carried:
+        """What to train round ``round_`` from: the newest state of an earlier round."""
+        earlier = [r for r in self.kept if r < round_]
+        return self.kept[max(earlier)] if earlier else Carried(0)
+
+    def after(self, carried: Carried) -> None:
+        """Keep what round ``carried.round`` ended with (and write it, with a folder)."""
+        self.kept[carried.round] = carried
+        for old in sorted(self.kept)[:-KEEP]:
+            del self.kept[old]
+            if self.folder is not None:
+                (self.folder / _name(old)).unlink(missing_ok=True)
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            arrays = {f"{_OPT}{k}": v for k, v in (carried.optimiser or {}).items()}
+            arrays.update({f"{_PIPE}{k}": v for k, v in carried.pipeline.items()})
+            write_atomically(self.folder / _name(carried.round), lambda fh: np.savez(fh, **arrays))
+
+    def _load(self, path: Path) -> None:
+        try:
+            round_ = int(path.stem.split("-", 1)[1])
+            with np.load(path) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError) as exc:
+            log.warning("%s: unreadable, ignored: %s", path, exc)
+            return
+        optimiser = {k[len(_OPT) :]: v for k, v in arrays.items() if k.startswith(_OPT)}
+        pipeline = {k[len(_PIPE) :]: v for k, v in arrays.items() if k.startswith(_PIPE)}
+        self.kept[round_] = Carried(round_, optimiser or None, pipeline)
+
+
+def _name(round_: int) -> str:
+    return f"round-{round_:06d}.npz"
