@@ -88,6 +88,10 @@ class ProtocolViolation(PeerError):
     """A well-formed message that is not allowed in the receiver's current state."""
 
 
+class ReplayError(ProtocolViolation):
+    """A sealed payload whose counter (or pad offset) was already used or is too old."""
+
+
 class AuthenticationError(PeerError):
     """A message whose MAC or AEAD tag does not verify (tampered or wrong key)."""
 

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from iomt.errors import AuthenticationError, PeerError, ProtocolViolation, ReplayError
+
 
 @dataclass
 class _Peer:
@@ -63,3 +65,14 @@ class RefusalLog:
                 "%s: %d more messages from %s rejected within %g s (last: %s)",
                 self._who, state.held, peer, self._interval_s, state.last,
             )  # fmt: skip
+
+
+def security_event_kind(exc: PeerError) -> str:
+    """The security-event kind a refused message counts as."""
+    if isinstance(exc, ReplayError):
+        return "replayed"
+    if isinstance(exc, AuthenticationError):
+        return "tampered"
+    if isinstance(exc, ProtocolViolation):
+        return "unauthorised"
+    return "malformed"

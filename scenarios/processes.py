@@ -3,10 +3,11 @@
 Importing torch costs a process a second or two of CPU and a few hundred MB of private
 memory; fifty HMU processes that each import it start slowly and fill the machine.
 Here a *fork server* (multiprocessing's ``forkserver`` start method) imports torch
-and the HMU agent once, and every HMU process is forked from it, sharing those pages
-copy-on-write.  The fork server is started before any thread or OpenMP pool exists in
-it, so forking it is safe; each HMU then trains on one torch thread in its own worker
-thread, as ``iomt hmu`` does (``iomt.scenarios.hmu_service``).
+and the HMU agent once and warms torch up (``iomt.scenarios.hmu_preload``), and every
+HMU process is forked from it, sharing those pages copy-on-write.  The fork server is
+a fresh interpreter started for this (not a fork of the launcher, which runs threads
+and an event loop), and it never starts an OpenMP pool; each HMU trains on one torch
+thread in its own worker thread, as ``iomt hmu`` does (``iomt.scenarios.hmu_service``).
 
 At most ``max_starting`` HMU processes start at once: a process counts as starting until
 it has connected to the broker and said it is online (it tells the launcher on a
@@ -42,8 +43,8 @@ from iomt.server_agent.setup import ServerOutcome
 
 log = logging.getLogger(__name__)
 
-PRELOAD = ["torch", "iomt.scenarios.hmu_service"]
-"""Imported once by the fork server; every HMU process starts with them loaded."""
+PRELOAD = ["iomt.scenarios.hmu_preload"]
+"""Imported once by the fork server: torch loaded and warmed up, shared by every HMU."""
 ONLINE_WAIT_S = 60.0
 """How long one starting HMU may take to come online before the next one starts anyway."""
 EXIT_WAIT_S = 15.0
@@ -69,11 +70,7 @@ def hmu_process(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
-    import torch
-
     from iomt.scenarios.hmu_service import serve_hmu
-
-    torch.set_num_threads(1)
 
     def online() -> None:
         ready.send(True)

@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 
 from iomt.errors import (
-    AuthenticationError,
     BrokerError,
     PeerError,
     ProtocolViolation,
@@ -38,7 +37,7 @@ from iomt.fedlearn.model import Weights
 from iomt.fedlearn.strategy import build_aggregator, trust_ledger
 from iomt.monitoring import measurements
 from iomt.monitoring.broker_stats import SYS_FILTER
-from iomt.refusals import RefusalLog
+from iomt.refusals import RefusalLog, security_event_kind
 from iomt.server_agent.broker_watch import BrokerWatch
 from iomt.server_agent.checkpoint import Checkpoint, write_checkpoint
 from iomt.server_agent.coordinator import (
@@ -62,7 +61,6 @@ from iomt.server_agent.keying import ServerKeying
 from iomt.server_agent.rounds import close_round, round_record, training_points
 from iomt.server_agent.setup import ServerOutcome, ServerSetup
 from iomt.wire import topics
-from iomt.wire.aead import ReplayError
 from iomt.wire.bus import Bus, Delivery
 from iomt.wire.envelope import BROADCAST, new_envelope
 from iomt.wire.frame import decode_frame, encode_frame
@@ -230,7 +228,7 @@ class ServerAgent:
         current = self.core.current
         self._emit(
             measurements.security_event(
-                _event_kind(exc),
+                security_event_kind(exc),
                 hmu=sender or (link[0] if link else None),
                 round=current.number if current else None,
             )
@@ -390,14 +388,3 @@ class ServerAgent:
         rnd = self.core.completed_rounds if self.core.phase is Phase.FINISHED else 0
         env = new_envelope(s.run_id, rnd, s.aggregator_id, BROADCAST, "complete", **stamp())
         return encode_frame(env, RunComplete(reason=reason[:200]))
-
-
-def _event_kind(exc: PeerError) -> str:
-    """The security-event kind a refused message counts as."""
-    if isinstance(exc, ReplayError):
-        return "replayed"
-    if isinstance(exc, AuthenticationError):
-        return "tampered"
-    if isinstance(exc, ProtocolViolation):
-        return "unauthorised"
-    return "malformed"

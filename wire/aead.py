@@ -44,7 +44,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.poly1305 import Poly1305
 
-from iomt.errors import AuthenticationError, DecodeError, ProtocolViolation, QkdError
+from iomt.errors import (
+    AuthenticationError,
+    DecodeError,
+    QkdError,
+    ReplayError,
+)
 
 LABEL_HMU_TO_SERVER = b"iomt hmu->server"
 LABEL_SERVER_TO_HMU = b"iomt server->hmu"
@@ -56,10 +61,6 @@ DEFAULT_WINDOW = 64
 _COUNTER = struct.Struct("!Q")
 _NONCE_PREFIX = b"\x00\x00\x00\x00"
 _OTP_MAC_KEY_BYTES = 32
-
-
-class ReplayError(ProtocolViolation):
-    """A sealed payload whose counter (or pad offset) was already used or is too old."""
 
 
 class DirectionKeys(NamedTuple):

@@ -115,14 +115,16 @@ def test_cli_run_with_separate_processes(tiny: Path, tmp_path: Path) -> None:
     results = json.loads((run_dir / "results.json").read_text())
     check_results(results, rounds=2, hmus=3)
     assert results["mode"] == "processes"
-    # each HMU process got a file with its own password only, readable by its owner only
-    files = sorted((run_dir / "secrets").iterdir())
-    assert [f.name for f in files] == [f"hmu-0{i}.credentials.yaml" for i in (1, 2, 3)]
-    for f in files:
-        assert list(yaml.safe_load(f.read_text())) == [f.name.split(".")[0]]
-        assert f.stat().st_mode & 0o077 == 0
-    assert not (run_dir / "credentials.yaml").exists()
-    assert all(h["state"] == "done" for h in results["hmus"].values())
+    # each HMU process got its own password through the fork server's pipe: no file in
+    # the run directory holds one in clear but the broker's own, owner-only
+    passwords = yaml.safe_load((run_dir / "broker" / "credentials.yaml").read_text())
+    assert (run_dir / "broker" / "credentials.yaml").stat().st_mode & 0o077 == 0
+    for path in run_dir.rglob("*"):
+        if path.is_file() and path.name != "credentials.yaml":
+            data = path.read_bytes()
+            assert not any(pw.encode() in data for pw in passwords.values()), path
+    assert all(h["state"] == "done" and h["exit"] == 0 for h in results["hmus"].values())
+    assert all(h["rounds_trained"] == 2 for h in results["hmus"].values())
     # the server forwarded what the HMU processes measured of themselves
     lines = (run_dir / "metrics.lp").read_text().splitlines()
     forwarded = {
