@@ -122,10 +122,22 @@ class AttackEntry(Strict):
     schedule: AttackSchedule = AttackSchedule()
 
 
+class FloodAttack(Strict):
+    """One HMU's credentials used for a denial of service: from its first invitation at or
+    after ``start_round`` it publishes ``messages`` random payloads of ``size_bytes`` on its
+    own update topic as fast as the broker takes them, and never trains."""
+
+    hmu: str
+    messages: int = Field(10_000, ge=0, le=1_000_000)
+    size_bytes: int = Field(4096, ge=1, le=1_048_576)
+    start_round: int = Field(1, ge=1, le=100_000)
+
+
 class AttackConfig(Strict):
     """Byzantine HMUs injected by the scenario; an HMU takes part in at most one entry."""
 
     entries: tuple[AttackEntry, ...] = ()
+    flood: FloodAttack | None = None
 
 
 class ScreeningConfig(Strict):
@@ -154,6 +166,14 @@ class TrustConfig(Strict):
     floor: float = Field(0.5, ge=0, lt=1, description="below this trust an HMU is left out")
 
 
+class FloodGuardConfig(Strict):
+    """An HMU whose messages the server refuses ``refusals`` times within ``window_s`` is
+    flooding: it is isolated at the broker, as an eavesdropped HMU is (0: never)."""
+
+    refusals: int = Field(200, ge=0, le=1_000_000)
+    window_s: float = Field(2.0, gt=0, le=3600)
+
+
 class DefenceConfig(Strict):
     """The server's aggregation rule and the screening in front of it."""
 
@@ -167,6 +187,7 @@ class DefenceConfig(Strict):
     )
     multi_krum_m: int | None = Field(None, ge=1, description="updates multi-Krum keeps; None: n-f")
     trust: TrustConfig = TrustConfig()
+    flood_guard: FloodGuardConfig = FloodGuardConfig()
 
     @model_validator(mode="after")
     def _trust_needs_screening(self) -> DefenceConfig:

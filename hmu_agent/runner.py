@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import BrokenExecutor, Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from iomt.adversary.flood import FloodReport, flood
 from iomt.errors import EnvironmentProblem, PeerError, ProtocolViolation, QkdError
 from iomt.fedlearn.config import TrainingConfig
+from iomt.fedlearn.defence_config import FloodAttack
 from iomt.fedlearn.pipeline import UpdatePipeline
 from iomt.hmu_agent.carry import Carried, CarriedStates
 from iomt.hmu_agent.keying import HmuKeying
@@ -82,6 +85,8 @@ class HmuSetup:
     """Where the state carried between rounds is written, to resume from (``hmu_agent.carry``)."""
     on_online: Callable[[], None] | None = None
     """Called once this HMU is connected and has said it is online."""
+    flood: FloodAttack | None = None
+    """Set when this HMU's credentials flood its update topic instead of training."""
 
 
 @dataclass
@@ -95,6 +100,7 @@ class HmuOutcome:
     """Per round: ``up`` (update bytes this HMU published), ``down`` (invitation bytes in)."""
     failures: dict[int, str] = field(default_factory=dict)
     """Rounds this HMU was invited to but sent no update for, and why."""
+    flood: FloodReport | None = None
 
     def as_report(self) -> dict[str, Any]:
         """This HMU's entry in ``results.json``'s ``hmus``."""
@@ -106,6 +112,7 @@ class HmuOutcome:
             "rejected": self.rejected,
             "failures": {str(r): why for r, why in self.failures.items()},
             "bytes": {str(r): counts for r, counts in self.bytes.items()},
+            **({"flood": dataclasses.asdict(self.flood)} if self.flood else {}),
         }
 
 
@@ -135,6 +142,7 @@ class HmuAgent:
         self._server_gone_at: float | None = None
         self._last_update: tuple[int, bytes] = (0, b"")
         self._refusals = RefusalLog(log, setup.hmu_id)
+        self.flooded: FloodReport | None = None
 
     def _tier(self, build: Any) -> str:
         s = self.setup
@@ -181,6 +189,7 @@ class HmuAgent:
             self.keying.sessions if self.keying else 0,
             dict(self._bytes),
             dict(self.failures),
+            self.flooded,
         )
 
     async def _loop(self, bus: Bus) -> str:
@@ -246,7 +255,9 @@ class HmuAgent:
             actions = self.session.train_request(env.sender, env.round)
             self._bytes[env.round]["down"] += len(delivery.payload)
             for action in actions:
-                if isinstance(action, StartTraining):
+                if isinstance(action, StartTraining) and self._flooder(action.round):
+                    self._spawn(self._flood(action.round))
+                elif isinstance(action, StartTraining):
                     self._start_training(action.round, frame)
                 elif isinstance(action, ResendUpdate) and self._last_update[0] == action.round:
                     log.info("%s: round %d update sent again", s.hmu_id, action.round)
@@ -268,10 +279,32 @@ class HmuAgent:
 
     def _start_training(self, round_: int, frame: Frame) -> None:
         assert isinstance(frame.message, TrainRequest)
-        version = frame.message.model_version
-        task = asyncio.create_task(self._train(round_, version, frame.tensors))
+        self._spawn(self._train(round_, frame.message.model_version, frame.tensors))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    # -- the flood attack (adversary.flood) -----------------------------------------------
+
+    def _flooder(self, round_: int) -> bool:
+        attack = self.setup.flood
+        return attack is not None and round_ >= attack.start_round
+
+    async def _flood(self, round_: int) -> None:
+        """Flood once, at the first invitation due; never train."""
+        attack = self.setup.flood
+        assert attack is not None
+        if self.flooded is None:
+            log.warning("%s: flooding with %d messages", self.setup.hmu_id, attack.messages)
+            self.flooded = FloodReport(0, time.time(), 0.0)  # one flood, even if invited again
+            rng = np.random.default_rng([self.setup.seed, 0xF100D])
+            self.flooded = await flood(
+                self.bus.publish, self._tier(topics.update), attack.messages,
+                attack.size_bytes, rng,
+            )  # fmt: skip
+        self._failed(round_, f"flooding ({self.flooded.sent} messages sent), not training")
 
     async def _train(self, round_: int, version: int, weights: dict[str, Any]) -> None:
         """Train from global model ``version`` (its ``weights``) and send the update."""

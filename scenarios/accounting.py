@@ -3,18 +3,23 @@ privacy each HMU spent.
 
 Who attacks is the experiment's design, known to the scenario and to each attacking
 HMU, never to the server: the server only reports what it flagged.  Here the two meet,
-after the run, from the scenario and the server's round log.
+after the run, from the scenario and the server's round log; the books of every
+HMU's messages also take in the broker's own log.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
+from iomt.broker.log_account import BrokerAccount
 from iomt.fedlearn.accountant import privacy_report
 from iomt.fedlearn.attacks import assign_attacks
 from iomt.fedlearn.resilience import detection_rates
 from iomt.scenarios.schema import Scenario
+from iomt.wire import topics
+from iomt.wire.topics import SERVER_ID
 
 
 def mark_attackers(scenario: Scenario, rounds: list[dict[str, Any]]) -> None:
@@ -39,3 +44,41 @@ def privacy(scenario: Scenario, rounds: list[dict[str, Any]], parameters: int) -
     """Each HMU's privacy spend: one release per update the server received from it."""
     releases = Counter(h for r in rounds for h in r["received"])
     return {h: privacy_report(scenario.privacy, releases[h], parameters) for h in scenario.hmu_ids}
+
+
+def message_books(
+    scenario: Scenario,
+    run_id: str,
+    log_file: Path | None,
+    refused_by_peer: dict[str, dict[str, int]],
+    rounds: list[dict[str, Any]],
+    hmus: dict[str, Any],
+) -> dict[str, Any] | None:
+    """Every HMU's update-topic messages, from the broker's log and the server's books:
+    what the broker received, denied, passed to the server and dropped; what the server
+    accepted and refused.  For a flooding HMU, whether the books balance.  None without
+    a Mosquitto log (another broker, or an external one)."""
+    if log_file is None or not log_file.is_file():
+        return None
+    with log_file.open(encoding="utf-8", errors="replace") as lines:
+        account = BrokerAccount().feed(lines)
+    accepted = Counter(h for r in rounds for h in r["received"])
+    per_hmu = {}
+    for hmu in scenario.hmu_ids:
+        broker_side = account.topic(hmu, topics.update(run_id, hmu), SERVER_ID)
+        refused = sum(refused_by_peer.get(hmu, {}).values())
+        per_hmu[hmu] = {**broker_side, "accepted": accepted[hmu], "refused": refused}
+    books: dict[str, Any] = {"updates": per_hmu, "dropping": dict(account.dropping)}
+    flood = scenario.attacks.flood
+    if flood is not None:
+        sent = (hmus.get(flood.hmu, {}).get("flood") or {}).get("sent", 0)
+        row = per_hmu[flood.hmu]
+        books["flood"] = {
+            "hmu": flood.hmu,
+            "sent": sent,
+            # what it sent = let in + denied; let in = passed on + dropped (by definition);
+            # passed on = refused + accepted by the server
+            "balanced": row["received"] + row["denied"] == sent
+            and row["sent"] == row["refused"] + row["accepted"],
+        }
+    return books

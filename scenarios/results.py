@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from iomt.atomic import write_text_atomically
 from iomt.fedlearn.updates import parameter_count
-from iomt.scenarios.accounting import mark_attackers, poisoning, privacy
+from iomt.scenarios.accounting import mark_attackers, message_books, poisoning, privacy
 
 if TYPE_CHECKING:
     from iomt.broker.handle import BrokerHandle
@@ -98,6 +98,8 @@ def build_results(
         "rounds": outcome.rounds,
         "final": outcome.final,
         "rejected": outcome.rejected,
+        "refused_by_peer": outcome.refused_by_peer,
+        "isolations": outcome.isolations,
         "hmus": hmus or {},
         "wall_time_s": round(wall_time_s, 3),
     }
@@ -113,6 +115,9 @@ def build_results(
     mark_attackers(scenario, outcome.rounds)
     results["poisoning"] = poisoning(scenario, outcome.rounds)
     results["privacy"] = privacy(scenario, outcome.rounds, parameter_count(outcome.weights))
+    results["books"] = message_books(
+        scenario, run_id, handle.log_file, outcome.refused_by_peer, outcome.rounds, hmus or {}
+    )
     if scenario.mitm.enabled:
         results["mitm"] = outcome.mitm
     return results

@@ -134,6 +134,12 @@ def _check_cross_references(scenario: Scenario, source: str) -> None:
     unknown = sorted(set(scenario.mitm.hmus) - hmus)
     if unknown:
         raise ScenarioError(f"{source}: mitm.hmus: no such HMU {', '.join(unknown)}")
+    flood = scenario.attacks.flood
+    if flood is not None and flood.hmu not in hmus:
+        raise ScenarioError(
+            f"{source}: attacks.flood.hmu: no such HMU {flood.hmu!r}"
+            f" (the scenario has hmu-01..hmu-{scenario.federation.hmus:02d})"
+        )
     try:
         from iomt.fedlearn.attacks import assign_attacks
 

@@ -117,6 +117,7 @@ def hmu_setup(
         server_gone_s=scenario.federation.server_gone_s,
         reconnect_s=scenario.broker.reconnect_s,
         state_dir=state_dir,
+        flood=flood if (flood := scenario.attacks.flood) and flood.hmu == hmu else None,
         pipeline=build_pipeline(
             attacks=scenario.attacks,
             privacy=scenario.privacy,

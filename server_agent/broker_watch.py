@@ -17,10 +17,17 @@ class BrokerWatch:
         self._interval_s = interval_s
         self._emitted_at = float("-inf")
 
-    def observe(self, topic: str, payload: bytes, now: float) -> None:
+        self.dropped = 0
+        """Messages the broker says it dropped, as of its last ``$SYS`` report."""
+
+    def observe(self, topic: str, payload: bytes, now: float) -> int:
+        """Fold in one ``$SYS`` message; returns how many more messages the broker dropped."""
         self._stats.observe(topic, payload)
+        dropped = self._stats.values.get("messages_dropped", 0)
+        more, self.dropped = max(0, dropped - self.dropped), max(dropped, self.dropped)
         if now - self._emitted_at >= self._interval_s:
             point = self._stats.point()
             if point is not None:
                 self._emit(point)
                 self._emitted_at = now
+        return more

@@ -13,7 +13,8 @@ construction, so a run is reproducible from its seed.
     AGGREGATING --round done, rounds left--> TRAINING
     AGGREGATING --round done, last round--> FINISHED
     any but FINISHED --abort--> FINISHED
-    TRAINING --broker back--> TRAINING (the round's silent HMUs invited again)
+    TRAINING --broker back, or messages dropped--> TRAINING (the round's silent HMUs
+                                                   invited again)
 
 Which event each phase takes is the table ``TRANSITIONS``; any other pair raises
 ``UnexpectedEvent`` when the event came from a peer (a message: never fatal) and
@@ -51,6 +52,7 @@ from iomt.server_agent.events import (
     HmuStatus,
     Invite,
     KeyAccepted,
+    MessagesDropped,
     Rekey,
     RoundDone,
     Tick,
@@ -69,6 +71,7 @@ __all__ = [
     "HmuStatus",
     "Invite",
     "KeyAccepted",
+    "MessagesDropped",
     "Phase",
     "Rekey",
     "RoundCoordinator",
@@ -297,7 +300,7 @@ class RoundCoordinator:
             return self._finish(True, f"completed {event.round} rounds")
         return self._next_round(now)
 
-    def _on_broker_back(self, event: BrokerBack, now: float) -> list[Action]:
+    def _on_broker_back(self, event: BrokerBack | MessagesDropped, now: float) -> list[Action]:
         """Invite again whoever has not answered this round: their update may be lost."""
         rnd = self.current
         if self.phase is not Phase.TRAINING or rnd is None:
@@ -395,6 +398,7 @@ TRANSITIONS: dict[tuple[Phase, type[Event]], Handler] = {
     **_rows(_ACTIVE, Tick, RoundCoordinator._on_tick),
     (Phase.AGGREGATING, RoundDone): RoundCoordinator._on_round_done,
     **_rows(_ACTIVE, BrokerBack, RoundCoordinator._on_broker_back),
+    **_rows(_ACTIVE, MessagesDropped, RoundCoordinator._on_broker_back),
     **_rows(_ACTIVE, Abort, RoundCoordinator._on_abort),
 }  # fmt: skip
 """(phase, event type) -> handler: every pair not listed is refused."""

@@ -66,6 +66,12 @@ class BrokerBack(Event):
 
 
 @dataclass(frozen=True)
+class MessagesDropped(Event):
+    """The broker says it dropped messages (its ``$SYS`` counter rose): an update may be
+    among them."""
+
+
+@dataclass(frozen=True)
 class Abort(Event):
     """Stop the run now."""
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -37,7 +36,6 @@ from iomt.fedlearn.model import Weights
 from iomt.fedlearn.strategy import build_aggregator, trust_ledger
 from iomt.monitoring import measurements
 from iomt.monitoring.broker_stats import SYS_FILTER
-from iomt.refusals import RefusalLog, security_event_kind
 from iomt.server_agent.broker_watch import BrokerWatch
 from iomt.server_agent.checkpoint import Checkpoint, write_checkpoint
 from iomt.server_agent.coordinator import (
@@ -48,6 +46,7 @@ from iomt.server_agent.coordinator import (
     HmuStatus,
     Invite,
     KeyAccepted,
+    MessagesDropped,
     Phase,
     Rekey,
     RoundCoordinator,
@@ -58,6 +57,7 @@ from iomt.server_agent.coordinator import (
 from iomt.server_agent.decoding import update_weights
 from iomt.server_agent.isolation import Isolation
 from iomt.server_agent.keying import ServerKeying
+from iomt.server_agent.refused import Refused
 from iomt.server_agent.rounds import close_round, round_record, training_points
 from iomt.server_agent.setup import ServerOutcome, ServerSetup
 from iomt.wire import topics
@@ -79,7 +79,6 @@ class ServerAgent:
         self.setup = setup
         self.weights = setup.initial_weights
         self.records: list[dict[str, Any]] = []
-        self.rejected: Counter[str] = Counter()
         self.qkd = setup.qkd if setup.qkd is not None and setup.qkd.enabled else None
         missing = [h for h in setup.hmus if self.qkd is not None and not setup.secrets.get(h)]
         if missing:
@@ -89,7 +88,9 @@ class ServerAgent:
         self.isolation = Isolation(setup.revoke, self._emit)
         self.aggregator = build_aggregator(setup.defence)
         self._broker = BrokerWatch(self._emit)
-        self._refusals = RefusalLog(log, setup.aggregator_id)
+        self.refused = Refused(
+            setup.run_id, setup.aggregator_id, setup.hmus, setup.defence.flood_guard, self._emit
+        )
         self._bytes_up = self._bytes_down = 0
         self._round_started = 0.0
         self._perform: dict[type, Callable[[Any], Awaitable[list[Any]]]] = {
@@ -118,7 +119,7 @@ class ServerAgent:
         """Continue where ``ckpt`` left off (see ``iomt.server_agent.checkpoint``)."""
         self.weights = ckpt.weights
         self.records = list(ckpt.rounds)
-        self.rejected.update(ckpt.rejected)
+        self.refused.by_reason.update(ckpt.rejected)
         self.isolation.isolated = list(ckpt.isolated)
         self.core.restore(ckpt.completed_rounds, ckpt.version, ckpt.rng, ckpt.isolated)
         ledger = trust_ledger(self.aggregator)
@@ -137,7 +138,7 @@ class ServerAgent:
             rng=self.core.rng_state(),
             trust={"trust": ledger.trust, "history": ledger.history} if ledger else {},
             isolated=list(self.isolation.isolated),
-            rejected=dict(self.rejected),
+            rejected=dict(self.refused.by_reason),
         )
 
     def _tier(self, build: Callable[..., str], *parts: str) -> str:
@@ -154,8 +155,7 @@ class ServerAgent:
                 rng = np.random.default_rng([s.seed, 0xB0B])
                 self.keying = ServerKeying(self.qkd, s.secrets, s.run_id, rng, bus.publish)
             await bus.subscribe(topics.status_filter(s.run_id), self._tier(topics.update_filter))
-            if s.emit is not None:
-                await bus.subscribe(SYS_FILTER, qos=0)
+            await bus.subscribe(SYS_FILTER, qos=0)  # counters; dropped messages
             if s.forwarder is not None:
                 await bus.subscribe(topics.metrics_filter(s.run_id))
             if self.qkd is not None:
@@ -176,7 +176,7 @@ class ServerAgent:
                 await bus.publish(self._tier(topics.global_model), complete)
                 await self._linger(bus)
                 await bus.publish(status_topic, self._status("offline"), retain=True)
-        self._refusals.flush()
+        self.refused.flush()
         if not self.records and not finish.completed:
             raise RunError(f"run {s.run_id} did not start: {finish.reason}")
         final = await asyncio.to_thread(self._evaluate, self.weights)
@@ -187,7 +187,9 @@ class ServerAgent:
             final=final.as_dict(),
             weights=self.weights,
             version=self.core.version,
-            rejected=dict(self.rejected),
+            rejected=dict(self.refused.by_reason),
+            refused_by_peer=self.refused.report(),
+            isolations=self.isolation.details,
             qkd=self.keying.report if self.keying else {},
             isolated=self.isolation.isolated,
             keying_seconds=self.keying.keying_seconds if self.keying else [],
@@ -215,24 +217,19 @@ class ServerAgent:
                 continue
             try:
                 actions = await self._on_delivery(delivery, now)
-            except PeerError as exc:
-                self._refused(delivery, exc)
+            except PeerError as exc:  # never fatal: counted, logged, and watched for floods
+                current = core.current.number if core.current else None
+                flooder = self.refused.refused(delivery.topic, exc, now, current)
+                actions = await self._flooding(flooder) if flooder else []
 
-    def _refused(self, delivery: Delivery, exc: PeerError) -> None:
-        """Count, log and report a message we refuse; it never stops the server."""
-        self.rejected[type(exc).__name__] += 1
-        sender = topics.agent_of(delivery.topic, self.setup.run_id)
-        link = topics.qkd_link_of(delivery.topic, self.setup.run_id)
-        peer = sender or (link[0] if link else delivery.topic)
-        self._refusals.refused(peer, delivery.topic, str(exc))
-        current = self.core.current
-        self._emit(
-            measurements.security_event(
-                security_event_kind(exc),
-                hmu=sender or (link[0] if link else None),
-                round=current.number if current else None,
-            )
-        )
+    async def _flooding(self, hmu: str) -> list[Any]:
+        """``hmu``'s credentials flood the run: cut it off at the broker and leave it out."""
+        cfg = self.setup.defence.flood_guard
+        reason = f"flooding: {cfg.refusals} messages refused within {cfg.window_s:g} s"
+        await self.isolation.isolate(hmu, reason)
+        if self.core.phase is Phase.FINISHED:
+            return []
+        return self.core.handle(Excluded(hmu), time.monotonic())
 
     async def _linger(self, bus: Bus, limit_s: float = 3.0) -> None:
         """After the run: take the HMUs' last metrics until they have all gone offline."""
@@ -254,7 +251,10 @@ class ServerAgent:
     async def _on_delivery(self, delivery: Delivery, now: float) -> list[Any]:
         s = self.setup
         if delivery.topic.startswith("$SYS/"):
-            self._broker.observe(delivery.topic, delivery.payload, now)
+            dropped = self._broker.observe(delivery.topic, delivery.payload, now)
+            if dropped and self.core.phase is not Phase.FINISHED:
+                log.warning("the broker dropped %d message(s); inviting silent HMUs again", dropped)
+                return self.core.handle(MessagesDropped(), now)
             return []
         if s.forwarder is not None and delivery.topic.startswith(
             f"{topics.run_prefix(s.run_id)}/metrics/"
@@ -298,7 +298,7 @@ class ServerAgent:
         now = time.monotonic()
         if hmu in self.keying.links:
             return self.core.handle(KeyAccepted(hmu), now)
-        await self.isolation.isolate(hmu, outcome.reason)
+        await self.isolation.isolate(hmu, f"key session aborted: {outcome.reason}")
         return self.core.handle(Excluded(hmu), now)
 
     # -- performing actions -------------------------------------------------------

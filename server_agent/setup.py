@@ -64,6 +64,9 @@ class ServerOutcome:
     version: int = 0
     """Version of ``weights``: the aggregations that made it."""
     rejected: dict[str, int] = field(default_factory=dict)
+    refused_by_peer: dict[str, dict[str, int]] = field(default_factory=dict)
+    isolations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """HMU -> why it was isolated, and when (wall clock) the broker enforced it."""
     qkd: dict[str, dict[str, Any]] = field(default_factory=dict)
     isolated: list[str] = field(default_factory=list)
     keying_seconds: list[float] = field(default_factory=list)

@@ -15,6 +15,7 @@ from iomt.server_agent.coordinator import (
     HmuStatus,
     Invite,
     KeyAccepted,
+    MessagesDropped,
     Phase,
     Rekey,
     RoundCoordinator,
@@ -237,10 +238,14 @@ def sample_event(event_type: type[Event], core: RoundCoordinator) -> Event:
         RoundDone: RoundDone(number),
         Abort: Abort("stop"),
         BrokerBack: BrokerBack(),
+        MessagesDropped: MessagesDropped(),
     }[event_type]
 
 
-EVENT_TYPES = [HmuStatus, KeyAccepted, Excluded, UpdateArrived, Tick, RoundDone, Abort, BrokerBack]
+EVENT_TYPES = [
+    HmuStatus, KeyAccepted, Excluded, UpdateArrived, Tick, RoundDone, Abort, BrokerBack,
+    MessagesDropped,
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("phase", list(Phase), ids=lambda p: p.value)
@@ -290,11 +295,12 @@ def test_a_synchronous_round_refuses_an_update_from_another_version() -> None:
     assert core.update_arrived("hmu-01", 2, "fresh", 4.0, version=1) == []
 
 
-def test_when_the_broker_comes_back_the_rounds_silent_hmus_are_invited_again() -> None:
+@pytest.mark.parametrize("event", [BrokerBack(), MessagesDropped()], ids=lambda e: type(e).__name__)
+def test_when_messages_may_be_lost_the_rounds_silent_hmus_are_invited_again(event) -> None:
     core = make(k=4, rounds=2)
     (invite,) = bring_online(core)
     core.update_arrived("hmu-01", 1, "u", 2.0)
-    (again,) = core.handle(BrokerBack(), 3.0)
+    (again,) = core.handle(event, 3.0)
     assert again.again and again.round == 1 and again.version == invite.version
     assert again.hmus == ("hmu-02", "hmu-03", "hmu-04")
     assert core.phase is Phase.TRAINING and core.current.updates == {"hmu-01": "u"}
