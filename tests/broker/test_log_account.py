@@ -10,7 +10,7 @@ LOG = f"""\
 2026-12-04T18:16:52: Received PUBLISH from hmu-03 (d0, q1, r0, m9, '{TOPIC}', ... (4096 bytes))
 2026-12-04T18:16:52: Outgoing messages are being dropped for client server.
 2026-12-04T18:16:53: Denied PUBLISH from hmu-03 (d0, q1, r0, m10, '{TOPIC}', ... (4096 bytes))
-2026-12-04T18:16:53: Received PUBLISH from hmu-01 (d0, q1, r0, m1, 'iomt/r-1/st/hmu-01', ... (9 bytes))
+T: Received PUBLISH from hmu-01 (d0, q1, r0, m1, 'iomt/r-1/st/hmu-01', ... (9 bytes))
 2026-12-04T18:16:53: New client connected from 127.0.0.1:5 as hmu-01 (p2, c0, k60, u'hmu-01').
 """
 
