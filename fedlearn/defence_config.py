@@ -207,3 +207,15 @@ class CompressionConfig(Strict):
     kind: Literal["none", "topk", "quant8", "topk-quant8"] = "none"
     k: float = Field(0.1, gt=0, le=1)
     error_feedback: bool = True
+
+
+class UpdateEncryptionConfig(Strict):
+    """How updates are hidden from the aggregator, whatever the transport does (the AEAD
+    seal under QKD keys protects the link, not the update from the server).
+
+    ``none``: the server reads every update.  ``ckks``: FL + HE: each HMU encrypts its
+    update under a CKKS key the server never holds; the server adds ciphertexts and an
+    HMU of the round decrypts the sum (``iomt.fedlearn.ckks`` states who holds what).
+    """
+
+    kind: Literal["none", "ckks"] = "none"

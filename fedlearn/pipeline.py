@@ -3,7 +3,8 @@
 An HMU's round ends with a list of steps, chosen from the scenario in one place
 (``build_pipeline``) and run in order at the HMU::
 
-    train -> attack (if scheduled) -> clip + DP noise -> compression -> (AEAD seal, wire.frame)
+    train -> attack (if scheduled) -> clip + DP noise -> compression or CKKS
+          -> (AEAD seal, wire.frame)
 
 Every step may act on the local data before training (``prepare``: label flipping) and
 on the update after it (``encode``).  Steps that change how the update travels
@@ -32,6 +33,7 @@ from typing import ClassVar
 import numpy as np
 
 from iomt.errors import DecodeError
+from iomt.fedlearn import ckks
 from iomt.fedlearn.attacks import apply_update_attack, assign_attacks, flip_labels
 from iomt.fedlearn.compression import Compressor, decompress
 from iomt.fedlearn.defence_config import (
@@ -169,6 +171,21 @@ class CompressionStep(Step):
         return replace(update, tensors=payload, encoding=(*update.encoding, self.wire_kind))
 
 
+@dataclass
+class CkksStep(Step):
+    """FL + HE: the update's delta from the global model under the run's CKKS key
+    (``fedlearn.ckks``); a wire step the server adds up without decoding."""
+
+    kind: ClassVar[str] = "ckks"
+    context: bytes
+    """This HMU's CKKS context, secret key included."""
+
+    def encode(self, ctx: RoundContext, update: Update) -> Update:
+        local = _dense(update, self.kind)
+        tensors = ckks.encrypt_update(ckks.load_context(self.context), ctx.global_w, local)
+        return replace(update, tensors=tensors, encoding=(*update.encoding, self.kind))
+
+
 def _dense(update: Update, step: str) -> Weights:
     """The update's tensors as dense weights; a step that needs them must come first."""
     if update.encoding:
@@ -212,8 +229,10 @@ def build_pipeline(
     compression: CompressionConfig,
     hmus: Sequence[str],
     seed: int,
+    he_context: bytes | None = None,
 ) -> UpdatePipeline:
-    """The steps a scenario's ``attacks``, ``privacy`` and ``compression`` sections describe."""
+    """The steps a scenario's ``attacks``, ``privacy`` and ``compression`` sections describe,
+    and CKKS encryption last when the run gives the HMU a ``he_context``."""
     steps: list[Step] = []
     if attacks.entries:
         steps.append(AttackStep(attacks, tuple(hmus), seed))
@@ -221,6 +240,8 @@ def build_pipeline(
         steps.append(PrivacyStep(privacy))
     if compression.kind != "none":
         steps.append(CompressionStep(compression))
+    if he_context is not None:
+        steps.append(CkksStep(he_context))
     return UpdatePipeline(tuple(steps))
 
 

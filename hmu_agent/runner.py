@@ -11,38 +11,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from concurrent.futures import BrokenExecutor, Executor
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from iomt.adversary.flood import FloodReport, flood
 from iomt.errors import EnvironmentProblem, PeerError, ProtocolViolation, QkdError
-from iomt.fedlearn.config import TrainingConfig
-from iomt.fedlearn.defence_config import FloodAttack
-from iomt.fedlearn.pipeline import UpdatePipeline
+from iomt.fedlearn import ckks
 from iomt.hmu_agent.carry import Carried, CarriedStates
 from iomt.hmu_agent.keying import HmuKeying
 from iomt.hmu_agent.local_update import LocalUpdate, local_update
 from iomt.hmu_agent.session import HmuSession, ResendUpdate, SendUpdate, StartTraining, Stop
+from iomt.hmu_agent.setup import HmuOutcome, HmuSetup, round_seed
 from iomt.monitoring import measurements
-from iomt.monitoring.publisher import MqttMetricsPublisher
-from iomt.monitoring.sink import MetricsSink
-from iomt.qkd_channel.config import QkdConfig
 from iomt.refusals import RefusalLog
 from iomt.wire import topics
 from iomt.wire.bus import Bus, Delivery
 from iomt.wire.envelope import BROADCAST, Envelope, new_envelope
 from iomt.wire.frame import Frame, decode_frame, encode_frame
 from iomt.wire.messages import (
+    DecryptedAggregate,
+    DecryptRequest,
     GlobalModel,
     KeyRequest,
     ModelUpdate,
@@ -53,73 +48,6 @@ from iomt.wire.messages import (
 from iomt.wire.stamp import stamp
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class HmuSetup:
-    """Everything one HMU needs: who it is, its local data, how to train and what to send."""
-
-    run_id: str
-    hmu_id: str
-    x: np.ndarray
-    y: np.ndarray
-    training: TrainingConfig
-    seed: int
-    client_kwargs: dict[str, Any]
-    qkd: QkdConfig | None = None
-    secret: bytes | None = None
-    """Enrolment secret shared with the server; authenticates QKD post-processing."""
-    pipeline: UpdatePipeline = field(default_factory=UpdatePipeline)
-    """What happens to each update after training (``iomt.fedlearn.pipeline``)."""
-    aggregator: str = topics.SERVER_ID
-    """The aggregator of this HMU's tier: its server, or its fog node."""
-    reconnect_s: float = 0.0
-    """How long to reconnect to a lost broker before giving up (0: never)."""
-    server_gone_s: float = 60.0
-    """Leave when the aggregator's status has said offline (its last will) this long."""
-    metrics: MetricsSink | None = None
-    """Where this HMU's own metrics go; None when the server records them for it."""
-    publisher: MqttMetricsPublisher | None = None
-    """Set when the HMU's metrics travel over MQTT to the server (field HMUs)."""
-    state_dir: Path | None = None
-    """Where the state carried between rounds is written, to resume from (``hmu_agent.carry``)."""
-    on_online: Callable[[], None] | None = None
-    """Called once this HMU is connected and has said it is online."""
-    flood: FloodAttack | None = None
-    """Set when this HMU's credentials flood its update topic instead of training."""
-
-
-@dataclass
-class HmuOutcome:
-    hmu_id: str
-    rounds_trained: int
-    reason: str
-    rejected: dict[str, int]
-    key_sessions: int = 0
-    bytes: dict[int, dict[str, int]] = field(default_factory=dict)
-    """Per round: ``up`` (update bytes this HMU published), ``down`` (invitation bytes in)."""
-    failures: dict[int, str] = field(default_factory=dict)
-    """Rounds this HMU was invited to but sent no update for, and why."""
-    flood: FloodReport | None = None
-
-    def as_report(self) -> dict[str, Any]:
-        """This HMU's entry in ``results.json``'s ``hmus``."""
-        return {
-            "state": "done",
-            "reason": self.reason,
-            "rounds_trained": self.rounds_trained,
-            "key_sessions": self.key_sessions,
-            "rejected": self.rejected,
-            "failures": {str(r): why for r, why in self.failures.items()},
-            "bytes": {str(r): counts for r, counts in self.bytes.items()},
-            **({"flood": dataclasses.asdict(self.flood)} if self.flood else {}),
-        }
-
-
-def round_seed(seed: int, hmu_id: str, round_: int) -> int:
-    """A training seed unique to (scenario seed, HMU, round), stable across processes."""
-    digits = int("".join(c for c in hmu_id if c.isdigit()) or "0")
-    return int(np.random.SeedSequence([seed, digits, round_]).generate_state(1)[0])
 
 
 class HmuAgent:
@@ -143,6 +71,7 @@ class HmuAgent:
         self._last_update: tuple[int, bytes] = (0, b"")
         self._refusals = RefusalLog(log, setup.hmu_id)
         self.flooded: FloodReport | None = None
+        self._global: dict[str, Any] = {}  # the last global weights we were sent
 
     def _tier(self, build: Any) -> str:
         s = self.setup
@@ -264,6 +193,9 @@ class HmuAgent:
                     await self.bus.publish(self._tier(topics.update), self._last_update[1])
                     self._bytes[action.round]["up"] += len(self._last_update[1])
             return []
+        if isinstance(message, DecryptRequest):
+            await self._decrypt(env.round, message, frame.tensors, delivery.topic)
+            return []
         if isinstance(message, RunComplete):
             return self.session.run_complete(env.sender, message.reason)
         if isinstance(message, GlobalModel):
@@ -279,7 +211,35 @@ class HmuAgent:
 
     def _start_training(self, round_: int, frame: Frame) -> None:
         assert isinstance(frame.message, TrainRequest)
+        self._global = frame.tensors  # the shapes an aggregate to decrypt will have
         self._spawn(self._train(round_, frame.message.model_version, frame.tensors))
+
+    # -- FL + HE: decrypting the round's aggregate (fedlearn.ckks) -----------------------
+
+    async def _decrypt(
+        self, round_: int, request: DecryptRequest, tensors: dict[str, Any], topic: str
+    ) -> None:
+        """Decrypt the aggregate the server asks for and send it back on our update topic."""
+        s = self.setup
+        if s.he_context is None or topic != self._tier(topics.inbox):
+            raise ProtocolViolation(f"decrypt request on {topic}, and this HMU holds no key")
+        like = {k: v for k, v in self._global.items() if isinstance(v, np.ndarray)}
+        if sum(v.size for v in like.values()) != request.size:
+            raise ProtocolViolation(f"decrypt request for {request.size} values, not our model's")
+        parts = ckks.ciphertexts(tensors)
+        context = ckks.load_context(s.he_context)
+        delta = await asyncio.to_thread(ckks.decrypt_delta, context, parts, like)
+        reply = DecryptedAggregate(model_version=request.model_version, tensors=[])
+        link = self.keying.link if self.keying else None
+        env = new_envelope(
+            s.run_id, round_, s.hmu_id, s.aggregator, "decrypted",
+            cipher=link.cipher if link else "none", key_id=link.key_id if link else "",
+            **stamp(),
+        )  # fmt: skip
+        data = encode_frame(env, reply, delta, seal=link.seal if link else None)
+        await self.bus.publish(self._tier(topics.update), data)
+        self._bytes[round_]["up"] += len(data)
+        log.info("%s: round %d aggregate decrypted for the server", s.hmu_id, round_)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)

@@ -18,7 +18,7 @@ from iomt.blas import single_threaded_blas
 from iomt.broker import BrokerHandle, client_kwargs
 from iomt.broker.external import attach_external
 from iomt.errors import UsageError
-from iomt.hmu_agent.runner import HmuOutcome
+from iomt.hmu_agent.setup import HmuOutcome
 from iomt.qkd_channel.agent import ChannelAgent
 from iomt.scenarios.data_plan import cache_dir, capture_share, prepare_data
 from iomt.scenarios.hmu_service import serve_hmu
@@ -67,6 +67,14 @@ def load_enrolment(scenario: Scenario, path: Path | None) -> dict[str, bytes]:
     return secrets
 
 
+def _no_he_in_the_field(scenario: Scenario) -> None:
+    if scenario.update_encryption.kind != "none":
+        raise UsageError(
+            f"update_encryption.kind {scenario.update_encryption.kind}: the agents of a field"
+            " trial have no way to receive the run's CKKS keys yet; run it with iomt run"
+        )
+
+
 def _run_id(scenario: Scenario, run_id: str | None) -> str:
     try:
         return check_part(run_id or scenario.name, "run id")
@@ -85,6 +93,7 @@ async def run_server_alone(
     resume: Path | None = None,
 ) -> dict[str, Any]:
     started = time.monotonic()
+    _no_he_in_the_field(scenario)
     enrolment = load_enrolment(scenario, enrolment_file)
     handle = _handle(scenario, url, creds, ca)
     checkpoint = resumable(resume, scenario) if resume is not None else None
@@ -147,6 +156,7 @@ async def run_hmu_alone(
 ) -> HmuOutcome:
     if hmu not in scenario.hmu_ids:
         raise UsageError(f"--id {hmu}: the scenario has {', '.join(scenario.hmu_ids[:3])}...")
+    _no_he_in_the_field(scenario)
     enrolment = load_enrolment(scenario, enrolment_file)
     if scenario.qkd.enabled and hmu not in enrolment:
         raise UsageError(f"--enrolment has no secret for {hmu}")

@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from iomt.blas import single_threaded_blas
 from iomt.fedlearn.train import warm_up
-from iomt.hmu_agent.runner import HmuAgent, HmuOutcome, HmuSetup
+from iomt.hmu_agent.runner import HmuAgent
+from iomt.hmu_agent.setup import HmuOutcome, HmuSetup
 from iomt.monitoring.publisher import MqttMetricsPublisher
 from iomt.monitoring.resources import ResourceSampler
 from iomt.monitoring.sink import MetricsSink

@@ -14,9 +14,10 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from iomt.fedlearn.train import warm_up
-from iomt.hmu_agent.runner import HmuAgent, HmuOutcome
+from iomt.hmu_agent.runner import HmuAgent
+from iomt.hmu_agent.setup import HmuOutcome
 from iomt.orphans import reap_with_me
-from iomt.scenarios.setups import RunParts, hmu_setup, hmu_state_dir
+from iomt.scenarios.setups import RunParts
 from iomt.server_agent.setup import ServerOutcome
 
 log = logging.getLogger(__name__)
@@ -95,21 +96,7 @@ async def run_in_process(run: RunParts) -> tuple[ServerOutcome, dict[str, Any]]:
     pool = executor or training_pool()
     try:
         await asyncio.to_thread(_start_workers, pool)
-        agents = [
-            HmuAgent(
-                hmu_setup(
-                    scenario,
-                    run.data,
-                    run.run_id,
-                    h,
-                    run.hmu_kwargs(h),
-                    run.enrolment[h],
-                    hmu_state_dir(run.run_dir, h),
-                ),
-                pool,
-            )
-            for h in scenario.hmu_ids
-        ]
+        agents = [HmuAgent(run.hmu(h), pool) for h in scenario.hmu_ids]
         hmu_tasks = [asyncio.create_task(a.run(), name=a.setup.hmu_id) for a in agents]
         try:
             outcome = await run.server().run()

@@ -36,7 +36,14 @@ from iomt.scenarios.in_process import run_in_process
 from iomt.scenarios.processes import run_processes
 from iomt.scenarios.results import RESULTS_FILE, build_results, write_results
 from iomt.scenarios.schema import Scenario, scenario_yaml
-from iomt.scenarios.setups import RoundCallback, RunParts, channel_setup, make_enrolment, open_sink
+from iomt.scenarios.setups import (
+    RoundCallback,
+    RunParts,
+    channel_setup,
+    make_enrolment,
+    make_he_keys,
+    open_sink,
+)
 from iomt.server_agent.checkpoint import Checkpoint, read_checkpoint
 from iomt.server_agent.setup import ServerOutcome
 from iomt.wire.topics import CHANNEL_ID
@@ -177,6 +184,7 @@ async def _run_agents(
     if on_start is not None:
         on_start(run.run_id, handle.url)
     run.enrolment = make_enrolment(scenario.hmu_ids)
+    run.he_keys = await asyncio.to_thread(make_he_keys, scenario)
     channel_task = None
     if scenario.qkd.enabled:
         kwargs = client_kwargs(handle, CHANNEL_ID)

@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from iomt.atomic import write_text_atomically
-from iomt.hmu_agent.runner import HmuSetup
+from iomt.hmu_agent.setup import HmuSetup
 from iomt.orphans import reap_with_me
 from iomt.scenarios.schema import Scenario
-from iomt.scenarios.setups import RunParts, hmu_setup, hmu_state_dir
+from iomt.scenarios.setups import RunParts
 from iomt.server_agent.setup import ServerOutcome
 
 log = logging.getLogger(__name__)
@@ -111,10 +111,7 @@ async def _start_all(run: RunParts, procs: dict[str, BaseProcess], agents: Path)
     waits = []
     for hmu in run.scenario.hmu_ids:
         await gate.acquire()
-        setup = hmu_setup(
-            run.scenario, run.data, run.run_id, hmu, run.hmu_kwargs(hmu),
-            run.enrolment.get(hmu), hmu_state_dir(run.run_dir, hmu),
-        )  # fmt: skip
+        setup = run.hmu(hmu)
         ready, ready_w = context.Pipe(duplex=False)
         proc = context.Process(
             target=hmu_process,

@@ -65,6 +65,18 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} to results.json")
 
 
+def communication(hmus: dict[str, Any]) -> dict[str, float | None]:
+    """MB each HMU published and received per round it took part in, as each HMU counted
+    them where the bytes left and entered it (mean over HMUs and rounds)."""
+    rounds = [c for h in hmus.values() for c in (h.get("bytes") or {}).values()]
+    if not rounds:
+        return {"mb_up_per_hmu_round": None, "mb_down_per_hmu_round": None}
+    return {
+        "mb_up_per_hmu_round": round(sum(c["up"] for c in rounds) / len(rounds) / 1e6, 4),
+        "mb_down_per_hmu_round": round(sum(c["down"] for c in rounds) / len(rounds) / 1e6, 4),
+    }
+
+
 def build_results(
     scenario: Scenario,
     run_id: str,
@@ -101,6 +113,8 @@ def build_results(
         "refused_by_peer": outcome.refused_by_peer,
         "isolations": outcome.isolations,
         "hmus": hmus or {},
+        "update_encryption": scenario.update_encryption.model_dump(),
+        "communication": communication(hmus or {}),
         "wall_time_s": round(wall_time_s, 3),
     }
     if scenario.qkd.enabled:

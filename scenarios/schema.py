@@ -18,6 +18,7 @@ from iomt.fedlearn.defence_config import (
     CompressionConfig,
     DefenceConfig,
     PrivacyConfig,
+    UpdateEncryptionConfig,
 )
 from iomt.monitoring.config import MetricsConfig
 from iomt.qkd_channel.config import QkdConfig
@@ -46,6 +47,7 @@ class Scenario(Strict):
     attacks: AttackConfig = AttackConfig()
     defence: DefenceConfig = DefenceConfig()
     compression: CompressionConfig = CompressionConfig()
+    update_encryption: UpdateEncryptionConfig = UpdateEncryptionConfig()
     mitm: MitmConfig = MitmConfig()
 
     @property
@@ -134,6 +136,7 @@ def _check_cross_references(scenario: Scenario, source: str) -> None:
     unknown = sorted(set(scenario.mitm.hmus) - hmus)
     if unknown:
         raise ScenarioError(f"{source}: mitm.hmus: no such HMU {', '.join(unknown)}")
+    _check_encryption(scenario, source)
     flood = scenario.attacks.flood
     if flood is not None and flood.hmu not in hmus:
         raise ScenarioError(
@@ -154,6 +157,25 @@ def _check_cross_references(scenario: Scenario, source: str) -> None:
                     f"{source}: qkd.eavesdroppers.{i}.hmus: no such HMU {', '.join(unknown)}"
                     f" (the scenario has hmu-01..hmu-{scenario.federation.hmus:02d})"
                 )
+
+
+def _check_encryption(scenario: Scenario, source: str) -> None:
+    """What cannot be combined with updates the server cannot read."""
+    if scenario.update_encryption.kind != "ckks":
+        return
+    defence = scenario.defence
+    if defence.aggregator != "fedavg" or defence.screening.enabled:
+        raise ScenarioError(
+            f"{source}: update_encryption.kind ckks: the server cannot read encrypted updates,"
+            f" so defence.aggregator {defence.aggregator}"
+            f"{' and screening' if defence.screening.enabled else ''} cannot run; use"
+            " aggregator fedavg without screening (DP and attacks still apply)"
+        )
+    if scenario.compression.kind != "none":
+        raise ScenarioError(
+            f"{source}: update_encryption.kind ckks: compression.kind"
+            f" {scenario.compression.kind} cannot apply to ciphertexts; use kind none"
+        )
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:

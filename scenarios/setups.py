@@ -16,7 +16,7 @@ from iomt.adversary.mitm import MitmProxy, route_through
 from iomt.broker import BrokerHandle, client_kwargs
 from iomt.fedlearn.model import init_weights
 from iomt.fedlearn.pipeline import build_pipeline
-from iomt.hmu_agent.runner import HmuSetup
+from iomt.hmu_agent.setup import HmuSetup
 from iomt.monitoring.forwarder import ForwardLimits, MetricsForwarder
 from iomt.monitoring.sink import MetricsSink
 from iomt.qkd_channel.agent import ChannelSetup
@@ -34,6 +34,25 @@ RoundCallback = Callable[[dict[str, Any]], None]
 def make_enrolment(hmus: list[str]) -> dict[str, bytes]:
     """A fresh 256-bit enrolment secret per HMU: it authenticates QKD post-processing."""
     return {h: secrets.token_bytes(32) for h in hmus}
+
+
+@dataclass(frozen=True)
+class HeKeys:
+    """The run's CKKS keys: ``secret`` for the HMUs, ``public`` for the server."""
+
+    secret: bytes
+    public: bytes
+
+
+def make_he_keys(scenario: Scenario) -> HeKeys | None:
+    """A CKKS context for a run whose updates are encrypted (the key authority's job at
+    enrolment, done here by the launcher, which keeps no copy after handing them out)."""
+    if scenario.update_encryption.kind != "ckks":
+        return None
+    from iomt.fedlearn import ckks
+
+    context = ckks.new_context()
+    return HeKeys(ckks.secret_bytes(context), ckks.public_bytes(context))
 
 
 def channel_setup(scenario: Scenario, run_id: str, kwargs: dict[str, Any]) -> ChannelSetup:
@@ -60,6 +79,7 @@ def server_setup(
     handle: BrokerHandle | None = None,
     sink: MetricsSink | None = None,
     resume: Checkpoint | None = None,
+    he_public: bytes | None = None,
 ) -> ServerSetup:
     forwarder = (
         MetricsForwarder(run_id, emit=sink.emit, limits=ForwardLimits.from_config(scenario.metrics))
@@ -86,6 +106,7 @@ def server_setup(
         defence=scenario.defence,
         reconnect_s=scenario.broker.reconnect_s,
         resume=resume,
+        he_public=he_public,
     )
 
 
@@ -102,6 +123,7 @@ def hmu_setup(
     kwargs: dict[str, Any],
     secret: bytes | None = None,
     state_dir: Path | None = None,
+    he_context: bytes | None = None,
 ) -> HmuSetup:
     x, y = data.parts[hmu]
     return HmuSetup(
@@ -117,6 +139,7 @@ def hmu_setup(
         server_gone_s=scenario.federation.server_gone_s,
         reconnect_s=scenario.broker.reconnect_s,
         state_dir=state_dir,
+        he_context=he_context,
         flood=flood if (flood := scenario.attacks.flood) and flood.hmu == hmu else None,
         pipeline=build_pipeline(
             attacks=scenario.attacks,
@@ -124,6 +147,7 @@ def hmu_setup(
             compression=scenario.compression,
             hmus=scenario.hmu_ids,
             seed=scenario.seed,
+            he_context=he_context,
         ),
     )
 
@@ -151,6 +175,8 @@ class RunParts:
     eves: dict[str, MitmProxy] = field(default_factory=dict)
     resume: Checkpoint | None = None
     """The checkpoint a resumed run continues from."""
+    he_keys: HeKeys | None = None
+    """The run's CKKS keys when updates are encrypted."""
 
     def server(self) -> ServerAgent:
         kwargs = client_kwargs(self.handle, SERVER_ID)
@@ -166,8 +192,17 @@ class RunParts:
                 self.handle,
                 self.sink,
                 self.resume,
+                self.he_keys.public if self.he_keys else None,
             )
         )
+
+    def hmu(self, hmu: str) -> HmuSetup:
+        """The setup of one HMU of this run, with its own secrets only."""
+        return hmu_setup(
+            self.scenario, self.data, self.run_id, hmu, self.hmu_kwargs(hmu),
+            self.enrolment.get(hmu), hmu_state_dir(self.run_dir, hmu),
+            self.he_keys.secret if self.he_keys else None,
+        )  # fmt: skip
 
     def hmu_kwargs(self, hmu: str) -> dict[str, Any]:
         """How an HMU reaches the broker: directly, or through Eve where she sits on its path."""

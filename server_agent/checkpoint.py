@@ -19,6 +19,8 @@ import numpy as np
 from iomt.atomic import write_atomically, write_text_atomically
 from iomt.errors import EnvironmentProblem, UsageError
 from iomt.fedlearn.model import Weights
+from iomt.fedlearn.trust import TrustLedger
+from iomt.server_agent.coordinator import RoundCoordinator
 
 STATE_FILE = "state.json"
 WEIGHTS_FILE = "global.npz"
@@ -92,3 +94,33 @@ def read_checkpoint(run_dir: Path) -> Checkpoint:
         raise UsageError(
             f"{state_path}: not a checkpoint this version can resume ({exc})"
         ) from None
+
+
+def checkpoint_of(
+    run_id: str,
+    weights: Weights,
+    rounds: list[dict[str, Any]],
+    core: RoundCoordinator,
+    ledger: TrustLedger | None,
+    isolated: list[str],
+    rejected: dict[str, int],
+) -> Checkpoint:
+    """The server's state as its current round closes (before the coordinator counts it)."""
+    return Checkpoint(
+        run_id=run_id,
+        weights=weights,
+        version=core.version + 1,
+        rounds=rounds,
+        rng=core.rng_state(),
+        trust={"trust": ledger.trust, "history": ledger.history} if ledger else {},
+        isolated=list(isolated),
+        rejected=dict(rejected),
+    )
+
+
+def restore(ckpt: Checkpoint, core: RoundCoordinator, ledger: TrustLedger | None) -> None:
+    """Put the coordinator and the trust ledger back as ``ckpt`` has them."""
+    core.restore(ckpt.completed_rounds, ckpt.version, ckpt.rng, ckpt.isolated)
+    if ledger is not None and ckpt.trust:
+        ledger.trust = {str(k): float(v) for k, v in ckpt.trust["trust"].items()}
+        ledger.history = {str(k): list(v) for k, v in ckpt.trust["history"].items()}

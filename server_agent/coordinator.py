@@ -60,25 +60,10 @@ from iomt.server_agent.events import (
 )
 
 __all__ = [
-    "TRANSITIONS",
-    "Abort",
-    "Action",
-    "Aggregate",
-    "BrokerBack",
-    "Event",
-    "Excluded",
-    "Finish",
-    "HmuStatus",
-    "Invite",
-    "KeyAccepted",
-    "MessagesDropped",
-    "Phase",
-    "Rekey",
-    "RoundCoordinator",
-    "RoundDone",
-    "Tick",
-    "UpdateArrived",
-]
+    "TRANSITIONS", "Abort", "Action", "Aggregate", "BrokerBack", "Event", "Excluded", "Finish",
+    "HmuStatus", "Invite", "KeyAccepted", "MessagesDropped", "Phase", "Rekey",
+    "RoundCoordinator", "RoundDone", "Tick", "UpdateArrived",
+]  # fmt: skip
 
 
 class Phase(Enum):

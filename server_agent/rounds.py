@@ -41,6 +41,11 @@ def close_round(
     return ClosedRound(result.weights, result, evaluate(result.weights))
 
 
+def decrypted_round(weights: Weights, evaluate: Evaluate) -> ClosedRound:
+    """A round of encrypted updates, its aggregate decrypted: no defence could read them."""
+    return ClosedRound(weights, AggregationResult(weights), evaluate(weights))
+
+
 def round_record(
     agg: Aggregate, closed: ClosedRound, *, duration_s: float, bytes_up: int, bytes_down: int
 ) -> dict[str, Any]:
@@ -70,6 +75,7 @@ def training_points(agg: Aggregate, closed: ClosedRound, previous: Weights) -> l
     points = []
     for hmu, (local, message) in sorted(agg.updates.items()):
         assert isinstance(message, ModelUpdate)
+        encrypted = not isinstance(local, dict)  # ciphertexts: the server cannot measure it
         points.append(
             measurements.hmu_training(
                 hmu,
@@ -77,7 +83,7 @@ def training_points(agg: Aggregate, closed: ClosedRound, previous: Weights) -> l
                 loss=message.loss,
                 samples=message.num_samples,
                 train_s=message.train_seconds,
-                update_norm=_distance(local, previous),
+                update_norm=None if encrypted else _distance(local, previous),
                 trust=closed.result.trust.get(hmu),
                 flagged=hmu in closed.result.flagged,
             )

@@ -6,9 +6,13 @@ to and performs the coordinator's actions through a table.  The jobs:
 * ``coordinator``: who trains when, from which model version (pure);
 * ``keying`` and ``isolation``: B92 sessions with each HMU, and what an abort costs it;
 * ``decoding``: an update's wire steps undone and its weights checked;
+* ``round_actions``: performing the coordinator's actions (the other half of the agent);
 * ``rounds``: aggregation, evaluation and the round's record (in a worker thread);
-* ``checkpoint``: the global model and round log after every round;
-* ``broker_watch``: Mosquitto's ``$SYS`` counters as metrics.
+* ``encrypted_rounds``: FL + HE: encrypted updates summed, a key holder decrypts;
+* ``checkpoint``: the server's state after every round, and resuming from it;
+* ``refused`` and ``flood_guard``: the books of refused messages, and floods;
+* ``outbox``: the frames the server sends;
+* ``broker_watch``: Mosquitto's ``$SYS`` counters as metrics, and its drops.
 
 Who attacks, and what privacy an HMU spent, are the experiment's ground truth and
 accounting: the scenario's results builder works them out, not the server.
@@ -31,13 +35,12 @@ from iomt.errors import (
     QkdError,
     RunError,
 )
-from iomt.fedlearn.evaluate import Evaluation, evaluate
-from iomt.fedlearn.model import Weights
 from iomt.fedlearn.strategy import build_aggregator, trust_ledger
 from iomt.monitoring import measurements
 from iomt.monitoring.broker_stats import SYS_FILTER
+from iomt.server_agent import outbox
 from iomt.server_agent.broker_watch import BrokerWatch
-from iomt.server_agent.checkpoint import Checkpoint, write_checkpoint
+from iomt.server_agent.checkpoint import Checkpoint, restore
 from iomt.server_agent.coordinator import (
     Aggregate,
     BrokerBack,
@@ -50,29 +53,34 @@ from iomt.server_agent.coordinator import (
     Phase,
     Rekey,
     RoundCoordinator,
-    RoundDone,
     Tick,
     UpdateArrived,
 )
 from iomt.server_agent.decoding import update_weights
+from iomt.server_agent.encrypted_rounds import EncryptedRounds
 from iomt.server_agent.isolation import Isolation
 from iomt.server_agent.keying import ServerKeying
 from iomt.server_agent.refused import Refused
-from iomt.server_agent.rounds import close_round, round_record, training_points
+from iomt.server_agent.round_actions import RoundActions
+from iomt.server_agent.rounds import (
+    decrypted_round,
+)
 from iomt.server_agent.setup import ServerOutcome, ServerSetup
 from iomt.wire import topics
 from iomt.wire.bus import Bus, Delivery
-from iomt.wire.envelope import BROADCAST, new_envelope
-from iomt.wire.frame import decode_frame, encode_frame
-from iomt.wire.messages import GlobalModel, ModelUpdate, RunComplete, Status, TrainRequest
-from iomt.wire.stamp import stamp
+from iomt.wire.frame import decode_frame
+from iomt.wire.messages import (
+    DecryptedAggregate,
+    ModelUpdate,
+    Status,
+)
 
 log = logging.getLogger(__name__)
 
 __all__ = ["ServerAgent", "ServerOutcome", "ServerSetup"]
 
 
-class ServerAgent:
+class ServerAgent(RoundActions):
     """One FL server (an aggregator of one tier) connected to the broker."""
 
     def __init__(self, setup: ServerSetup) -> None:
@@ -112,43 +120,24 @@ class ServerAgent:
             key_deadline_s=fed.round_deadline_s,
             min_updates=fed.min_updates,
         )
+        self.he = (
+            EncryptedRounds(setup.he_public, fed.round_deadline_s) if setup.he_public else None
+        )
         if setup.resume is not None:
             self._restore(setup.resume)
 
     def _restore(self, ckpt: Checkpoint) -> None:
         """Continue where ``ckpt`` left off (see ``iomt.server_agent.checkpoint``)."""
-        self.weights = ckpt.weights
-        self.records = list(ckpt.rounds)
+        self.weights, self.records = ckpt.weights, list(ckpt.rounds)
         self.refused.by_reason.update(ckpt.rejected)
         self.isolation.isolated = list(ckpt.isolated)
-        self.core.restore(ckpt.completed_rounds, ckpt.version, ckpt.rng, ckpt.isolated)
-        ledger = trust_ledger(self.aggregator)
-        if ledger is not None and ckpt.trust:
-            ledger.trust = {str(k): float(v) for k, v in ckpt.trust["trust"].items()}
-            ledger.history = {str(k): list(v) for k, v in ckpt.trust["history"].items()}
+        restore(ckpt, self.core, trust_ledger(self.aggregator))
         log.info("resuming run %s after round %d", ckpt.run_id, ckpt.completed_rounds)
-
-    def _checkpoint(self) -> Checkpoint:
-        ledger = trust_ledger(self.aggregator)
-        return Checkpoint(
-            run_id=self.setup.run_id,
-            weights=self.weights,
-            version=self.core.version + 1,  # taken as the round closes, before RoundDone
-            rounds=self.records,
-            rng=self.core.rng_state(),
-            trust={"trust": ledger.trust, "history": ledger.history} if ledger else {},
-            isolated=list(self.isolation.isolated),
-            rejected=dict(self.refused.by_reason),
-        )
-
-    def _tier(self, build: Callable[..., str], *parts: str) -> str:
-        """A topic of this server's own tier."""
-        return build(self.setup.run_id, *parts, aggregator=self.setup.aggregator_id)
 
     async def run(self) -> ServerOutcome:
         s = self.setup
         status_topic = topics.status(s.run_id, s.aggregator_id)
-        will = (status_topic, self._status("offline"))
+        will = (status_topic, outbox.status(s, "offline"))
         async with Bus(s.client_kwargs, will=will, reconnect_s=s.reconnect_s) as bus:
             self.bus = bus
             if self.qkd is not None:
@@ -165,17 +154,18 @@ class ServerAgent:
                     )
             for hmu in self.isolation.isolated:  # a resumed run: still cut off at this broker
                 await self.isolation.revoke(hmu)
-            await bus.publish(status_topic, self._status("online"), retain=True)
+            await bus.publish(status_topic, outbox.status(s, "online"), retain=True)
             try:
                 finish = await self._loop(bus)
             except BrokerError as exc:  # gone for longer than broker.reconnect_s
                 log.info("server: %s", exc)  # the run ends on it: the CLI says it once
                 finish = Finish(completed=False, reason=str(exc))
             else:
-                complete = self._frame_complete(finish.reason)
+                done = self.core.completed_rounds if self.core.phase is Phase.FINISHED else 0
+                complete = outbox.complete(s, done, finish.reason)
                 await bus.publish(self._tier(topics.global_model), complete)
                 await self._linger(bus)
-                await bus.publish(status_topic, self._status("offline"), retain=True)
+                await bus.publish(status_topic, outbox.status(s, "offline"), retain=True)
         self.refused.flush()
         if not self.records and not finish.completed:
             raise RunError(f"run {s.run_id} did not start: {finish.reason}")
@@ -208,10 +198,14 @@ class ServerAgent:
                 if isinstance(action, Finish):
                     return action
                 actions.extend(await self._perform[type(action)](action))
-            wake = core.next_wakeup()
+            pending = self.he.pending if self.he else None
+            wake = pending.deadline if pending else core.next_wakeup()
             timeout = None if wake is None else max(0.0, wake - time.monotonic())
             delivery = await bus.receive(timeout=timeout)
             now = time.monotonic()
+            if delivery is None and pending is not None:
+                actions = await self._decryption_late(now) if now >= pending.deadline else []
+                continue
             if delivery is None:
                 actions = core.handle(Tick(), now)
                 continue
@@ -278,9 +272,17 @@ class ServerAgent:
             if self.qkd is not None and env.cipher == "none":
                 raise ProtocolViolation(f"plaintext update from {agent} refused: QKD is on")
             self._bytes_up += frame.size
-            weights = update_weights(agent, message, frame.tensors, self.weights)
-            event = UpdateArrived(agent, env.round, message.base_version, (weights, message))
+            if self.he is not None:
+                local: Any = self.he.encrypted_update(agent, message, frame.tensors)
+            else:
+                local = update_weights(agent, message, frame.tensors, self.weights)
+            event = UpdateArrived(agent, env.round, message.base_version, (local, message))
             return self.core.handle(event, now)
+        if isinstance(message, DecryptedAggregate) and self.he is not None:
+            agg, weights = self.he.answer(agent, message.model_version, frame.tensors, self.weights)
+            self._bytes_up += frame.size
+            closed = await asyncio.to_thread(decrypted_round, weights, self._evaluate)
+            return await self._round_closed(agg, closed)
         raise ProtocolViolation(f"unexpected {message.type!r} message on {delivery.topic}")
 
     async def _on_key_traffic(self, hmu: str, leg: str, payload: bytes) -> list[Any]:
@@ -300,91 +302,3 @@ class ServerAgent:
             return self.core.handle(KeyAccepted(hmu), now)
         await self.isolation.isolate(hmu, f"key session aborted: {outcome.reason}")
         return self.core.handle(Excluded(hmu), now)
-
-    # -- performing actions -------------------------------------------------------
-
-    async def _invite(self, invite: Invite) -> list[Any]:
-        s = self.setup
-        if not invite.again:
-            self._bytes_up = self._bytes_down = 0
-            self._round_started = time.monotonic()
-        request = TrainRequest(
-            deadline_s=invite.deadline_s, model_version=invite.version, tensors=[]
-        )
-        frames: dict[str, bytes] = {}
-        for hmu in invite.hmus:
-            link = self.keying.links.get(hmu) if self.keying else None
-            env = new_envelope(
-                s.run_id, invite.round, s.aggregator_id, hmu, "train",
-                cipher=link.cipher if link else "none", key_id=link.key_id if link else "",
-                **stamp(),
-            )  # fmt: skip
-            try:
-                frames[hmu] = encode_frame(
-                    env, request, self.weights, seal=link.seal if link else None
-                )
-            except QkdError as exc:  # a one-time pad that is used up: refuse to send
-                log.warning("round %d: no invitation for %s: %s", invite.round, hmu, exc)
-        # all at once: each QoS 1 publish waits for its PUBACK, and one after another the
-        # last invitee would start training a broker round trip per HMU late
-        await asyncio.gather(
-            *(self.bus.publish(self._tier(topics.inbox, h), d) for h, d in frames.items())
-        )
-        self._bytes_down += sum(map(len, frames.values()))
-        again = " again (the broker was away)" if invite.again else ""
-        log.info("round %d: invited %s%s", invite.round, ", ".join(invite.hmus), again)
-        return []
-
-    async def _rekey(self, rekey: Rekey) -> list[Any]:
-        assert self.keying is not None
-        await self.keying.rekey(rekey.hmus, self.core.completed_rounds)
-        log.info("key sessions started with %s", ", ".join(rekey.hmus))
-        return []
-
-    async def _aggregate(self, agg: Aggregate) -> list[Any]:
-        s = self.setup
-        if not agg.updates:
-            log.warning("round %d: no update arrived before the deadline", agg.round)
-        previous = self.weights
-        closed = await asyncio.to_thread(
-            close_round, self.aggregator, previous, agg, self._evaluate
-        )
-        self.weights = closed.weights
-        # the broadcast says the round closed; the weights go only to the next invitees
-        env = new_envelope(s.run_id, agg.round, s.aggregator_id, BROADCAST, "global", **stamp())
-        message = GlobalModel(version=agg.version + 1, accuracy=closed.evaluation.accuracy)
-        data = encode_frame(env, message)
-        await self.bus.publish(self._tier(topics.global_model), data, retain=True)
-        self._bytes_down += len(data)
-        record = round_record(
-            agg,
-            closed,
-            duration_s=time.monotonic() - self._round_started,
-            bytes_up=self._bytes_up,
-            bytes_down=self._bytes_down,
-        )
-        self.records.append(record)
-        await asyncio.to_thread(write_checkpoint, s.run_dir, self._checkpoint())
-        self._emit(measurements.fl_round_from_record(record))
-        for point in training_points(agg, closed, previous):
-            self._emit(point)
-        if s.on_round is not None:
-            s.on_round(record)
-        return self.core.handle(RoundDone(agg.round), time.monotonic())
-
-    # -- helpers ----------------------------------------------------------------------
-
-    def _evaluate(self, weights: Weights) -> Evaluation:
-        s = self.setup
-        return evaluate(weights, s.x_test, s.y_test, s.hidden)
-
-    def _status(self, state: str) -> bytes:
-        s = self.setup
-        env = new_envelope(s.run_id, 0, s.aggregator_id, BROADCAST, "status", **stamp())
-        return encode_frame(env, Status(role="server", state=state))  # type: ignore[arg-type]
-
-    def _frame_complete(self, reason: str) -> bytes:
-        s = self.setup
-        rnd = self.core.completed_rounds if self.core.phase is Phase.FINISHED else 0
-        env = new_envelope(s.run_id, rnd, s.aggregator_id, BROADCAST, "complete", **stamp())
-        return encode_frame(env, RunComplete(reason=reason[:200]))

@@ -50,6 +50,8 @@ class ServerSetup:
     """This aggregator's id: the tier whose members it serves (``iomt.wire.topics``)."""
     resume: Checkpoint | None = None
     """Continue from this checkpoint instead of from ``initial_weights``."""
+    he_public: bytes | None = None
+    """The run's public CKKS context (no secret key) when updates are encrypted."""
 
 
 @dataclass

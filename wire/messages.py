@@ -98,10 +98,31 @@ class RunComplete(Strict):
     reason: str = Field(max_length=200)
 
 
+class DecryptRequest(Strict):
+    """Server -> one HMU of the round (FL + HE): decrypt this aggregate of the encrypted
+    updates, the delta that makes version ``model_version + 1``."""
+
+    type: Literal["decrypt"] = "decrypt"
+    model_version: int = Field(ge=0)
+    size: int = Field(ge=1, le=2**28)
+    """How many values the ciphertexts hold (the model's parameter count)."""
+    tensors: list[TensorSpec]
+
+
+class DecryptedAggregate(Strict):
+    """HMU -> server (FL + HE): the decrypted aggregate delta, one array per weight."""
+
+    type: Literal["decrypted"] = "decrypted"
+    model_version: int = Field(ge=0)
+    tensors: list[TensorSpec]
+
+
 Message = Annotated[
     Status
     | TrainRequest
     | ModelUpdate
+    | DecryptRequest
+    | DecryptedAggregate
     | GlobalModel
     | RunComplete
     | KeyRequest

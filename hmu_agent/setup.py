@@ -1,0 +1,89 @@
+"""What an HMU agent is given for a run, and what it hands back."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from iomt.adversary.flood import FloodReport
+from iomt.fedlearn.config import TrainingConfig
+from iomt.fedlearn.defence_config import FloodAttack
+from iomt.fedlearn.pipeline import UpdatePipeline
+from iomt.monitoring.publisher import MqttMetricsPublisher
+from iomt.monitoring.sink import MetricsSink
+from iomt.qkd_channel.config import QkdConfig
+from iomt.wire import topics
+
+
+@dataclass(frozen=True)
+class HmuSetup:
+    """Everything one HMU needs: who it is, its local data, how to train and what to send."""
+
+    run_id: str
+    hmu_id: str
+    x: np.ndarray
+    y: np.ndarray
+    training: TrainingConfig
+    seed: int
+    client_kwargs: dict[str, Any]
+    qkd: QkdConfig | None = None
+    secret: bytes | None = None
+    """Enrolment secret shared with the server; authenticates QKD post-processing."""
+    pipeline: UpdatePipeline = field(default_factory=UpdatePipeline)
+    """What happens to each update after training (``iomt.fedlearn.pipeline``)."""
+    aggregator: str = topics.SERVER_ID
+    """The aggregator of this HMU's tier: its server, or its fog node."""
+    reconnect_s: float = 0.0
+    """How long to reconnect to a lost broker before giving up (0: never)."""
+    server_gone_s: float = 60.0
+    """Leave when the aggregator's status has said offline (its last will) this long."""
+    metrics: MetricsSink | None = None
+    """Where this HMU's own metrics go; None when the server records them for it."""
+    publisher: MqttMetricsPublisher | None = None
+    """Set when the HMU's metrics travel over MQTT to the server (field HMUs)."""
+    state_dir: Path | None = None
+    """Where the state carried between rounds is written, to resume from (``hmu_agent.carry``)."""
+    on_online: Callable[[], None] | None = None
+    """Called once this HMU is connected and has said it is online."""
+    he_context: bytes | None = None
+    """The run's CKKS context with its secret key, when updates are encrypted (FL + HE)."""
+    flood: FloodAttack | None = None
+    """Set when this HMU's credentials flood its update topic instead of training."""
+
+
+@dataclass
+class HmuOutcome:
+    hmu_id: str
+    rounds_trained: int
+    reason: str
+    rejected: dict[str, int]
+    key_sessions: int = 0
+    bytes: dict[int, dict[str, int]] = field(default_factory=dict)
+    """Per round: ``up`` (update bytes this HMU published), ``down`` (invitation bytes in)."""
+    failures: dict[int, str] = field(default_factory=dict)
+    """Rounds this HMU was invited to but sent no update for, and why."""
+    flood: FloodReport | None = None
+
+    def as_report(self) -> dict[str, Any]:
+        """This HMU's entry in ``results.json``'s ``hmus``."""
+        return {
+            "state": "done",
+            "reason": self.reason,
+            "rounds_trained": self.rounds_trained,
+            "key_sessions": self.key_sessions,
+            "rejected": self.rejected,
+            "failures": {str(r): why for r, why in self.failures.items()},
+            "bytes": {str(r): counts for r, counts in self.bytes.items()},
+            **({"flood": dataclasses.asdict(self.flood)} if self.flood else {}),
+        }
+
+
+def round_seed(seed: int, hmu_id: str, round_: int) -> int:
+    """A training seed unique to (scenario seed, HMU, round), stable across processes."""
+    digits = int("".join(c for c in hmu_id if c.isdigit()) or "0")
+    return int(np.random.SeedSequence([seed, digits, round_]).generate_state(1)[0])
