@@ -62,3 +62,35 @@ def test_bad_yaml_and_missing_file_are_one_line_errors(tmp_path):
     assert "mapping" in str(
         pytest.raises(ScenarioError, load_scenario, write(tmp_path, "- 1\n")).value
     )
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (
+            "defence: {aggregator: trust, screening: {enabled: true}}",
+            "aggregator trust and screening",
+        ),
+        ("defence: {aggregator: median}", "aggregator median"),
+        ("compression: {kind: topk}", "compression.kind topk"),
+    ],
+)
+def test_what_cannot_read_ciphertexts_is_refused_with_ckks(tmp_path, extra, needle):
+    path = write(tmp_path, f"name: x\nupdate_encryption: {{kind: ckks}}\n{extra}\n")
+    message = str(pytest.raises(ScenarioError, load_scenario, path).value)
+    assert needle in message and str(path) in message and "\n" not in message
+
+
+def test_an_unknown_update_encryption_is_named(tmp_path):
+    path = write(tmp_path, "name: x\nupdate_encryption: {kind: rot13}\n")
+    assert "update_encryption.kind" in str(pytest.raises(ScenarioError, load_scenario, path).value)
+
+
+def test_a_flood_names_an_hmu_of_the_scenario(tmp_path):
+    path = write(tmp_path, "name: x\nfederation: {hmus: 3, clients_per_round: 3}\n"
+                 "attacks: {flood: {hmu: hmu-07}}\n")  # fmt: skip
+    assert "attacks.flood.hmu: no such HMU 'hmu-07'" in str(
+        pytest.raises(ScenarioError, load_scenario, path).value
+    )
+    ok = write(tmp_path, "name: x\nattacks: {flood: {hmu: hmu-02, messages: 5}}\n")
+    assert load_scenario(ok).attacks.flood.messages == 5

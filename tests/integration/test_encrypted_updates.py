@@ -1,0 +1,52 @@
+"""FL + HE over the real broker: a 3-HMU, 2-round run with ``update_encryption: ckks``
+completes, in one process and with HMU processes, with the plaintext run's model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.integration.test_run import TINY, check_results, iomt, only_run_dir
+
+pytestmark = pytest.mark.integration
+
+
+def final_model(run_dir: Path) -> dict[str, np.ndarray]:
+    with np.load(run_dir / "checkpoints" / "global.npz") as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+@pytest.mark.parametrize("processes", [False, True], ids=["in-process", "processes"])
+def test_a_ckks_run_completes_with_the_plaintext_model(
+    processes: bool, dataset_path: Path, tmp_path: Path
+) -> None:
+    runs = {}
+    for kind in ("ckks", "none"):
+        path = tmp_path / f"{kind}.yaml"
+        path.write_text(
+            TINY + f"data: {{dataset: {dataset_path}, limit: 3000}}\n"
+            f"update_encryption: {{kind: {kind}}}\n"
+        )
+        out = tmp_path / kind
+        proc = iomt("run", str(path), "--out", str(out), *(["--processes"] if processes else []))
+        assert proc.returncode == 0, proc.stderr
+        runs[kind] = only_run_dir(out)
+    results = json.loads((runs["ckks"] / "results.json").read_text())
+    plain = json.loads((runs["none"] / "results.json").read_text())
+    check_results(results, rounds=2, hmus=3)
+    assert results["update_encryption"] == {"kind": "ckks"}
+    # bytes measured where they leave each HMU: two CKKS-8192 vectors (~0.66 MB) per update
+    assert results["communication"]["mb_up_per_hmu_round"] > 15 * plain["communication"][
+        "mb_up_per_hmu_round"
+    ]
+    assert all(r["bytes_up"] > 3 * 600_000 for r in results["rounds"])
+    # the aggregate of encrypted deltas (CKKS error ~1e-8) gives the plaintext model
+    reference = final_model(runs["none"])
+    for name, value in final_model(runs["ckks"]).items():
+        np.testing.assert_allclose(value, reference[name], atol=1e-5)
+    assert abs(results["final"]["accuracy"] - plain["final"]["accuracy"]) <= 1e-3
+    log = (runs["ckks"] / "run.log").read_text()
+    assert "round 2: asked hmu-01 to decrypt the aggregate" in log
