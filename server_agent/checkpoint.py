@@ -1,6 +1,10 @@
 """The server's checkpoint: everything a resumed run needs, written atomically after every round.
 
-``checkpoints/global.npz`` holds the global model; ``checkpoints/state.json`` the rest:
+``checkpoints/global-<version>.npz`` holds the global model and ``checkpoints/state.json``
+the rest, naming that file; ``checkpoints/global.npz`` is a copy of the latest model
+for readers.  The model file is written before the state that names it, and the older
+one removed after, so a process killed at any point leaves a state and a model that
+belong together.  The state holds
 the round log, the model's version, the client-selection generator's state, the trust
 ledger and anomaly history, the isolated HMUs and the refusal counts.  The privacy
 spent by each HMU is derived from the round log (``iomt.scenarios.accounting``).
@@ -54,9 +58,11 @@ def write_checkpoint(run_dir: Path, ckpt: Checkpoint) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise EnvironmentProblem(f"cannot create {folder}: {exc.strerror or exc}") from None
-    write_atomically(folder / WEIGHTS_FILE, lambda fh: np.savez(fh, **ckpt.weights))
+    versioned = f"global-{ckpt.version:06d}.npz"
+    write_atomically(folder / versioned, lambda fh: np.savez(fh, **ckpt.weights))
     state = {
         "run_id": ckpt.run_id,
+        "weights": versioned,
         "round": ckpt.completed_rounds,
         "version": ckpt.version,
         "rng": ckpt.rng,
@@ -66,6 +72,10 @@ def write_checkpoint(run_dir: Path, ckpt: Checkpoint) -> None:
         "rounds": ckpt.rounds,
     }
     write_text_atomically(folder / STATE_FILE, json.dumps(state, indent=1))
+    write_atomically(folder / WEIGHTS_FILE, lambda fh: fh.write((folder / versioned).read_bytes()))
+    for old in folder.glob("global-*.npz"):
+        if old.name != versioned:
+            old.unlink(missing_ok=True)
 
 
 def read_checkpoint(run_dir: Path) -> Checkpoint:
@@ -74,7 +84,7 @@ def read_checkpoint(run_dir: Path) -> Checkpoint:
     state_path = folder / STATE_FILE
     try:
         state = json.loads(state_path.read_text())
-        with np.load(folder / WEIGHTS_FILE) as npz:
+        with np.load(folder / str(state["weights"])) as npz:
             weights = {k: npz[k] for k in npz.files}
         return Checkpoint(
             run_id=str(state["run_id"]),

@@ -13,7 +13,7 @@ import pytest
 
 from iomt.atomic import new_run_dir, write_text_atomically
 from iomt.errors import EnvironmentProblem, UsageError
-from iomt.server_agent.checkpoint import Checkpoint, write_checkpoint
+from iomt.server_agent.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 
 DEV_FULL = Path("/dev/full")  # every write to it fails with ENOSPC, as on a full disk
 needs_dev_full = pytest.mark.skipif(not DEV_FULL.exists(), reason="needs /dev/full (Linux)")
@@ -41,15 +41,20 @@ def test_a_full_disk_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path) 
 def test_a_checkpoint_on_a_full_disk_keeps_the_last_one_whole(tmp_path: Path) -> None:
     first = {"w": np.ones(4, np.float32)}
     write_checkpoint(tmp_path, Checkpoint("r", first, 1, [{"round": 1}], rng={}))
-    fill_disk_for(tmp_path / "checkpoints" / "global.npz")
-    with pytest.raises(EnvironmentProblem, match="global.npz"):
+    fill_disk_for(tmp_path / "checkpoints" / "global-000002.npz")
+    with pytest.raises(EnvironmentProblem, match="global-000002.npz"):
         second = Checkpoint("r", {"w": np.zeros(4, np.float32)}, 2, [{"round": 2}], rng={})
         write_checkpoint(tmp_path, second)
     ckpt = tmp_path / "checkpoints"
-    assert sorted(p.name for p in ckpt.iterdir()) == ["global.npz", "state.json"]
+    assert sorted(p.name for p in ckpt.iterdir()) == [
+        "global-000001.npz",
+        "global.npz",
+        "state.json",
+    ]
     with np.load(ckpt / "global.npz") as saved:
         np.testing.assert_array_equal(saved["w"], first["w"])
     assert json.loads((ckpt / "state.json").read_text())["version"] == 1
+    assert read_checkpoint(tmp_path).version == 1
 
 
 def test_a_run_directory_is_never_reused(tmp_path: Path) -> None:

@@ -39,9 +39,10 @@ def test_a_ckks_run_completes_with_the_plaintext_model(
     check_results(results, rounds=2, hmus=3)
     assert results["update_encryption"] == {"kind": "ckks"}
     # bytes measured where they leave each HMU: two CKKS-8192 vectors (~0.66 MB) per update
-    assert results["communication"]["mb_up_per_hmu_round"] > 15 * plain["communication"][
-        "mb_up_per_hmu_round"
-    ]
+    assert (
+        results["communication"]["mb_up_per_hmu_round"]
+        > 15 * plain["communication"]["mb_up_per_hmu_round"]
+    )
     assert all(r["bytes_up"] > 3 * 600_000 for r in results["rounds"])
     # the aggregate of encrypted deltas (CKKS error ~1e-8) gives the plaintext model
     reference = final_model(runs["none"])

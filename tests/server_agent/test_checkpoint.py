@@ -78,6 +78,28 @@ def test_a_trust_ledger_is_found_behind_screening():
     assert trust_ledger(build_aggregator(DefenceConfig())) is None
 
 
+def test_a_kill_between_the_two_files_leaves_a_pair_that_belongs_together(tmp_path):
+    """The model of the next round is written before the state that names it: a state
+    read at any moment names the model of its own round."""
+    first = Checkpoint("r", {"w": np.ones(2, np.float32)}, 1, [{"round": 1}], rng={})
+    write_checkpoint(tmp_path, first)
+    folder = tmp_path / "checkpoints"
+    np.savez(folder / "global-000002.npz", w=np.zeros(2, np.float32))  # killed right after
+    back = read_checkpoint(tmp_path)
+    assert back.version == 1
+    np.testing.assert_array_equal(back.weights["w"], np.ones(2, np.float32))
+    second = Checkpoint(
+        "r", {"w": np.zeros(2, np.float32)}, 2, [{"round": 1}, {"round": 2}], rng={}
+    )
+    write_checkpoint(tmp_path, second)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "global-000002.npz",
+        "global.npz",
+        "state.json",
+    ]
+    assert read_checkpoint(tmp_path).version == 2
+
+
 def test_a_run_without_a_checkpoint_cannot_resume(tmp_path):
     with pytest.raises(UsageError, match="no checkpoint"):
         read_checkpoint(tmp_path)
