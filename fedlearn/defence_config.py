@@ -7,6 +7,7 @@ attacker, no screening, dense float32 updates.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -207,6 +208,29 @@ class CompressionConfig(Strict):
     kind: Literal["none", "topk", "quant8", "topk-quant8"] = "none"
     k: float = Field(0.1, gt=0, le=1)
     error_feedback: bool = True
+
+
+class NeuralCipherConfig(Strict):
+    """SAFE-MED's adversarial neural cipher (``iomt.fedlearn.neural_cipher``)."""
+
+    width: int = Field(128, ge=8, le=1024, description="ciphertext values per 128-value block")
+    compression_ratio: float = Field(
+        1.0, gt=0, le=1, description="the share of ``width`` sent (SAFE-MED: 0.25)"
+    )
+    adversarial: bool = Field(True, description="false: NeuralCrypto-FL, reconstruction only")
+    keyed: bool = Field(False, description="encoder and decoder also take the HMU's QKD key")
+    key_bits: int = Field(64, ge=8, le=256)
+    adversary_weight: float = Field(1.0, ge=0, le=100)
+    dropout: float = Field(0.2, ge=0, lt=1)
+    lr: float = Field(1e-3, gt=0, le=1)
+    batch: int = Field(256, ge=2, le=65_536)
+    max_epochs: int = Field(200, ge=1, le=10_000)
+    patience: int = Field(10, ge=1, le=1000)
+
+    @property
+    def cipher_width(self) -> int:
+        """Values of ciphertext per block: ``width * compression_ratio``, at least 8."""
+        return max(8, math.ceil(self.width * self.compression_ratio))
 
 
 class UpdateEncryptionConfig(Strict):

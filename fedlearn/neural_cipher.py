@@ -1,0 +1,269 @@
+"""SAFE-MED's adversarial neural cipher for model updates (its section 3.3.2 and
+Algorithm 1), and the same cipher keyed by a per-HMU key (after Abadi and Andersen).
+
+Three networks, Xavier-uniform initialised:
+
+* encoder E: a 128-value block of the update (and, keyed, ``key_bits`` key values) ->
+  hidden [256, 128, 64], each Linear -> ReLU -> BatchNorm -> ciphertext of ``width``
+  values, tanh;
+* decoder D: the ciphertext (and the key) -> [64, 128, 256], Linear -> ReLU ->
+  BatchNorm -> the block, linear;
+* adversary A: the ciphertext only -> [256, 128], Linear -> ReLU -> Dropout -> the
+  block, linear.
+
+Training alternates, per batch of 256 (Adam, MSE): one step of E and D on
+``MSE(D(E(x)), x) - adversary_weight * MSE(A(E(x)), x)`` (the minimax: reconstruct,
+and make the adversary fail), then one step of A on ``MSE(A(E(x)), x)``.  Without
+``adversarial`` the first loss is the reconstruction alone: NeuralCrypto-FL, and
+SAFE-MED's ablation.  Training stops when the decoder's validation loss has not
+improved for ``patience`` epochs, and keeps the best decoder and encoder.
+
+An update is a vector of any length: it is divided by its largest absolute value
+(sent in clear beside the ciphertext: one number per update), padded and cut into
+128-value blocks (``to_blocks``), each encrypted alone.
+
+Pure computation: no I/O, no randomness but the generators given.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from iomt.fedlearn.defence_config import NeuralCipherConfig
+
+BLOCK = 128
+
+
+def _mlp(sizes: list[int], out: int, *, norm: bool, dropout: float = 0.0) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+        layers.append(nn.BatchNorm1d(b) if norm else nn.Dropout(dropout))
+    layers.append(nn.Linear(sizes[-1], out))
+    return layers
+
+
+def _xavier(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+@dataclass
+class CipherNets:
+    """The three networks of one cipher."""
+
+    cfg: NeuralCipherConfig
+    encoder: nn.Sequential
+    decoder: nn.Sequential
+    adversary: nn.Sequential
+
+    @classmethod
+    def build(cls, cfg: NeuralCipherConfig, seed: int) -> CipherNets:
+        torch.manual_seed(seed)
+        k = cfg.key_bits if cfg.keyed else 0
+        nets = cls(
+            cfg,
+            nn.Sequential(*_mlp([BLOCK + k, 256, 128, 64], cfg.cipher_width, norm=True), nn.Tanh()),
+            nn.Sequential(*_mlp([cfg.cipher_width + k, 64, 128, 256], BLOCK, norm=True)),
+            nn.Sequential(
+                *_mlp([cfg.cipher_width, 256, 128], BLOCK, norm=False, dropout=cfg.dropout)
+            ),
+        )
+        for net in (nets.encoder, nets.decoder, nets.adversary):
+            net.apply(_xavier)
+        return nets
+
+    def encode(self, blocks: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
+        return _run(self.encoder, _with_key(blocks, keys, self.cfg))
+
+    def decode(self, cipher: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
+        return _run(self.decoder, _with_key(cipher, keys, self.cfg))
+
+
+def _with_key(x: np.ndarray, keys: np.ndarray | None, cfg: NeuralCipherConfig) -> np.ndarray:
+    if not cfg.keyed:
+        return x
+    if keys is None:
+        raise ValueError("a keyed cipher needs the key")
+    keys = np.broadcast_to(keys, (len(x), cfg.key_bits))
+    return np.concatenate([x, keys], axis=1).astype(np.float32)
+
+
+def _run(net: nn.Module, x: np.ndarray) -> np.ndarray:
+    net.eval()
+    with torch.no_grad():
+        return net(torch.as_tensor(np.asarray(x, dtype=np.float32))).numpy()
+
+
+def random_keys(n: int, bits: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` keys of ``bits`` values in {-1, 1}."""
+    return rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=(n, bits))
+
+
+def key_from_bytes(material: bytes, bits: int) -> np.ndarray:
+    """The {-1, 1} key vector of ``material`` (HKDF output, at least ``bits / 8`` bytes)."""
+    if len(material) * 8 < bits:
+        raise ValueError(f"{len(material)} bytes of key material; {bits} bits needed")
+    unpacked = np.unpackbits(np.frombuffer(material, dtype=np.uint8))[:bits]
+    return unpacked.astype(np.float32) * 2 - 1
+
+
+@dataclass
+class Training:
+    """How a cipher's training went, epoch by epoch (validation MSEs)."""
+
+    reconstruction: list[float] = field(default_factory=list)
+    adversary: list[float] = field(default_factory=list)
+
+    @property
+    def epochs(self) -> int:
+        return len(self.reconstruction)
+
+
+def _batches(n: int, size: int, rng: np.random.Generator):
+    order = rng.permutation(n)
+    for i in range(0, n, size):
+        chunk = order[i : i + size]
+        if len(chunk) > 1:  # batch normalisation needs two rows
+            yield chunk
+
+
+def train_cipher(
+    cfg: NeuralCipherConfig, blocks: np.ndarray, seed: int
+) -> tuple[CipherNets, Training]:
+    """Train the three networks on ``blocks`` (rows of 128 values in [-1, 1]), holding
+    out a fifth for validation and early stopping."""
+    rng = np.random.default_rng(seed)
+    nets = CipherNets.build(cfg, seed)
+    x = torch.as_tensor(np.asarray(blocks, dtype=np.float32))
+    keys = torch.as_tensor(random_keys(len(x), cfg.key_bits, rng)) if cfg.keyed else None
+    cut = max(2, len(x) // 5)
+    order = torch.as_tensor(rng.permutation(len(x)))
+    val, fit = order[:cut], order[cut:]
+    e_and_d = torch.optim.Adam([*nets.encoder.parameters(), *nets.decoder.parameters()], cfg.lr)
+    adv_opt = torch.optim.Adam(nets.adversary.parameters(), cfg.lr)
+    mse = nn.MSELoss()
+
+    def with_key(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return t if keys is None else torch.cat([t, keys[idx]], dim=1)
+
+    history, best, best_state, stale = Training(), math.inf, None, 0
+    for _ in range(cfg.max_epochs):
+        for part in _batches(len(fit), cfg.batch, rng):
+            idx = fit[part]
+            nets.encoder.train(), nets.decoder.train(), nets.adversary.train()
+            c = nets.encoder(with_key(x[idx], idx))
+            loss = mse(nets.decoder(with_key(c, idx)), x[idx])
+            if cfg.adversarial:
+                loss = loss - cfg.adversary_weight * mse(nets.adversary(c), x[idx])
+            e_and_d.zero_grad()
+            loss.backward()
+            e_and_d.step()
+            adv_loss = mse(nets.adversary(c.detach()), x[idx])
+            adv_opt.zero_grad()
+            adv_loss.backward()
+            adv_opt.step()
+        recon, adv = _validate(nets, x[val], None if keys is None else keys[val])
+        history.reconstruction.append(recon)
+        history.adversary.append(adv)
+        if recon < best - 1e-6:
+            best, stale = recon, 0
+            best_state = copy.deepcopy((nets.encoder.state_dict(), nets.decoder.state_dict()))
+        else:
+            stale += 1
+            if stale >= cfg.patience:
+                break
+    if best_state is not None:
+        nets.encoder.load_state_dict(best_state[0])
+        nets.decoder.load_state_dict(best_state[1])
+    return nets, history
+
+
+def _validate(nets: CipherNets, x: torch.Tensor, keys: torch.Tensor | None) -> tuple[float, float]:
+    for net in (nets.encoder, nets.decoder, nets.adversary):
+        net.eval()
+    with torch.no_grad():
+        c = nets.encoder(x if keys is None else torch.cat([x, keys], dim=1))
+        recon = nn.functional.mse_loss(
+            nets.decoder(c if keys is None else torch.cat([c, keys], 1)), x
+        )
+        adv = nn.functional.mse_loss(nets.adversary(c), x)
+    return float(recon), float(adv)
+
+
+def train_attacker(
+    cfg: NeuralCipherConfig, cipher: np.ndarray, blocks: np.ndarray, seed: int
+) -> nn.Sequential:
+    """A fresh attacker of the adversary's capacity, trained on ``(cipher, blocks)``
+    pairs its party could make (same schedule and early stopping as the cipher).
+    ``cipher`` rows may carry more than the ciphertext (a key the attacker holds)."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    width = np.shape(cipher)[1]
+    net = nn.Sequential(*_mlp([width, 256, 128], BLOCK, norm=False, dropout=cfg.dropout))
+    net.apply(_xavier)
+    c = torch.as_tensor(np.asarray(cipher, dtype=np.float32))
+    x = torch.as_tensor(np.asarray(blocks, dtype=np.float32))
+    cut = max(2, len(x) // 5)
+    order = torch.as_tensor(rng.permutation(len(x)))
+    val, fit = order[:cut], order[cut:]
+    opt = torch.optim.Adam(net.parameters(), cfg.lr)
+    best, best_state, stale = math.inf, None, 0
+    for _ in range(cfg.max_epochs):
+        net.train()
+        for part in _batches(len(fit), cfg.batch, rng):
+            idx = fit[part]
+            loss = nn.functional.mse_loss(net(c[idx]), x[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        net.eval()
+        with torch.no_grad():
+            now = float(nn.functional.mse_loss(net(c[val]), x[val]))
+        if now < best - 1e-6:
+            best, stale, best_state = now, 0, copy.deepcopy(net.state_dict())
+        else:
+            stale += 1
+            if stale >= cfg.patience:
+                break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    return net
+
+
+def attack(net: nn.Module, cipher: np.ndarray) -> np.ndarray:
+    """What an attacker network makes of ``cipher``."""
+    return _run(net, cipher)
+
+
+def leakage(reconstruction: np.ndarray, truth: np.ndarray) -> float:
+    """Gradient leakage %: the share of the update's variance an attacker recovers,
+    ``100 * max(0, 1 - MSE / Var)`` (100 for plaintext, 0 for a guess of the mean)."""
+    truth = np.asarray(truth, dtype=np.float64)
+    var = float(truth.var())
+    if var == 0:
+        return 0.0
+    mse = float(np.mean((np.asarray(reconstruction, dtype=np.float64) - truth) ** 2))
+    return 100.0 * max(0.0, 1.0 - mse / var)
+
+
+def to_blocks(vector: np.ndarray) -> tuple[np.ndarray, float]:
+    """``vector / max|vector|`` padded with zeros and cut into rows of ``BLOCK``; the scale."""
+    flat = np.asarray(vector, dtype=np.float32).ravel()
+    scale = float(np.max(np.abs(flat))) if flat.size else 0.0
+    scale = scale or 1.0
+    padded = np.zeros(math.ceil(max(flat.size, 1) / BLOCK) * BLOCK, dtype=np.float32)
+    padded[: flat.size] = flat / scale
+    return padded.reshape(-1, BLOCK), scale
+
+
+def from_blocks(blocks: np.ndarray, scale: float, size: int) -> np.ndarray:
+    """The vector ``to_blocks`` cut up (the first ``size`` values)."""
+    return (np.asarray(blocks, dtype=np.float32).ravel()[:size] * scale).astype(np.float32)

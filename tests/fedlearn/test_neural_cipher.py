@@ -1,0 +1,92 @@
+"""SAFE-MED's neural cipher: the networks as the paper states them, training that
+converges, adversarial training that hurts the adversary, and a key that matters.
+
+Data: blocks on a seeded rank-8 manifold in 128 dimensions (``tanh`` of a random
+projection), so a 64-wide bottleneck can learn them; bounds leave room for float
+differences between machines.
+"""
+
+import numpy as np
+import pytest
+from torch import nn
+
+from iomt.fedlearn import neural_cipher as nc
+from iomt.fedlearn.defence_config import NeuralCipherConfig
+
+
+def blocks(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    basis = np.random.default_rng(0).normal(size=(8, nc.BLOCK)) / np.sqrt(8)
+    return np.tanh(rng.normal(size=(n, 8)) @ basis).astype(np.float32)
+
+
+FAST = {"max_epochs": 30, "batch": 128}
+
+
+def test_the_networks_are_the_papers():
+    cfg = NeuralCipherConfig(compression_ratio=0.25)
+    nets = nc.CipherNets.build(cfg, seed=0)
+    linear = [m for m in nets.encoder if isinstance(m, nn.Linear)]
+    assert [m.out_features for m in linear] == [256, 128, 64, 32]  # 128 * 0.25
+    assert isinstance(nets.encoder[-1], nn.Tanh)
+    assert sum(isinstance(m, nn.BatchNorm1d) for m in nets.encoder) == 3
+    assert [m.out_features for m in nets.decoder if isinstance(m, nn.Linear)] == [64, 128, 256, 128]
+    assert sum(isinstance(m, nn.BatchNorm1d) for m in nets.decoder) == 3
+    adversary = [m for m in nets.adversary if isinstance(m, nn.Linear)]
+    assert [m.in_features for m in adversary] == [32, 256, 128]
+    assert sum(isinstance(m, nn.Dropout) for m in nets.adversary) == 2
+    for layer in linear:  # Xavier-uniform: within its bound, biases zero
+        bound = np.sqrt(6 / (layer.in_features + layer.out_features))
+        weight, bias = layer.weight.detach(), layer.bias.detach()
+        assert float(weight.abs().max()) <= bound and float(bias.abs().max()) == 0
+    cipher = nets.encode(blocks(10, 1))
+    assert cipher.shape == (10, 32) and np.abs(cipher).max() <= 1
+
+
+def test_training_converges_and_stops_early():
+    cfg = NeuralCipherConfig(adversarial=False, **FAST)
+    nets, history = nc.train_cipher(cfg, blocks(1500, 1), seed=1)
+    test = blocks(300, 2)
+    assert history.reconstruction[-1] < 0.5 * history.reconstruction[0]
+    assert nc.leakage(nets.decode(nets.encode(test)), test) > 75  # decoder MSE < 0.25 Var
+    patient = NeuralCipherConfig(adversarial=False, max_epochs=500, patience=2, batch=128)
+    assert nc.train_cipher(patient, blocks(300, 1), seed=1)[1].epochs < 500
+
+
+def test_adversarial_training_raises_the_adversarys_loss():
+    data = blocks(1500, 1)
+    _, plain = nc.train_cipher(NeuralCipherConfig(adversarial=False, **FAST), data, seed=1)
+    _, minimax = nc.train_cipher(NeuralCipherConfig(adversarial=True, **FAST), data, seed=1)
+    assert minimax.adversary[-1] > 2 * plain.adversary[-1]
+
+
+def test_a_keyed_cipher_decodes_with_its_key_and_not_with_another():
+    cfg = NeuralCipherConfig(keyed=True, **FAST)
+    nets, _ = nc.train_cipher(cfg, blocks(1500, 1), seed=1)
+    test = blocks(300, 2)
+    rng = np.random.default_rng(3)
+    key, wrong = nc.random_keys(1, 64, rng), nc.random_keys(1, 64, rng)
+    cipher = nets.encode(test, key)
+    right = nc.leakage(nets.decode(cipher, key), test)
+    assert right > nc.leakage(nets.decode(cipher, wrong), test) + 10
+    with pytest.raises(ValueError, match="needs the key"):
+        nets.encode(test)
+
+
+def test_keys_from_qkd_material_and_blocks_of_an_update():
+    key = nc.key_from_bytes(bytes([0b10100000]) + bytes(7), 64)
+    assert key.shape == (64,) and list(key[:4]) == [1, -1, 1, -1] and set(key) == {-1.0, 1.0}
+    with pytest.raises(ValueError):
+        nc.key_from_bytes(b"\x00", 64)
+    vector = np.random.default_rng(0).normal(0, 0.01, 6530).astype(np.float32)
+    rows, scale = nc.to_blocks(vector)
+    assert rows.shape == (52, 128) and np.abs(rows).max() == 1.0
+    np.testing.assert_allclose(nc.from_blocks(rows, scale, 6530), vector, rtol=1e-6)
+
+
+def test_leakage_is_the_share_of_variance_recovered():
+    truth = np.random.default_rng(0).normal(size=(50, 128))
+    assert nc.leakage(truth, truth) == 100.0
+    assert nc.leakage(np.full_like(truth, truth.mean()), truth) == pytest.approx(0.0, abs=1e-9)
+    assert nc.leakage(-truth, truth) == 0.0
+    assert 70 < nc.leakage(truth * 0.5, truth) < 80  # MSE = Var / 4
