@@ -26,6 +26,7 @@ import numpy as np
 from bench.inprocess import default_dataset
 from iomt.scenarios.launcher import launch
 from iomt.scenarios.schema import validate_scenario
+from iomt.server_agent.checkpoint import read_checkpoint
 
 
 def scenario(dataset: Path, hmus: int, rounds: int, messages: int):
@@ -47,11 +48,6 @@ def scenario(dataset: Path, hmus: int, rounds: int, messages: int):
     )
 
 
-def model(run_dir: Path) -> dict[str, np.ndarray]:
-    with np.load(run_dir / "checkpoints" / "global.npz") as npz:
-        return {k: npz[k] for k in npz.files}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=10_000)
@@ -71,8 +67,9 @@ def main() -> None:
         lost = sum(
             honest - len([h for h in rnd["received"] if h != flooder]) for rnd in r["rounds"]
         )
+        clean_w = read_checkpoint(clean.run_dir).weights
         equal = all(
-            np.array_equal(v, model(clean.run_dir)[k]) for k, v in model(flood.run_dir).items()
+            np.array_equal(v, clean_w[k]) for k, v in read_checkpoint(flood.run_dir).weights.items()
         )
         report = r["hmus"][flooder]["flood"]
         isolated = r["isolations"].get(flooder, {})

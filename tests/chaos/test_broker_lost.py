@@ -19,6 +19,7 @@ from iomt.broker import BrokerConfig, MosquittoBroker
 from iomt.scenarios.agent_commands import agent_command, write_credentials
 from iomt.scenarios.launcher import launch
 from iomt.scenarios.schema import scenario_yaml, validate_scenario
+from iomt.server_agent.checkpoint import read_checkpoint
 from iomt.wire.topics import SERVER_ID
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -35,11 +36,6 @@ def scenario(dataset: Path):
             "metrics": {"enabled": False},
         }
     )
-
-
-def final_weights(run_dir: Path) -> dict[str, np.ndarray]:
-    with np.load(run_dir / "checkpoints" / "global.npz") as saved:
-        return {k: saved[k] for k in saved.files}
 
 
 def test_a_broker_killed_mid_round_is_restarted_and_no_update_is_lost(
@@ -68,7 +64,8 @@ def test_a_broker_killed_mid_round_is_restarted_and_no_update_is_lost(
     results = disturbed.results
     assert results["completed"] is True
     assert [len(r["received"]) for r in results["rounds"]] == [3, 3, 3, 3]
-    calm, storm = final_weights(undisturbed.run_dir), final_weights(disturbed.run_dir)
+    calm = read_checkpoint(undisturbed.run_dir).weights
+    storm = read_checkpoint(disturbed.run_dir).weights
     for key in calm:  # the same updates in every round: the same model (float32 sums)
         np.testing.assert_allclose(storm[key], calm[key], rtol=0, atol=1e-6)
     log = (disturbed.run_dir / "run.log").read_text()

@@ -16,6 +16,7 @@ import pytest
 
 from iomt.scenarios.launcher import launch
 from iomt.scenarios.schema import validate_scenario
+from iomt.server_agent.checkpoint import read_checkpoint
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -34,11 +35,6 @@ def scenario(dataset: Path, messages: int):
             "data": {"dataset": str(dataset), "limit": 4000},
         }  # fmt: skip
     )
-
-
-def final_model(run_dir: Path) -> dict[str, np.ndarray]:
-    with np.load(run_dir / "checkpoints" / "global.npz") as npz:
-        return {k: npz[k] for k in npz.files}
 
 
 def test_a_flood_costs_no_honest_update(dataset_path: Path, tmp_path: Path) -> None:
@@ -65,7 +61,7 @@ def test_a_flood_costs_no_honest_update(dataset_path: Path, tmp_path: Path) -> N
         if "hmu-05" in line and "rejected" in line
     ]  # fmt: skip
     assert 1 <= len(refusal_lines) <= 5
-    reference = final_model(clean.run_dir)
-    for name, value in final_model(flooded.run_dir).items():
+    reference = read_checkpoint(clean.run_dir).weights
+    for name, value in read_checkpoint(flooded.run_dir).weights.items():
         np.testing.assert_array_equal(value, reference[name])
     assert results["final"]["accuracy"] == clean.results["final"]["accuracy"]

@@ -15,6 +15,8 @@ import numpy as np
 import psutil
 import pytest
 
+from iomt.server_agent.checkpoint import read_checkpoint
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SCENARIO = """\
@@ -90,11 +92,6 @@ def iomt(*args: str) -> list[str]:
     return [sys.executable, "-m", "iomt.scenarios.cli", *args]
 
 
-def final_model(run_dir: Path) -> dict[str, np.ndarray]:
-    with np.load(run_dir / "checkpoints" / "global.npz") as npz:
-        return {k: npz[k] for k in npz.files}
-
-
 def test_a_killed_run_resumes_to_the_undisturbed_final_model(
     dataset_path: Path, tmp_path: Path
 ) -> None:
@@ -135,8 +132,8 @@ def test_a_killed_run_resumes_to_the_undisturbed_final_model(
     assert [r["selected"] for r in results["rounds"]] == [
         r["selected"] for r in reference["rounds"]
     ]
-    expected = final_model(next(whole.iterdir()))
-    for name, value in final_model(run_dir).items():
+    expected = read_checkpoint(next(whole.iterdir())).weights
+    for name, value in read_checkpoint(run_dir).weights.items():
         np.testing.assert_allclose(value, expected[name], atol=1e-6)
     assert results["final"]["accuracy"] == pytest.approx(reference["final"]["accuracy"], abs=1e-9)
 

@@ -9,14 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from iomt.server_agent.checkpoint import read_checkpoint
 from tests.integration.test_run import TINY, check_results, iomt, only_run_dir
 
 pytestmark = pytest.mark.integration
-
-
-def final_model(run_dir: Path) -> dict[str, np.ndarray]:
-    with np.load(run_dir / "checkpoints" / "global.npz") as npz:
-        return {k: npz[k] for k in npz.files}
 
 
 @pytest.mark.parametrize("processes", [False, True], ids=["in-process", "processes"])
@@ -45,8 +41,8 @@ def test_a_ckks_run_completes_with_the_plaintext_model(
     )
     assert all(r["bytes_up"] > 3 * 600_000 for r in results["rounds"])
     # the aggregate of encrypted deltas (CKKS error ~1e-8) gives the plaintext model
-    reference = final_model(runs["none"])
-    for name, value in final_model(runs["ckks"]).items():
+    reference = read_checkpoint(runs["none"]).weights
+    for name, value in read_checkpoint(runs["ckks"]).weights.items():
         np.testing.assert_allclose(value, reference[name], atol=1e-5)
     assert abs(results["final"]["accuracy"] - plain["final"]["accuracy"]) <= 1e-3
     log = (runs["ckks"] / "run.log").read_text()
