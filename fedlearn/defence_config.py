@@ -226,6 +226,9 @@ class NeuralCipherConfig(Strict):
     batch: int = Field(256, ge=2, le=65_536)
     max_epochs: int = Field(200, ge=1, le=10_000)
     patience: int = Field(10, ge=1, le=1000)
+    train_updates: int = Field(
+        120, ge=4, le=100_000, description="synthetic updates the cipher is trained on"
+    )
 
     @property
     def cipher_width(self) -> int:
@@ -240,6 +243,9 @@ class UpdateEncryptionConfig(Strict):
     ``none``: the server reads every update.  ``ckks``: FL + HE: each HMU encrypts its
     update under a CKKS key the server never holds; the server adds ciphertexts and an
     HMU of the round decrypts the sum (``iomt.fedlearn.ckks`` states who holds what).
+    ``neural``: SAFE-MED's cipher: every HMU encodes with the same encoder, the server
+    decodes (``iomt.fedlearn.cipher_enrolment`` states who holds what).
     """
 
-    kind: Literal["none", "ckks"] = "none"
+    kind: Literal["none", "ckks", "neural"] = "none"
+    neural: NeuralCipherConfig = NeuralCipherConfig()

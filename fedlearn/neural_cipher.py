@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +37,8 @@ import torch
 from torch import nn
 
 from iomt.fedlearn.defence_config import NeuralCipherConfig
+from iomt.fedlearn.model import Weights
+from iomt.fedlearn.updates import apply_delta, delta, flatten, unflatten
 
 BLOCK = 128
 
@@ -100,6 +103,34 @@ def _run(net: nn.Module, x: np.ndarray) -> np.ndarray:
     net.eval()
     with torch.no_grad():
         return net(torch.as_tensor(np.asarray(x, dtype=np.float32))).numpy()
+
+
+def encode_with(encoder: nn.Module, blocks: np.ndarray) -> np.ndarray:
+    """Ciphertext of ``blocks`` under an encoder alone (what an HMU holds)."""
+    return _run(encoder, blocks)
+
+
+def encrypt_update(
+    encoder: nn.Module, global_w: Weights, local_w: Weights
+) -> dict[str, np.ndarray]:
+    """An HMU's update as ``{"cipher": blocks x width, "scale": [max |delta|]}``."""
+    blocks, scale = to_blocks(flatten(delta(global_w, local_w)))
+    cipher = encode_with(encoder, blocks).astype(np.float32)
+    return {"cipher": cipher, "scale": np.array([scale], dtype=np.float32)}
+
+
+def decrypt_update(decoder: nn.Module, tensors: Mapping[str, object], global_w: Weights) -> Weights:
+    """The local weights the server reads from an encrypted update (it holds the decoder)."""
+    cipher, scale = tensors.get("cipher"), tensors.get("scale")
+    if not isinstance(cipher, np.ndarray) or not isinstance(scale, np.ndarray) or scale.size != 1:
+        raise ValueError("a neural-cipher update holds 'cipher' and a one-value 'scale'")
+    size = sum(v.size for v in global_w.values())
+    blocks = math.ceil(size / BLOCK)
+    width = decoder[0].in_features
+    if cipher.shape != (blocks, width) or not np.isfinite(cipher).all():
+        raise ValueError(f"ciphertext of shape {cipher.shape}, want ({blocks}, {width})")
+    vector = from_blocks(_run(decoder, cipher), float(scale[0]), size)
+    return apply_delta(global_w, unflatten(vector, global_w))
 
 
 def random_keys(n: int, bits: int, rng: np.random.Generator) -> np.ndarray:

@@ -186,6 +186,23 @@ class CkksStep(Step):
         return replace(update, tensors=tensors, encoding=(*update.encoding, self.kind))
 
 
+@dataclass
+class NeuralStep(Step):
+    """SAFE-MED's neural cipher: the update's delta, cut into blocks and encoded with the
+    run's encoder (``fedlearn.neural_cipher``); the server holds the decoder."""
+
+    kind: ClassVar[str] = "neural"
+    encoder: object
+    """The encoder network (a torch module); never the decoder."""
+
+    def encode(self, ctx: RoundContext, update: Update) -> Update:
+        from iomt.fedlearn import neural_cipher  # torch: only where a cipher runs
+
+        local = _dense(update, self.kind)
+        tensors = neural_cipher.encrypt_update(self.encoder, ctx.global_w, local)  # type: ignore[arg-type]
+        return replace(update, tensors=tensors, encoding=(*update.encoding, self.kind))
+
+
 def _dense(update: Update, step: str) -> Weights:
     """The update's tensors as dense weights; a step that needs them must come first."""
     if update.encoding:
@@ -230,9 +247,11 @@ def build_pipeline(
     hmus: Sequence[str],
     seed: int,
     he_context: bytes | None = None,
+    encoder: object | None = None,
 ) -> UpdatePipeline:
     """The steps a scenario's ``attacks``, ``privacy`` and ``compression`` sections describe,
-    and CKKS encryption last when the run gives the HMU a ``he_context``."""
+    and last the update's encryption: CKKS when the run gives the HMU a ``he_context``,
+    the neural cipher when it gives it an ``encoder``."""
     steps: list[Step] = []
     if attacks.entries:
         steps.append(AttackStep(attacks, tuple(hmus), seed))
@@ -242,6 +261,8 @@ def build_pipeline(
         steps.append(CompressionStep(compression))
     if he_context is not None:
         steps.append(CkksStep(he_context))
+    if encoder is not None:
+        steps.append(NeuralStep(encoder))
     return UpdatePipeline(tuple(steps))
 
 
@@ -265,11 +286,17 @@ DECODERS: dict[str, Decoder] = {
 
 
 def decode_update(
-    encoding: Sequence[str], tensors: Mapping[str, Tensor], global_w: Weights
+    encoding: Sequence[str],
+    tensors: Mapping[str, Tensor],
+    global_w: Weights,
+    decoders: Mapping[str, Decoder] | None = None,
 ) -> Mapping[str, Tensor]:
-    """Undo ``encoding`` (last step first); raises ``DecodeError`` on what does not decode."""
+    """Undo ``encoding`` (last step first) with ``DECODERS`` and the receiver's own
+    ``decoders`` (those that need its keys or networks); ``DecodeError`` on what does not
+    decode."""
+    known = {**DECODERS, **(decoders or {})}
     for kind in reversed(encoding):
-        decoder = DECODERS.get(kind)
+        decoder = known.get(kind)
         if decoder is None:
             raise DecodeError(f"no decoder for the update encoding step {kind!r}")
         try:

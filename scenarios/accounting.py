@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iomt.broker.log_account import BrokerAccount
 from iomt.fedlearn.accountant import privacy_report
@@ -20,6 +20,11 @@ from iomt.fedlearn.resilience import detection_rates
 from iomt.scenarios.schema import Scenario
 from iomt.wire import topics
 from iomt.wire.topics import SERVER_ID
+
+if TYPE_CHECKING:
+    from iomt.fedlearn.cipher_enrolment import EnrolledCipher
+    from iomt.fedlearn.model import Weights
+    from iomt.scenarios.data_plan import FederatedData
 
 
 def mark_attackers(scenario: Scenario, rounds: list[dict[str, Any]]) -> None:
@@ -82,3 +87,19 @@ def message_books(
             and row["sent"] == row["refused"] + row["accepted"],
         }
     return books
+
+
+def cipher_leakage(
+    scenario: Scenario, data: FederatedData, enrolled: EnrolledCipher, final_w: Weights
+) -> dict[str, Any]:
+    """The neural cipher's leakage, measured after the run: the first HMU is the insider;
+    its pairs are synthetic updates as the key authority made them plus its own real
+    update; the victims are every other HMU's real update from the final model."""
+    from iomt.fedlearn.cipher_enrolment import leakage_report, real_updates, synthetic_updates
+
+    insider, *victims = scenario.hmu_ids
+    cfg, training, seed = scenario.update_encryption.neural, scenario.training, scenario.seed
+    own = synthetic_updates(data.n_features, training, cfg.train_updates, seed + 1)
+    own += real_updates(final_w, [data.parts[insider]], training, seed)
+    truth = real_updates(final_w, [data.parts[h] for h in victims], training, seed + 7)
+    return {"insider": insider, **leakage_report(enrolled, own, truth, seed)}

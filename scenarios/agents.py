@@ -71,7 +71,7 @@ def _no_he_in_the_field(scenario: Scenario) -> None:
     if scenario.update_encryption.kind != "none":
         raise UsageError(
             f"update_encryption.kind {scenario.update_encryption.kind}: the agents of a field"
-            " trial have no way to receive the run's CKKS keys yet; run it with iomt run"
+            " trial have no way to receive the run's keys or cipher yet; run it with iomt run"
         )
 
 

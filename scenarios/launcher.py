@@ -31,6 +31,7 @@ from iomt.errors import UsageError
 from iomt.monitoring.resources import ResourceSampler
 from iomt.monitoring.sink import MetricsSink
 from iomt.qkd_channel.agent import ChannelAgent, ChannelOutcome
+from iomt.scenarios.accounting import cipher_leakage
 from iomt.scenarios.data_plan import prepare_data
 from iomt.scenarios.in_process import run_in_process
 from iomt.scenarios.processes import run_processes
@@ -40,6 +41,7 @@ from iomt.scenarios.setups import (
     RoundCallback,
     RunParts,
     channel_setup,
+    make_cipher,
     make_enrolment,
     make_he_keys,
     open_sink,
@@ -151,6 +153,11 @@ async def launch(
             channel=channel_outcome,
         )
         results["metrics"] = metrics.as_dict()
+        if run.cipher is not None:
+            log.info("measuring the neural cipher's leakage to a fresh attacker")
+            results["leakage"] = await asyncio.to_thread(
+                cipher_leakage, scenario, data, run.cipher, outcome.weights
+            )
         if checkpoint is not None:
             results["resumed_after_round"] = checkpoint.completed_rounds
         write_results(run_dir, results)
@@ -185,6 +192,7 @@ async def _run_agents(
         on_start(run.run_id, handle.url)
     run.enrolment = make_enrolment(scenario.hmu_ids)
     run.he_keys = await asyncio.to_thread(make_he_keys, scenario)
+    run.cipher = await asyncio.to_thread(make_cipher, scenario, run.data)
     channel_task = None
     if scenario.qkd.enabled:
         kwargs = client_kwargs(handle, CHANNEL_ID)

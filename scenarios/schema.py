@@ -161,7 +161,18 @@ def _check_cross_references(scenario: Scenario, source: str) -> None:
 
 def _check_encryption(scenario: Scenario, source: str) -> None:
     """What cannot be combined with updates the server cannot read."""
-    if scenario.update_encryption.kind != "ckks":
+    kind = scenario.update_encryption.kind
+    if kind == "neural" and scenario.compression.kind != "none":
+        raise ScenarioError(
+            f"{source}: update_encryption.kind neural: the cipher compresses by its width"
+            f" (update_encryption.neural.compression_ratio); set compression.kind none"
+        )
+    if kind == "neural" and scenario.update_encryption.neural.keyed:
+        raise ScenarioError(
+            f"{source}: update_encryption.neural.keyed: the keyed cipher is not in runs yet;"
+            " set keyed: false"
+        )
+    if kind != "ckks":
         return
     defence = scenario.defence
     if defence.aggregator != "fedavg" or defence.screening.enabled:

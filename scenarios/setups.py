@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from iomt.adversary.mitm import MitmProxy, route_through
 from iomt.broker import BrokerHandle, client_kwargs
 from iomt.fedlearn.model import init_weights
+
+if TYPE_CHECKING:
+    from iomt.fedlearn.cipher_enrolment import EnrolledCipher
 from iomt.fedlearn.pipeline import build_pipeline
 from iomt.hmu_agent.setup import HmuSetup
 from iomt.monitoring.forwarder import ForwardLimits, MetricsForwarder
@@ -53,6 +57,17 @@ def make_he_keys(scenario: Scenario) -> HeKeys | None:
 
     context = ckks.new_context()
     return HeKeys(ckks.secret_bytes(context), ckks.public_bytes(context))
+
+
+def make_cipher(scenario: Scenario, data: FederatedData) -> EnrolledCipher | None:
+    """SAFE-MED's neural cipher for a run that uses it, trained by the key authority (here
+    the launcher) on synthetic updates (``iomt.fedlearn.cipher_enrolment``)."""
+    if scenario.update_encryption.kind != "neural":
+        return None
+    from iomt.fedlearn.cipher_enrolment import enrol_cipher
+
+    cfg = scenario.update_encryption.neural
+    return enrol_cipher(cfg, data.n_features, scenario.training, scenario.seed)
 
 
 def channel_setup(scenario: Scenario, run_id: str, kwargs: dict[str, Any]) -> ChannelSetup:
@@ -124,6 +139,7 @@ def hmu_setup(
     secret: bytes | None = None,
     state_dir: Path | None = None,
     he_context: bytes | None = None,
+    encoder: object | None = None,
 ) -> HmuSetup:
     x, y = data.parts[hmu]
     return HmuSetup(
@@ -148,6 +164,7 @@ def hmu_setup(
             hmus=scenario.hmu_ids,
             seed=scenario.seed,
             he_context=he_context,
+            encoder=encoder,
         ),
     )
 
@@ -177,24 +194,29 @@ class RunParts:
     """The checkpoint a resumed run continues from."""
     he_keys: HeKeys | None = None
     """The run's CKKS keys when updates are encrypted."""
+    cipher: EnrolledCipher | None = None
+    """The run's neural cipher: its encoder goes to the HMUs, its decoder to the server."""
 
     def server(self) -> ServerAgent:
         kwargs = client_kwargs(self.handle, SERVER_ID)
-        return ServerAgent(
-            server_setup(
-                self.scenario,
-                self.data,
-                self.run_id,
-                self.run_dir,
-                kwargs,
-                self.on_round,
-                self.enrolment,
-                self.handle,
-                self.sink,
-                self.resume,
-                self.he_keys.public if self.he_keys else None,
-            )
+        setup = server_setup(
+            self.scenario,
+            self.data,
+            self.run_id,
+            self.run_dir,
+            kwargs,
+            self.on_round,
+            self.enrolment,
+            self.handle,
+            self.sink,
+            self.resume,
+            self.he_keys.public if self.he_keys else None,
         )
+        if self.cipher is not None:
+            from iomt.fedlearn.neural_cipher import decrypt_update
+
+            setup.decoders["neural"] = functools.partial(decrypt_update, self.cipher.nets.decoder)
+        return ServerAgent(setup)
 
     def hmu(self, hmu: str) -> HmuSetup:
         """The setup of one HMU of this run, with its own secrets only."""
@@ -202,6 +224,7 @@ class RunParts:
             self.scenario, self.data, self.run_id, hmu, self.hmu_kwargs(hmu),
             self.enrolment.get(hmu), hmu_state_dir(self.run_dir, hmu),
             self.he_keys.secret if self.he_keys else None,
+            self.cipher.nets.encoder if self.cipher else None,
         )  # fmt: skip
 
     def hmu_kwargs(self, hmu: str) -> dict[str, Any]:

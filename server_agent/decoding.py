@@ -8,7 +8,7 @@ import numpy as np
 
 from iomt.errors import DecodeError
 from iomt.fedlearn.model import Weights, check_weights
-from iomt.fedlearn.pipeline import decode_update
+from iomt.fedlearn.pipeline import Decoder, decode_update
 from iomt.wire.codec import Tensor
 from iomt.wire.messages import ModelUpdate
 
@@ -18,9 +18,10 @@ def update_weights(
     message: ModelUpdate,
     tensors: Mapping[str, Tensor],
     global_w: Weights,
+    decoders: Mapping[str, Decoder] | None = None,
 ) -> Weights:
     """The local weights ``message`` stands for; ``DecodeError`` names what does not fit."""
-    decoded = decode_update(message.encoding, tensors, global_w)
+    decoded = decode_update(message.encoding, tensors, global_w, decoders)
     weights = {k: v for k, v in decoded.items() if isinstance(v, np.ndarray)}
     if len(weights) != len(decoded):
         raise DecodeError(f"update from {sender} still holds opaque values after decoding")

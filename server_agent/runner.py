@@ -275,7 +275,7 @@ class ServerAgent(RoundActions):
             if self.he is not None:
                 local: Any = self.he.encrypted_update(agent, message, frame.tensors)
             else:
-                local = update_weights(agent, message, frame.tensors, self.weights)
+                local = update_weights(agent, message, frame.tensors, self.weights, s.decoders)
             event = UpdateArrived(agent, env.round, message.base_version, (local, message))
             return self.core.handle(event, now)
         if isinstance(message, DecryptedAggregate) and self.he is not None:

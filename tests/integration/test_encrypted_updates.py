@@ -47,3 +47,24 @@ def test_a_ckks_run_completes_with_the_plaintext_model(
     assert abs(results["final"]["accuracy"] - plain["final"]["accuracy"]) <= 1e-3
     log = (runs["ckks"] / "run.log").read_text()
     assert "round 2: asked hmu-01 to decrypt the aggregate" in log
+
+
+def test_a_neural_cipher_run_completes_and_reports_its_leakage(
+    dataset_path: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "neural.yaml"
+    path.write_text(
+        TINY + f"data: {{dataset: {dataset_path}, limit: 3000}}\n"
+        "update_encryption: {kind: neural, neural: {max_epochs: 5, train_updates: 12}}\n"
+    )
+    proc = iomt("run", str(path), "--out", str(tmp_path / "runs"), "--processes")
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((only_run_dir(tmp_path / "runs") / "results.json").read_text())
+    check_results(results, rounds=2, hmus=3)
+    assert results["update_encryption"]["kind"] == "neural"
+    leakage = results["leakage"]
+    assert leakage["insider"] == "hmu-01" and leakage["victim_blocks"] % 2 == 0  # 2 victims
+    for figure in ("fresh_attacker", "co_trained_adversary", "decoder_recovers"):
+        assert 0 <= leakage[figure] <= 100
+    # the ciphertext replaced the weights on the wire: blocks of 128 float32 and a scale
+    assert all(r["bytes_up"] < 3 * 30_000 for r in results["rounds"])
