@@ -14,6 +14,11 @@ The threat model of ``update_encryption: {kind: neural}``:
 * another HMU (an insider) holds the encoder: it can encode updates of its own and
   train a decoder on the pairs.  That is the *fresh attacker* whose leakage counts
   (``leakage_report``); the co-trained adversary is reported beside it.
+
+With ``keyed: true`` encoder and decoder also take 64 key bits that the HMU and the
+server derive per round from their QKD key (``LinkCipher.neural_key``, HKDF-SHA256).
+The insider can still make pairs, under keys of its own choosing, but it does not
+know the victim's key.
 """
 
 from __future__ import annotations
@@ -90,15 +95,23 @@ def leakage_report(
     """Leakage % of the victims' real updates to the co-trained adversary and to a fresh
     attacker trained on pairs the insider makes from its own updates with the encoder;
     and how much of them the server's decoder recovers."""
-    nets = enrolled.nets
+    nets, cfg = enrolled.nets, enrolled.nets.cfg
+    rng = np.random.default_rng([seed, 0x1EA])
     own = blocks_of(insider)
-    attacker = nc.train_attacker(nets.cfg, nets.encode(own), own, seed)
+    own_keys = nc.random_keys(len(own), cfg.key_bits, rng) if cfg.keyed else None
+    attacker = nc.train_attacker(cfg, nets.encode(own, own_keys), own, seed)
     truth = blocks_of(victims)
-    cipher = nets.encode(truth)
+    # each victim's update under a key of its own, which the insider does not hold
+    keys = None
+    if cfg.keyed:
+        per_victim = nc.random_keys(len(victims), cfg.key_bits, rng)
+        keys = np.repeat(per_victim, len(truth) // len(victims), axis=0)
+    cipher = nets.encode(truth, keys)
     return {
+        "keyed": cfg.keyed,
         "fresh_attacker": round(nc.leakage(nc.attack(attacker, cipher), truth), 2),
         "co_trained_adversary": round(nc.leakage(nc.attack(nets.adversary, cipher), truth), 2),
-        "decoder_recovers": round(nc.leakage(nets.decode(cipher), truth), 2),
+        "decoder_recovers": round(nc.leakage(nets.decode(cipher, keys), truth), 2),
         "insider_blocks": len(own),
         "victim_blocks": len(truth),
         "cipher_epochs": enrolled.training.epochs,

@@ -110,26 +110,39 @@ def encode_with(encoder: nn.Module, blocks: np.ndarray) -> np.ndarray:
     return _run(encoder, blocks)
 
 
+def _keyed(x: np.ndarray, key: np.ndarray | None) -> np.ndarray:
+    if key is None:
+        return x
+    return np.concatenate([x, np.broadcast_to(key, (len(x), len(key)))], axis=1)
+
+
 def encrypt_update(
-    encoder: nn.Module, global_w: Weights, local_w: Weights
+    encoder: nn.Module, global_w: Weights, local_w: Weights, key: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
-    """An HMU's update as ``{"cipher": blocks x width, "scale": [max |delta|]}``."""
+    """An HMU's update as ``{"cipher": blocks x width, "scale": [max |delta|]}``; a keyed
+    cipher's encoder also takes this round's ``key``."""
     blocks, scale = to_blocks(flatten(delta(global_w, local_w)))
-    cipher = encode_with(encoder, blocks).astype(np.float32)
+    cipher = encode_with(encoder, _keyed(blocks, key)).astype(np.float32)
     return {"cipher": cipher, "scale": np.array([scale], dtype=np.float32)}
 
 
-def decrypt_update(decoder: nn.Module, tensors: Mapping[str, object], global_w: Weights) -> Weights:
-    """The local weights the server reads from an encrypted update (it holds the decoder)."""
+def decrypt_update(
+    decoder: nn.Module,
+    tensors: Mapping[str, object],
+    global_w: Weights,
+    key: np.ndarray | None = None,
+) -> Weights:
+    """The local weights the server reads from an encrypted update (it holds the decoder,
+    and for a keyed cipher the sender's key of the round)."""
     cipher, scale = tensors.get("cipher"), tensors.get("scale")
     if not isinstance(cipher, np.ndarray) or not isinstance(scale, np.ndarray) or scale.size != 1:
         raise ValueError("a neural-cipher update holds 'cipher' and a one-value 'scale'")
     size = sum(v.size for v in global_w.values())
     blocks = math.ceil(size / BLOCK)
-    width = decoder[0].in_features
+    width = decoder[0].in_features - (0 if key is None else len(key))
     if cipher.shape != (blocks, width) or not np.isfinite(cipher).all():
         raise ValueError(f"ciphertext of shape {cipher.shape}, want ({blocks}, {width})")
-    vector = from_blocks(_run(decoder, cipher), float(scale[0]), size)
+    vector = from_blocks(_run(decoder, _keyed(cipher, key)), float(scale[0]), size)
     return apply_delta(global_w, unflatten(vector, global_w))
 
 

@@ -61,6 +61,8 @@ class RoundContext:
     round: int
     global_w: Weights
     rng: np.random.Generator
+    cipher_key: bytes | None = None
+    """This round's key material for a keyed neural cipher (derived from the QKD key)."""
 
 
 @dataclass(frozen=True)
@@ -194,12 +196,19 @@ class NeuralStep(Step):
     kind: ClassVar[str] = "neural"
     encoder: object
     """The encoder network (a torch module); never the decoder."""
+    key_bits: int = 0
+    """Key bits the encoder takes (a keyed cipher); 0: keyless, as SAFE-MED."""
 
     def encode(self, ctx: RoundContext, update: Update) -> Update:
         from iomt.fedlearn import neural_cipher  # torch: only where a cipher runs
 
         local = _dense(update, self.kind)
-        tensors = neural_cipher.encrypt_update(self.encoder, ctx.global_w, local)  # type: ignore[arg-type]
+        key = None
+        if self.key_bits:
+            if ctx.cipher_key is None:
+                raise ValueError("the keyed neural cipher has no key for this round")
+            key = neural_cipher.key_from_bytes(ctx.cipher_key, self.key_bits)
+        tensors = neural_cipher.encrypt_update(self.encoder, ctx.global_w, local, key)  # type: ignore[arg-type]
         return replace(update, tensors=tensors, encoding=(*update.encoding, self.kind))
 
 
@@ -248,6 +257,7 @@ def build_pipeline(
     seed: int,
     he_context: bytes | None = None,
     encoder: object | None = None,
+    key_bits: int = 0,
 ) -> UpdatePipeline:
     """The steps a scenario's ``attacks``, ``privacy`` and ``compression`` sections describe,
     and last the update's encryption: CKKS when the run gives the HMU a ``he_context``,
@@ -262,7 +272,7 @@ def build_pipeline(
     if he_context is not None:
         steps.append(CkksStep(he_context))
     if encoder is not None:
-        steps.append(NeuralStep(encoder))
+        steps.append(NeuralStep(encoder, key_bits))
     return UpdatePipeline(tuple(steps))
 
 

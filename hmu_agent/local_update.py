@@ -38,13 +38,15 @@ def local_update(
     round_: int = 1,
     pipeline: UpdatePipeline | None = None,
     optimiser_state: OptimiserState | None = None,
+    cipher_key: bytes | None = None,
 ) -> LocalUpdate:
     """Train from ``global_w``, then run ``pipeline`` on the result.
 
-    ``optimiser_state`` is the HMU's from its last round (``result.optimiser_state``).
+    ``optimiser_state`` is the HMU's from its last round (``result.optimiser_state``);
+    ``cipher_key`` the round's key material when the update goes out under a keyed cipher.
     """
     pipeline = pipeline or UpdatePipeline()
-    ctx = RoundContext(hmu, round_, global_w, np.random.default_rng([seed, 0xA77]))
+    ctx = RoundContext(hmu, round_, global_w, np.random.default_rng([seed, 0xA77]), cipher_key)
     x, y = pipeline.prepare(ctx, x, y)
     result = train_local(global_w, x, y, training, seed, optimiser_state)
     return LocalUpdate(pipeline.encode(ctx, result.weights), result, pipeline)

@@ -272,6 +272,11 @@ class HmuAgent:
         loop = asyncio.get_running_loop()
         base = self.carried.before(round_)
         self.pipeline.restore(base.pipeline)
+        link = self.keying.link if self.keying else None
+        if s.cipher_key_bits and link is None:
+            self._failed(round_, "no QKD key for the keyed neural cipher")
+            return
+        cipher_key = link.neural_key(round_, s.cipher_key_bits) if s.cipher_key_bits else None
         work = functools.partial(
             local_update,
             weights,
@@ -283,6 +288,7 @@ class HmuAgent:
             round_=round_,
             pipeline=self.pipeline,
             optimiser_state=base.optimiser,
+            cipher_key=cipher_key,
         )
         try:
             done: LocalUpdate = await loop.run_in_executor(self.executor, work)

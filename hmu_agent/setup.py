@@ -50,6 +50,8 @@ class HmuSetup:
     """Where the state carried between rounds is written, to resume from (``hmu_agent.carry``)."""
     on_online: Callable[[], None] | None = None
     """Called once this HMU is connected and has said it is online."""
+    cipher_key_bits: int = 0
+    """Key bits of a keyed neural cipher, drawn each round from the QKD link (0: none)."""
     he_context: bytes | None = None
     """The run's CKKS context with its secret key, when updates are encrypted (FL + HE)."""
     flood: FloodAttack | None = None

@@ -167,10 +167,10 @@ def _check_encryption(scenario: Scenario, source: str) -> None:
             f"{source}: update_encryption.kind neural: the cipher compresses by its width"
             f" (update_encryption.neural.compression_ratio); set compression.kind none"
         )
-    if kind == "neural" and scenario.update_encryption.neural.keyed:
+    if kind == "neural" and scenario.update_encryption.neural.keyed and not scenario.qkd.enabled:
         raise ScenarioError(
-            f"{source}: update_encryption.neural.keyed: the keyed cipher is not in runs yet;"
-            " set keyed: false"
+            f"{source}: update_encryption.neural.keyed: the cipher's key comes from each"
+            " HMU's QKD key; set qkd.enabled: true or keyed: false"
         )
     if kind != "ckks":
         return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import logging
 import secrets
 from collections.abc import Callable
@@ -19,6 +19,7 @@ from iomt.fedlearn.model import init_weights
 
 if TYPE_CHECKING:
     from iomt.fedlearn.cipher_enrolment import EnrolledCipher
+    from iomt.fedlearn.neural_cipher import CipherNets
 from iomt.fedlearn.pipeline import build_pipeline
 from iomt.hmu_agent.setup import HmuSetup
 from iomt.monitoring.forwarder import ForwardLimits, MetricsForwarder
@@ -139,9 +140,10 @@ def hmu_setup(
     secret: bytes | None = None,
     state_dir: Path | None = None,
     he_context: bytes | None = None,
-    encoder: object | None = None,
+    cipher: CipherNets | None = None,
 ) -> HmuSetup:
     x, y = data.parts[hmu]
+    bits = cipher.cfg.key_bits if cipher is not None and cipher.cfg.keyed else 0
     return HmuSetup(
         run_id=run_id,
         hmu_id=hmu,
@@ -156,6 +158,7 @@ def hmu_setup(
         reconnect_s=scenario.broker.reconnect_s,
         state_dir=state_dir,
         he_context=he_context,
+        cipher_key_bits=bits,
         flood=flood if (flood := scenario.attacks.flood) and flood.hmu == hmu else None,
         pipeline=build_pipeline(
             attacks=scenario.attacks,
@@ -164,7 +167,8 @@ def hmu_setup(
             hmus=scenario.hmu_ids,
             seed=scenario.seed,
             he_context=he_context,
-            encoder=encoder,
+            encoder=cipher.encoder if cipher else None,  # never the decoder
+            key_bits=bits,
         ),
     )
 
@@ -213,9 +217,9 @@ class RunParts:
             self.he_keys.public if self.he_keys else None,
         )
         if self.cipher is not None:
-            from iomt.fedlearn.neural_cipher import decrypt_update
-
-            setup.decoders["neural"] = functools.partial(decrypt_update, self.cipher.nets.decoder)
+            cipher = self.cipher.nets
+            bits = cipher.cfg.key_bits if cipher.cfg.keyed else 0
+            setup = dataclasses.replace(setup, neural_decoder=cipher.decoder, cipher_key_bits=bits)
         return ServerAgent(setup)
 
     def hmu(self, hmu: str) -> HmuSetup:
@@ -224,7 +228,7 @@ class RunParts:
             self.scenario, self.data, self.run_id, hmu, self.hmu_kwargs(hmu),
             self.enrolment.get(hmu), hmu_state_dir(self.run_dir, hmu),
             self.he_keys.secret if self.he_keys else None,
-            self.cipher.nets.encoder if self.cipher else None,
+            self.cipher.nets if self.cipher else None,
         )  # fmt: skip
 
     def hmu_kwargs(self, hmu: str) -> dict[str, Any]:

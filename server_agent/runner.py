@@ -21,6 +21,7 @@ accounting: the scenario's results builder works them out, not the server.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,7 @@ from iomt.errors import (
     QkdError,
     RunError,
 )
+from iomt.fedlearn.pipeline import Decoder
 from iomt.fedlearn.strategy import build_aggregator, trust_ledger
 from iomt.monitoring import measurements
 from iomt.monitoring.broker_stats import SYS_FILTER
@@ -275,7 +277,8 @@ class ServerAgent(RoundActions):
             if self.he is not None:
                 local: Any = self.he.encrypted_update(agent, message, frame.tensors)
             else:
-                local = update_weights(agent, message, frame.tensors, self.weights, s.decoders)
+                decoders = self._decoders(agent, env.round)
+                local = update_weights(agent, message, frame.tensors, self.weights, decoders)
             event = UpdateArrived(agent, env.round, message.base_version, (local, message))
             return self.core.handle(event, now)
         if isinstance(message, DecryptedAggregate) and self.he is not None:
@@ -284,6 +287,25 @@ class ServerAgent(RoundActions):
             closed = await asyncio.to_thread(decrypted_round, weights, self._evaluate)
             return await self._round_closed(agg, closed)
         raise ProtocolViolation(f"unexpected {message.type!r} message on {delivery.topic}")
+
+    def _decoders(self, hmu: str, round_: int) -> dict[str, Decoder]:
+        """The wire steps only this server undoes: the neural cipher, with ``hmu``'s key of
+        the round when it is keyed."""
+        s = self.setup
+        if s.neural_decoder is None:
+            return {}
+        from iomt.fedlearn import neural_cipher  # torch: only where a cipher runs
+
+        key = None
+        if s.cipher_key_bits:
+            link = self.keying.links.get(hmu) if self.keying else None
+            if link is None:
+                raise ProtocolViolation(f"no QKD key with {hmu} to decode its update")
+            material = link.neural_key(round_, s.cipher_key_bits)
+            key = neural_cipher.key_from_bytes(material, s.cipher_key_bits)
+        return {
+            "neural": functools.partial(neural_cipher.decrypt_update, s.neural_decoder, key=key)
+        }
 
     async def _on_key_traffic(self, hmu: str, leg: str, payload: bytes) -> list[Any]:
         """Detections or a post-processing frame; a finished session keys or isolates."""

@@ -12,7 +12,6 @@ import numpy as np
 from iomt.fedlearn.config import FederationConfig
 from iomt.fedlearn.defence_config import DefenceConfig
 from iomt.fedlearn.model import Weights
-from iomt.fedlearn.pipeline import Decoder
 from iomt.monitoring.forwarder import MetricsForwarder
 from iomt.monitoring.point import Point
 from iomt.qkd_channel.config import QkdConfig
@@ -53,8 +52,10 @@ class ServerSetup:
     """Continue from this checkpoint instead of from ``initial_weights``."""
     he_public: bytes | None = None
     """The run's public CKKS context (no secret key) when updates are encrypted."""
-    decoders: dict[str, Decoder] = field(default_factory=dict)
-    """Wire steps only this server can undo (the neural cipher's decoder)."""
+    neural_decoder: object | None = None
+    """The neural cipher's decoder network, when updates are encoded with it."""
+    cipher_key_bits: int = 0
+    """Key bits of a keyed neural cipher, drawn per HMU and round from its QKD link."""
 
 
 @dataclass

@@ -83,6 +83,11 @@ def derive_keys(qkd_key: bytes, session_id: str | bytes) -> DirectionKeys:
     return DirectionKeys(expand(LABEL_HMU_TO_SERVER), expand(LABEL_SERVER_TO_HMU))
 
 
+def derive_key(secret: bytes, salt: bytes, label: bytes, length: int) -> bytes:
+    """``length`` bytes for ``label`` from ``secret`` (HKDF-SHA256)."""
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=label).derive(secret)
+
+
 def _nonce(counter: int) -> bytes:
     return _NONCE_PREFIX + _COUNTER.pack(counter)
 

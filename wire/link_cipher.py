@@ -11,7 +11,15 @@ from __future__ import annotations
 from typing import Literal
 
 from iomt.errors import AuthenticationError
-from iomt.wire.aead import Opener, OtpOpener, OtpSealer, Sealer, derive_keys, otp_pools
+from iomt.wire.aead import (
+    Opener,
+    OtpOpener,
+    OtpSealer,
+    Sealer,
+    derive_key,
+    derive_keys,
+    otp_pools,
+)
 from iomt.wire.envelope import Cipher, Envelope
 
 Role = Literal["hmu", "server"]
@@ -23,6 +31,8 @@ class LinkCipher:
 
     def __init__(self, qkd_key: bytes, session_id: str, role: Role, cipher: CipherName = "aes-gcm"):
         self.key_id = session_id
+        # the neural cipher's key material: a separate HKDF output, never the AEAD keys
+        self._cipher_root = derive_key(qkd_key, session_id.encode(), b"iomt neural cipher", 32)
         self.cipher: Cipher = "aes-256-gcm" if cipher == "aes-gcm" else "otp"
         if cipher == "aes-gcm":
             up, down = derive_keys(qkd_key, session_id)
@@ -36,6 +46,12 @@ class LinkCipher:
             )
             self._sealer = OtpSealer(send_pool)
             self._opener = OtpOpener(receive_pool)
+
+    def neural_key(self, round_: int, bits: int) -> bytes:
+        """Key material for the neural cipher of round ``round_``: both ends derive the same
+        (HKDF-SHA256 from the link's QKD key, per round)."""
+        label = f"round {round_}".encode()
+        return derive_key(self._cipher_root, self.key_id.encode(), label, (bits + 7) // 8)
 
     def seal(self, payload: bytes, associated_data: bytes) -> bytes:
         """Raises ``QkdError`` when a one-time pad cannot cover ``payload``."""

@@ -33,7 +33,7 @@ def test_a_ckks_run_completes_with_the_plaintext_model(
     results = json.loads((runs["ckks"] / "results.json").read_text())
     plain = json.loads((runs["none"] / "results.json").read_text())
     check_results(results, rounds=2, hmus=3)
-    assert results["update_encryption"] == {"kind": "ckks"}
+    assert results["update_encryption"]["kind"] == "ckks"
     # bytes measured where they leave each HMU: two CKKS-8192 vectors (~0.66 MB) per update
     assert (
         results["communication"]["mb_up_per_hmu_round"]
@@ -49,13 +49,15 @@ def test_a_ckks_run_completes_with_the_plaintext_model(
     assert "round 2: asked hmu-01 to decrypt the aggregate" in log
 
 
+@pytest.mark.parametrize("keyed", [False, True], ids=["keyless", "keyed-by-qkd"])
 def test_a_neural_cipher_run_completes_and_reports_its_leakage(
-    dataset_path: Path, tmp_path: Path
+    keyed: bool, dataset_path: Path, tmp_path: Path
 ) -> None:
     path = tmp_path / "neural.yaml"
     path.write_text(
         TINY + f"data: {{dataset: {dataset_path}, limit: 3000}}\n"
-        "update_encryption: {kind: neural, neural: {max_epochs: 5, train_updates: 12}}\n"
+        f"update_encryption: {{kind: neural, neural: {{max_epochs: 5, train_updates: 12,"
+        f" keyed: {str(keyed).lower()}}}}}\n" + ("qkd: {enabled: true}\n" if keyed else "")
     )
     proc = iomt("run", str(path), "--out", str(tmp_path / "runs"), "--processes")
     assert proc.returncode == 0, proc.stderr
@@ -64,6 +66,7 @@ def test_a_neural_cipher_run_completes_and_reports_its_leakage(
     assert results["update_encryption"]["kind"] == "neural"
     leakage = results["leakage"]
     assert leakage["insider"] == "hmu-01" and leakage["victim_blocks"] % 2 == 0  # 2 victims
+    assert leakage["keyed"] is keyed and results["rejected"] == {}
     for figure in ("fresh_attacker", "co_trained_adversary", "decoder_recovers"):
         assert 0 <= leakage[figure] <= 100
     # the ciphertext replaced the weights on the wire: blocks of 128 float32 and a scale

@@ -94,3 +94,10 @@ def test_a_flood_names_an_hmu_of_the_scenario(tmp_path):
     )
     ok = write(tmp_path, "name: x\nattacks: {flood: {hmu: hmu-02, messages: 5}}\n")
     assert load_scenario(ok).attacks.flood.messages == 5
+
+
+def test_a_keyed_neural_cipher_needs_qkd(tmp_path):
+    text = "name: x\nupdate_encryption: {kind: neural, neural: {keyed: true}}\n"
+    message = str(pytest.raises(ScenarioError, load_scenario, write(tmp_path, text)).value)
+    assert "update_encryption.neural.keyed" in message and "qkd.enabled" in message
+    assert load_scenario(write(tmp_path, text + "qkd: {enabled: true}\n")).qkd.enabled

@@ -63,3 +63,11 @@ def test_one_time_pad_refuses_to_send_when_used_up():
     sealed_update(hmu, size=100)  # 400 bytes of tensors plus framing: fits once
     with pytest.raises(QkdError, match="exhausted"):
         sealed_update(hmu, size=100)
+
+
+def test_both_ends_derive_the_same_neural_cipher_key_per_round():
+    hmu, server = LinkCipher(KEY, "s1", "hmu"), LinkCipher(KEY, "s1", "server")
+    assert hmu.neural_key(3, 64) == server.neural_key(3, 64) and len(hmu.neural_key(3, 64)) == 8
+    assert hmu.neural_key(3, 64) != hmu.neural_key(4, 64)
+    assert LinkCipher(KEY, "s2", "hmu").neural_key(3, 64) != hmu.neural_key(3, 64)
+    assert LinkCipher(os.urandom(64), "s1", "hmu").neural_key(3, 64) != hmu.neural_key(3, 64)
