@@ -1,6 +1,6 @@
 """FL + HE (CKKS) against plaintext FedAvg: per-round crypto time, bytes, accuracy, wall time.
 
-1. Per round at FedQ's K = 20, with the IDS model (43 features, 64-64, 6,530
+1. Per round at FedQ's K = 20, with the IDS model (34 features, 64-64, 6,465
    parameters), the functions the agents call (``iomt.fedlearn.ckks``): 20 HMUs
    encrypting their update, the server's weighted sum of the 20 ciphertext sets, one
    HMU decrypting the aggregate; beside it the plaintext FedAvg aggregation the server
@@ -15,28 +15,21 @@ Run: ``.venv/bin/python -m bench.ckks_cost [--seed 1] [--rounds 30]``
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
-from bench.inprocess import default_dataset
+from bench.variants import fedq_variants, main
 from iomt.fedlearn import ckks
 from iomt.fedlearn.model import init_weights
 from iomt.fedlearn.strategy import FedAvgAggregator
-from iomt.scenarios.launcher import launch
-from iomt.scenarios.schema import load_scenario
 
-ROOT = Path(__file__).resolve().parents[1]
 K = 20
 
 
 def per_round(repeats: int = 5) -> None:
     rng = np.random.default_rng(0)
-    global_w = init_weights(43, (64, 64), 0)
+    global_w = init_weights(34, (64, 64), 0)
     locals_ = [
         {k: v + rng.normal(0, 0.02, v.shape).astype(np.float32) for k, v in global_w.items()}
         for _ in range(K)
@@ -62,25 +55,23 @@ def per_round(repeats: int = 5) -> None:
         plain += time.perf_counter() - t
     size = sum(map(len, encrypted[0]))
     crypto = (enc / K + agg + dec) / repeats
-    print(f"per round, K = {K}, 6,530 parameters ({repeats} repeats):")
+    params = sum(v.size for v in global_w.values())
+    print(f"per round, K = {K}, {params:,} parameters ({repeats} repeats):")
     ms = 1e3 / repeats
     print(f"  encrypt one update {enc / K * ms:.1f} ms (each HMU); server weighted sum of {K}"
           f" {agg * ms:.1f} ms; decrypt {dec * ms:.1f} ms")  # fmt: skip
     ratio = crypto / (plain / repeats)
     print(f"  plaintext FedAvg of {K}: {plain * ms:.2f} ms; CKKS on the critical path"
           f" (one encrypt + sum + decrypt) / plaintext: {ratio:.0f}x")  # fmt: skip
-    print(f"  one encrypted update: {size / 1e6:.3f} MB, {size / (6530 * 4):.1f}x its float32 size")
+    print(
+        f"  one encrypted update: {size / 1e6:.3f} MB, {size / (params * 4):.1f}x its float32 size"
+    )
 
 
 def runs(seed: int, rounds: int) -> None:
-    path = ROOT / "scenarios" / "fedavg.yaml"
-    sets = ["training.epochs=2", f"federation.rounds={rounds}", f"seed={seed}",
-            f"data.dataset={default_dataset()}", "metrics.resources_interval_s=0"]  # fmt: skip
-    out: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for kind in ("none", "ckks"):
-            scenario = load_scenario(path, [*sets, f"update_encryption.kind={kind}"])
-            out[kind] = asyncio.run(launch(scenario, Path(tmp) / kind)).results
+    out = fedq_variants(
+        seed, rounds, {k: [f"update_encryption.kind={k}"] for k in ("none", "ckks")}
+    )
     print(f"fedavg.yaml over MQTT, K = 20, E = 2, {rounds} rounds, seed {seed}:")
     for kind, r in out.items():
         up, down = r["communication"].values()
@@ -92,16 +83,5 @@ def runs(seed: int, rounds: int) -> None:
     print(f"  accuracy gap {gap:.3f} points (target <= 0.1); wall time ratio {ratio:.2f}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--skip-runs", action="store_true")
-    args = parser.parse_args()
-    per_round()
-    if not args.skip_runs:
-        runs(args.seed, args.rounds)
-
-
 if __name__ == "__main__":
-    main()
+    main(__doc__, per_round, runs)

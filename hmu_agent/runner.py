@@ -230,13 +230,7 @@ class HmuAgent:
         context = ckks.load_context(s.he_context)
         delta = await asyncio.to_thread(ckks.decrypt_delta, context, parts, like)
         reply = DecryptedAggregate(model_version=request.model_version, tensors=[])
-        link = self.keying.link if self.keying else None
-        env = new_envelope(
-            s.run_id, round_, s.hmu_id, s.aggregator, "decrypted",
-            cipher=link.cipher if link else "none", key_id=link.key_id if link else "",
-            **stamp(),
-        )  # fmt: skip
-        data = encode_frame(env, reply, delta, seal=link.seal if link else None)
+        data = self._to_aggregator(round_, "decrypted", reply, delta)
         await self.bus.publish(self._tier(topics.update), data)
         self._bytes[round_]["up"] += len(data)
         log.info("%s: round %d aggregate decrypted for the server", s.hmu_id, round_)
@@ -335,11 +329,6 @@ class HmuAgent:
         if self.qkd is not None and link is None:
             log.warning("%s: no key; round %d update not sent", s.hmu_id, round_)
             return
-        env = new_envelope(
-            s.run_id, round_, s.hmu_id, s.aggregator, "update",
-            cipher=link.cipher if link else "none", key_id=link.key_id if link else "",
-            **stamp(),
-        )  # fmt: skip
         result = done.result
         message = ModelUpdate(
             num_samples=result.num_samples,
@@ -350,7 +339,7 @@ class HmuAgent:
             tensors=[],
         )
         try:
-            data = encode_frame(env, message, done.update.tensors, seal=link.seal if link else None)
+            data = self._to_aggregator(round_, "update", message, done.update.tensors)
         except QkdError as exc:  # a one-time pad that is used up: refuse to send
             log.warning("%s: round %d update not sent: %s", s.hmu_id, round_, exc)
             self.rejected["OtpExhausted"] += 1
@@ -358,6 +347,20 @@ class HmuAgent:
         self._last_update = (round_, data)  # kept to send again if the broker loses it
         await self.bus.publish(self._tier(topics.update), data)
         self._bytes[round_]["up"] += len(data)
+
+    def _to_aggregator(
+        self, round_: int, type_: str, message: Any, tensors: dict[str, Any]
+    ) -> bytes:
+        """A frame for our aggregator, sealed under the QKD link when there is one;
+        ``QkdError`` if its one-time pad is used up."""
+        s = self.setup
+        link = self.keying.link if self.keying else None
+        env = new_envelope(
+            s.run_id, round_, s.hmu_id, s.aggregator, type_,
+            cipher=link.cipher if link else "none", key_id=link.key_id if link else "",
+            **stamp(),
+        )  # fmt: skip
+        return encode_frame(env, message, tensors, seal=link.seal if link else None)
 
     def _status(self, state: str) -> bytes:
         s = self.setup

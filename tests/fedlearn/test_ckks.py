@@ -27,7 +27,7 @@ def test_a_weighted_sum_of_encrypted_updates_decrypts_to_the_plaintext_sum(keys)
                for _ in range(3)]  # fmt: skip
     weights = [0.5, 0.3, 0.2]
     encrypted = [list(ckks.encrypt_update(hmu, global_w, w).values()) for w in locals_]
-    assert len(encrypted[0]) == 2  # 6,530 parameters in vectors of 4,096 slots
+    assert len(encrypted[0]) == 2  # 7,041 parameters in vectors of 4,096 slots
     total = ckks.weighted_sum(server, list(zip(encrypted, weights, strict=True)))
     got = ckks.decrypt_delta(hmu, total, global_w)
     for name, ref in global_w.items():
