@@ -42,14 +42,19 @@ class EncryptedRounds:
         self.answer_s = answer_s
         self.pending: Pending | None = None
 
-    @staticmethod
     def encrypted_update(
-        sender: str, message: ModelUpdate, tensors: Mapping[str, Tensor]
+        self, sender: str, message: ModelUpdate, tensors: Mapping[str, Tensor], size: int
     ) -> list[bytes]:
-        """An HMU's ciphertexts; ``DecodeError`` for anything else."""
+        """An HMU's ciphertexts for a model of ``size`` values, each parsed under the run's
+        context as it arrives, so a bad one is refused now and never fails a round later;
+        ``DecodeError`` for anything else."""
         if message.encoding[-1:] != ["ckks"]:
             raise DecodeError(f"update from {sender} is not CKKS-encrypted, and this run is")
-        return ckks.ciphertexts(dict(tensors))
+        parts = ckks.ciphertexts(dict(tensors))
+        if len(parts) != -(-size // ckks.SLOTS):
+            raise DecodeError(f"update from {sender} holds {len(parts)} ciphertexts, not a model's")
+        ckks.weighted_sum(ckks.load_context(self._context), [(parts, 1.0)])  # parses each
+        return parts
 
     def start(self, agg: Aggregate, now: float) -> Pending:
         """Add up ``agg``'s encrypted updates (``HMU -> (parts, ModelUpdate)``)."""

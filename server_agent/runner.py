@@ -275,7 +275,8 @@ class ServerAgent(RoundActions):
                 raise ProtocolViolation(f"plaintext update from {agent} refused: QKD is on")
             self._bytes_up += frame.size
             if self.he is not None:
-                local: Any = self.he.encrypted_update(agent, message, frame.tensors)
+                size = sum(v.size for v in self.weights.values())
+                local: Any = self.he.encrypted_update(agent, message, frame.tensors, size)
             else:
                 decoders = self._decoders(agent, env.round)
                 local = update_weights(agent, message, frame.tensors, self.weights, decoders)

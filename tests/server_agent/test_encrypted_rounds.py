@@ -30,11 +30,12 @@ def test_a_round_is_summed_weighted_by_samples_and_decrypted_by_the_first_holder
     deltas = {"hmu-02": 0.1, "hmu-01": 0.4}
     samples = {"hmu-02": 300, "hmu-01": 100}
     updates = {}
+    rounds = EncryptedRounds(public, answer_s=5.0)
+    size = sum(v.size for v in global_w.values())
     for h, d in deltas.items():
         tensors = ckks.encrypt_update(hmu, global_w, {k: v + d for k, v in global_w.items()})
-        parts = EncryptedRounds.encrypted_update(h, update(samples[h]), tensors)
+        parts = rounds.encrypted_update(h, update(samples[h]), tensors, size)
         updates[h] = (parts, update(samples[h]))
-    rounds = EncryptedRounds(public, answer_s=5.0)
     pending = rounds.start(Aggregate(1, ("hmu-01", "hmu-02"), updates, False, version=2), now=0.0)
     assert pending.holders == ["hmu-01", "hmu-02"] and pending.deadline == 5.0
     delta = ckks.decrypt_delta(hmu, pending.parts, global_w)  # what hmu-01 does when asked
@@ -63,11 +64,19 @@ def test_a_silent_holder_is_replaced_then_the_round_gives_up(contexts):
 
 
 def test_what_is_not_a_ckks_update_or_answer_is_refused(contexts):
-    _, public = contexts
-    with pytest.raises(DecodeError, match="not CKKS-encrypted"):
-        EncryptedRounds.encrypted_update("hmu-01", update(5, ()), {"w": np.zeros(2)})
-    with pytest.raises(DecodeError):
-        EncryptedRounds.encrypted_update("hmu-01", update(5), {"ckks.0": np.zeros(2)})
+    secret, public = contexts
     rounds = EncryptedRounds(public, answer_s=2.0)
+    with pytest.raises(DecodeError, match="not CKKS-encrypted"):
+        rounds.encrypted_update("hmu-01", update(5, ()), {"w": np.zeros(2)}, 10)
+    with pytest.raises(DecodeError):
+        rounds.encrypted_update("hmu-01", update(5), {"ckks.0": np.zeros(2)}, 10)
+    # well named but not a ciphertext, or too few: refused on arrival, not at aggregation
+    with pytest.raises(DecodeError, match="not a CKKS ciphertext"):
+        rounds.encrypted_update("hmu-01", update(5), {"ckks.0": b"\x00" * 64}, 10)
+    one = ckks.encrypt_update(
+        ckks.load_context(secret), {"w": np.zeros(5000)}, {"w": np.ones(5000)}
+    )
+    with pytest.raises(DecodeError, match="holds 2 ciphertexts"):
+        rounds.encrypted_update("hmu-01", update(5), one, 10)
     with pytest.raises(ProtocolViolation, match="not asked"):
         rounds.answer("hmu-01", 0, {}, {})
