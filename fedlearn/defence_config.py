@@ -226,8 +226,8 @@ class NeuralCipherConfig(Strict):
     batch: int = Field(256, ge=2, le=65_536)
     max_epochs: int = Field(200, ge=1, le=10_000)
     patience: int = Field(10, ge=1, le=1000)
-    train_updates: int = Field(
-        120, ge=4, le=100_000, description="synthetic updates the cipher is trained on"
+    train_blocks: int = Field(
+        20_000, ge=16, le=1_000_000, description="random 128-value blocks the cipher is trained on"
     )
 
     @property

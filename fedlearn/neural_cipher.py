@@ -18,9 +18,14 @@ and make the adversary fail), then one step of A on ``MSE(A(E(x)), x)``.  Withou
 SAFE-MED's ablation.  Training stops when the decoder's validation loss has not
 improved for ``patience`` epochs, and keeps the best decoder and encoder.
 
-An update is a vector of any length: it is divided by its largest absolute value
-(sent in clear beside the ciphertext: one number per update), padded and cut into
-128-value blocks (``to_blocks``), each encrypted alone.
+An update is a vector of any length: padded with zeros and cut into 128-value blocks,
+each divided by its root mean square and multiplied by ``BLOCK_RMS`` (``to_blocks``), so
+every block the cipher sees has the same size whatever the model, the round or the
+learning rate.  The block's RMS travels in clear beside its ciphertext (one number per
+128 values): the size of each slice of the update is not hidden, its direction is.
+The cipher is trained on random Gaussian blocks of that size (``random_blocks``): it
+learns a code for any block, not for the updates of one model, so what it does on a
+run's real updates is what it does on its training data.
 
 Pure computation: no I/O, no randomness but the generators given.
 """
@@ -41,6 +46,7 @@ from iomt.fedlearn.model import Weights
 from iomt.fedlearn.updates import apply_delta, delta, flatten, unflatten
 
 BLOCK = 128
+BLOCK_RMS = 1 / 3  # most values of a normalised block lie in [-1, 1]
 
 
 def _mlp(sizes: list[int], out: int, *, norm: bool, dropout: float = 0.0) -> list[nn.Module]:
@@ -119,11 +125,11 @@ def _keyed(x: np.ndarray, key: np.ndarray | None) -> np.ndarray:
 def encrypt_update(
     encoder: nn.Module, global_w: Weights, local_w: Weights, key: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
-    """An HMU's update as ``{"cipher": blocks x width, "scale": [max |delta|]}``; a keyed
-    cipher's encoder also takes this round's ``key``."""
-    blocks, scale = to_blocks(flatten(delta(global_w, local_w)))
+    """An HMU's update as ``{"cipher": blocks x width, "scale": each block's RMS}``; a
+    keyed cipher's encoder also takes this round's ``key``."""
+    blocks, scales = to_blocks(flatten(delta(global_w, local_w)))
     cipher = encode_with(encoder, _keyed(blocks, key)).astype(np.float32)
-    return {"cipher": cipher, "scale": np.array([scale], dtype=np.float32)}
+    return {"cipher": cipher, "scale": scales}
 
 
 def decrypt_update(
@@ -134,15 +140,17 @@ def decrypt_update(
 ) -> Weights:
     """The local weights the server reads from an encrypted update (it holds the decoder,
     and for a keyed cipher the sender's key of the round)."""
-    cipher, scale = tensors.get("cipher"), tensors.get("scale")
-    if not isinstance(cipher, np.ndarray) or not isinstance(scale, np.ndarray) or scale.size != 1:
-        raise ValueError("a neural-cipher update holds 'cipher' and a one-value 'scale'")
+    cipher, scales = tensors.get("cipher"), tensors.get("scale")
+    if not isinstance(cipher, np.ndarray) or not isinstance(scales, np.ndarray):
+        raise ValueError("a neural-cipher update holds 'cipher' and 'scale' arrays")
     size = sum(v.size for v in global_w.values())
     blocks = math.ceil(size / BLOCK)
     width = decoder[0].in_features - (0 if key is None else len(key))
     if cipher.shape != (blocks, width) or not np.isfinite(cipher).all():
         raise ValueError(f"ciphertext of shape {cipher.shape}, want ({blocks}, {width})")
-    vector = from_blocks(_run(decoder, _keyed(cipher, key)), float(scale[0]), size)
+    if scales.shape != (blocks,) or not np.isfinite(scales).all() or (scales < 0).any():
+        raise ValueError(f"'scale' of shape {scales.shape}, want {blocks} finite values >= 0")
+    vector = from_blocks(_run(decoder, _keyed(cipher, key)), scales, size)
     return apply_delta(global_w, unflatten(vector, global_w))
 
 
@@ -182,8 +190,8 @@ def _batches(n: int, size: int, rng: np.random.Generator):
 def train_cipher(
     cfg: NeuralCipherConfig, blocks: np.ndarray, seed: int
 ) -> tuple[CipherNets, Training]:
-    """Train the three networks on ``blocks`` (rows of 128 values in [-1, 1]), holding
-    out a fifth for validation and early stopping."""
+    """Train the three networks on ``blocks`` (rows of 128 values scaled as ``to_blocks``
+    scales them), holding out a fifth for validation and early stopping."""
     rng = np.random.default_rng(seed)
     nets = CipherNets.build(cfg, seed)
     x = torch.as_tensor(np.asarray(blocks, dtype=np.float32))
@@ -298,16 +306,25 @@ def leakage(reconstruction: np.ndarray, truth: np.ndarray) -> float:
     return 100.0 * max(0.0, 1.0 - mse / var)
 
 
-def to_blocks(vector: np.ndarray) -> tuple[np.ndarray, float]:
-    """``vector / max|vector|`` padded with zeros and cut into rows of ``BLOCK``; the scale."""
+def to_blocks(vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``vector`` padded with zeros and cut into rows of ``BLOCK``, each scaled to an RMS
+    of ``BLOCK_RMS``; and each row's RMS before (1 for a row of zeros)."""
     flat = np.asarray(vector, dtype=np.float32).ravel()
-    scale = float(np.max(np.abs(flat))) if flat.size else 0.0
-    scale = scale or 1.0
     padded = np.zeros(math.ceil(max(flat.size, 1) / BLOCK) * BLOCK, dtype=np.float32)
-    padded[: flat.size] = flat / scale
-    return padded.reshape(-1, BLOCK), scale
+    padded[: flat.size] = flat
+    rows = padded.reshape(-1, BLOCK)
+    rms = np.sqrt(np.mean(rows.astype(np.float64) ** 2, axis=1)).astype(np.float32)
+    rms[rms == 0] = 1.0
+    return (rows / rms[:, None] * BLOCK_RMS).astype(np.float32), rms
 
 
-def from_blocks(blocks: np.ndarray, scale: float, size: int) -> np.ndarray:
+def from_blocks(blocks: np.ndarray, scales: np.ndarray, size: int) -> np.ndarray:
     """The vector ``to_blocks`` cut up (the first ``size`` values)."""
-    return (np.asarray(blocks, dtype=np.float32).ravel()[:size] * scale).astype(np.float32)
+    factor = np.asarray(scales, dtype=np.float32)[:, None] / BLOCK_RMS
+    return (np.asarray(blocks, dtype=np.float32) * factor).ravel()[:size].astype(np.float32)
+
+
+def random_blocks(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` Gaussian blocks scaled as ``to_blocks`` scales a block: the cipher's
+    training data, and pairs any holder of the encoder can make without limit."""
+    return to_blocks(rng.normal(size=n * BLOCK))[0]

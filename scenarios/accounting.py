@@ -93,13 +93,12 @@ def cipher_leakage(
     scenario: Scenario, data: FederatedData, enrolled: EnrolledCipher, final_w: Weights
 ) -> dict[str, Any]:
     """The neural cipher's leakage, measured after the run: the first HMU is the insider;
-    its pairs are synthetic updates as the key authority made them plus its own real
-    update; the victims are every other HMU's real update from the final model."""
-    from iomt.fedlearn.cipher_enrolment import leakage_report, real_updates, synthetic_updates
+    its pairs are random blocks and its own real update; the victims are every other
+    HMU's real update from the final model."""
+    from iomt.fedlearn.cipher_enrolment import leakage_report, real_updates
 
     insider, *victims = scenario.hmu_ids
-    cfg, training, seed = scenario.update_encryption.neural, scenario.training, scenario.seed
-    own = synthetic_updates(data.n_features, training, cfg.train_updates, seed + 1)
-    own += real_updates(final_w, [data.parts[insider]], training, seed)
+    training, seed = scenario.training, scenario.seed
+    own = real_updates(final_w, [data.parts[insider]], training, seed)
     truth = real_updates(final_w, [data.parts[h] for h in victims], training, seed + 7)
     return {"insider": insider, **leakage_report(enrolled, own, truth, seed)}

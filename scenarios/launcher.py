@@ -192,7 +192,7 @@ async def _run_agents(
         on_start(run.run_id, handle.url)
     run.enrolment = make_enrolment(scenario.hmu_ids)
     run.he_keys = await asyncio.to_thread(make_he_keys, scenario)
-    run.cipher = await asyncio.to_thread(make_cipher, scenario, run.data)
+    run.cipher = await asyncio.to_thread(make_cipher, scenario)
     channel_task = None
     if scenario.qkd.enabled:
         kwargs = client_kwargs(handle, CHANNEL_ID)

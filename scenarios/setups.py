@@ -60,15 +60,15 @@ def make_he_keys(scenario: Scenario) -> HeKeys | None:
     return HeKeys(ckks.secret_bytes(context), ckks.public_bytes(context))
 
 
-def make_cipher(scenario: Scenario, data: FederatedData) -> EnrolledCipher | None:
+def make_cipher(scenario: Scenario) -> EnrolledCipher | None:
     """SAFE-MED's neural cipher for a run that uses it, trained by the key authority (here
-    the launcher) on synthetic updates (``iomt.fedlearn.cipher_enrolment``)."""
+    the launcher) on random blocks (``iomt.fedlearn.cipher_enrolment``)."""
     if scenario.update_encryption.kind != "neural":
         return None
     from iomt.fedlearn.cipher_enrolment import enrol_cipher
 
     cfg = scenario.update_encryption.neural
-    return enrol_cipher(cfg, data.n_features, scenario.training, scenario.seed)
+    return enrol_cipher(cfg, scenario.seed)
 
 
 def channel_setup(scenario: Scenario, run_id: str, kwargs: dict[str, Any]) -> ChannelSetup:

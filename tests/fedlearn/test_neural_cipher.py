@@ -12,6 +12,7 @@ from torch import nn
 
 from iomt.fedlearn import neural_cipher as nc
 from iomt.fedlearn.defence_config import NeuralCipherConfig
+from iomt.fedlearn.model import init_weights
 
 
 def blocks(n: int, seed: int) -> np.ndarray:
@@ -73,15 +74,38 @@ def test_a_keyed_cipher_decodes_with_its_key_and_not_with_another():
         nets.encode(test)
 
 
+def test_without_the_key_a_fresh_attacker_recovers_less_than_with_it():
+    """The keyed cipher as a run trains it (20,000 random blocks; about two minutes).
+    The insider holds the encoder and makes as many pairs as the cipher saw, under keys
+    of its own; what the victim's key gives is what the decoder, which holds it, does."""
+    cfg = NeuralCipherConfig(keyed=True)
+    rng = np.random.default_rng(1)
+    nets, _ = nc.train_cipher(cfg, nc.random_blocks(cfg.train_blocks, rng), seed=1)
+    own = nc.random_blocks(cfg.train_blocks, rng)
+    insider = nc.train_attacker(
+        cfg, nets.encode(own, nc.random_keys(len(own), 64, rng)), own, seed=2
+    )
+    victim, key = nc.random_blocks(500, rng), nc.random_keys(1, 64, rng)
+    sent = nets.encode(victim, key)
+    with_key = nc.leakage(nets.decode(sent, key), victim)
+    assert with_key > 20
+    assert nc.leakage(nc.attack(insider, sent), victim) < with_key / 2
+
+
 def test_keys_from_qkd_material_and_blocks_of_an_update():
     key = nc.key_from_bytes(bytes([0b10100000]) + bytes(7), 64)
     assert key.shape == (64,) and list(key[:4]) == [1, -1, 1, -1] and set(key) == {-1.0, 1.0}
     with pytest.raises(ValueError):
         nc.key_from_bytes(b"\x00", 64)
     vector = np.random.default_rng(0).normal(0, 0.01, 6530).astype(np.float32)
-    rows, scale = nc.to_blocks(vector)
-    assert rows.shape == (52, 128) and np.abs(rows).max() == 1.0
-    np.testing.assert_allclose(nc.from_blocks(rows, scale, 6530), vector, rtol=1e-6)
+    vector[:128] *= 100  # blocks of any size come out alike
+    rows, scales = nc.to_blocks(vector)
+    assert rows.shape == (52, 128) and scales.shape == (52,)
+    np.testing.assert_allclose(np.sqrt((rows[:51] ** 2).mean(axis=1)), nc.BLOCK_RMS, rtol=1e-5)
+    assert scales[0] == pytest.approx(100 * scales[1], rel=0.2)
+    np.testing.assert_allclose(nc.from_blocks(rows, scales, 6530), vector, rtol=1e-5)
+    zero_rows, zero_scales = nc.to_blocks(np.zeros(200))
+    assert not zero_rows.any() and list(zero_scales) == [1.0, 1.0]
 
 
 def test_leakage_is_the_share_of_variance_recovered():
@@ -90,3 +114,23 @@ def test_leakage_is_the_share_of_variance_recovered():
     assert nc.leakage(np.full_like(truth, truth.mean()), truth) == pytest.approx(0.0, abs=1e-9)
     assert nc.leakage(-truth, truth) == 0.0
     assert 70 < nc.leakage(truth * 0.5, truth) < 80  # MSE = Var / 4
+
+
+def test_an_update_is_sent_as_ciphertext_and_block_scales_and_a_malformed_one_is_refused():
+    nets = nc.CipherNets.build(NeuralCipherConfig(), seed=0)
+    global_w = init_weights(34, (64, 64), 0)
+    local = {k: v + 0.01 for k, v in global_w.items()}
+    sent = nc.encrypt_update(nets.encoder, global_w, local)
+    assert sent["cipher"].shape == (51, 128) and sent["scale"].shape == (51,)
+    decoded = nc.decrypt_update(nets.decoder, sent, global_w)
+    assert {k: v.shape for k, v in decoded.items()} == {k: v.shape for k, v in global_w.items()}
+    bad = [
+        {"cipher": sent["cipher"], "scale": sent["scale"][:1]},
+        {"cipher": sent["cipher"], "scale": -sent["scale"]},
+        {"cipher": sent["cipher"][:, :64], "scale": sent["scale"]},
+        {"cipher": sent["cipher"] * np.nan, "scale": sent["scale"]},
+        {"cipher": sent["cipher"]},
+    ]
+    for tensors in bad:
+        with pytest.raises(ValueError):
+            nc.decrypt_update(nets.decoder, tensors, global_w)

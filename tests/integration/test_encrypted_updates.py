@@ -56,7 +56,7 @@ def test_a_neural_cipher_run_completes_and_reports_its_leakage(
     path = tmp_path / "neural.yaml"
     path.write_text(
         TINY + f"data: {{dataset: {dataset_path}, limit: 3000}}\n"
-        f"update_encryption: {{kind: neural, neural: {{max_epochs: 5, train_updates: 12,"
+        f"update_encryption: {{kind: neural, neural: {{max_epochs: 5, train_blocks: 2000,"
         f" keyed: {str(keyed).lower()}}}}}\n" + ("qkd: {enabled: true}\n" if keyed else "")
     )
     proc = iomt("run", str(path), "--out", str(tmp_path / "runs"), "--processes")
