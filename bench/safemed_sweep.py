@@ -1,8 +1,8 @@
 """SAFE-MED's poisoning sweep over MQTT: 0-40 % sign-flipping HMUs, three defences.
 
-Runs ``iomt compare`` once per family in ``scenarios/safemed/`` (``fedavg``, ``dp``:
+Runs ``iomt compare`` once per sweep file in ``scenarios/safemed/`` (``fedavg``, ``dp``:
 FL + Gaussian DP, ``robust``: z-score screening + trust-weighted FedAvg), each with its
-0 % scenario as the baseline of poison resilience; 20 HMUs, K = 20, 30 rounds, seeds
+0 % point as the baseline of poison resilience; 20 HMUs, K = 20, 30 rounds, seeds
 1..N.  Prints accuracy, macro-F1, poisoning TPR / FPR and resilience per share, and the
 targets of the robust defence: within 2 points of clean at 30 %, within 5 at 40 %,
 TPR >= 0.93 at FPR <= 0.06.  About 30 minutes on 2 cores with 5 seeds.
@@ -18,7 +18,6 @@ from pathlib import Path
 
 from bench.table_i import compare, print_table
 
-SHARES = ("p00", "p10", "p20", "p30", "p40")
 FAMILIES = ("fedavg", "dp", "robust")
 COLUMNS = ("accuracy", "macro_f1", "tpr", "fpr", "resilience")
 
@@ -33,16 +32,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         out = args.out or Path(scratch)
         for family in args.families:
-            files = [f"safemed/{family}_{share}" for share in SHARES]
-            baseline = ("--baseline", f"safemed_{family}_p00")
-            rows += compare(files, baseline, args.seeds, out / family)
+            baseline = ("--baseline", f"safemed_{family}-0")
+            rows += compare([f"safemed/{family}"], baseline, args.seeds, out / family)
     title = f"SAFE-MED sweep over MQTT, sign-flip x10 from round 1, seeds 1-{args.seeds}"
     print_table(title, rows, COLUMNS)
     by_name = {row["scenario"]: row for row in rows}
     if "robust" in args.families:
-        clean = float(by_name["safemed_robust_p00"]["accuracy_mean"])
-        for share, allowed in (("p30", 0.02), ("p40", 0.05)):
-            row = by_name[f"safemed_robust_{share}"]
+        clean = float(by_name["safemed_robust-0"]["accuracy_mean"])
+        for share, allowed in (("0p3", 0.02), ("0p4", 0.05)):
+            row = by_name[f"safemed_robust-{share}"]
             drop = clean - float(row["accuracy_mean"])
             tpr, fpr = float(row["tpr_mean"]), float(row["fpr_mean"])
             met = drop <= allowed and tpr >= 0.93 and fpr <= 0.06

@@ -57,15 +57,15 @@ SetOpt = Annotated[
 @app.command()
 @guarded
 def validate(file: ScenarioArg, set_: SetOpt = None) -> None:
-    """Check a scenario file; print its resolved form."""
-    from iomt.scenarios.schema import load_scenario
+    """Check a scenario file (every point of a sweep file); print what it runs."""
+    from iomt.scenarios.schema import load_points
 
-    scenario = load_scenario(file, set_ or [])
-    fed = scenario.federation
-    typer.echo(
-        f"{file}: ok ({scenario.name}: {fed.hmus} HMUs, {fed.clients_per_round} per round, "
-        f"{fed.rounds} rounds, seed {scenario.seed})"
-    )
+    for scenario in load_points(file, set_ or []):
+        fed = scenario.federation
+        typer.echo(
+            f"{file}: ok ({scenario.name}: {fed.hmus} HMUs, {fed.clients_per_round} per round, "
+            f"{fed.rounds} rounds, seed {scenario.seed})"
+        )
 
 
 ResumeOpt = Annotated[
@@ -118,7 +118,7 @@ def run(
 @app.command()
 @guarded
 def compare(
-    files: Annotated[list[Path], typer.Argument(help="scenario YAML files")],
+    files: Annotated[list[Path], typer.Argument(help="scenario YAML files, sweep files too")],
     seeds: Annotated[
         int, typer.Option("--seeds", min=1, help="runs per scenario (seeds 1..N)")
     ] = 5,
@@ -131,15 +131,20 @@ def compare(
     ] = None,
     set_: SetOpt = None,
 ) -> None:
-    """Run scenarios over several seeds; write mean ± std as Markdown, CSV and PNG."""
+    """Run scenarios (each point of a sweep file) over several seeds; write mean ± std as
+    Markdown, CSV and PNG."""
     from iomt.errors import UsageError
     from iomt.scenarios import compare as cmp
     from iomt.scenarios.launcher import launch
     from iomt.scenarios.progress import SweepProgress
-    from iomt.scenarios.schema import load_scenario
+    from iomt.scenarios.schema import load_points
 
-    scenarios = [load_scenario(f, set_ or []) for f in files]  # validate all before running any
+    # validate every point of every file before running any
+    scenarios = [s for f in files for s in load_points(f, set_ or [])]
     names = [s.name for s in scenarios]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UsageError(f"scenario names must differ to be compared: {', '.join(twice)}")
     if baseline is not None and baseline not in names:
         raise UsageError(f"--baseline {baseline}: not among the scenarios ({', '.join(names)})")
     out.mkdir(parents=True, exist_ok=True)

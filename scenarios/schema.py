@@ -22,6 +22,7 @@ from iomt.fedlearn.defence_config import (
 )
 from iomt.monitoring.config import MetricsConfig
 from iomt.qkd_channel.config import QkdConfig
+from iomt.scenarios import sweep
 from iomt.scenarios.yaml_guard import check_finite, load_guarded
 from iomt.strict import Strict
 from iomt.traffic.config import DataConfig, TrafficConfig
@@ -61,7 +62,31 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
 
     Raises ``ScenarioError`` naming the file, and the YAML path and line of every error.
     """
-    path = Path(path)
+    raw, lines = _read(Path(path), overrides)
+    if "sweep" in raw:
+        count = len(sweep.grid(raw, str(path)))
+        raise ScenarioError(
+            f"{path}: declares a sweep of {count} points; run it with `iomt compare`, or"
+            " remove the sweep key to run one scenario"
+        )
+    return validate_scenario(raw, source=str(path), lines=lines)
+
+
+def load_points(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> list[Scenario]:
+    """The scenarios of a file: one, or every point of its ``sweep`` grid, each validated
+    (``iomt.scenarios.sweep``); ``overrides`` apply to every point."""
+    raw, lines = _read(Path(path), overrides)
+    if "sweep" not in raw:
+        return [validate_scenario(raw, source=str(path), lines=lines)]
+    return [
+        validate_scenario(
+            sweep.point_raw(raw, point, str(path)), source=f"{path} (sweep point {point.name})"
+        )
+        for point in sweep.grid(raw, str(path))
+    ]
+
+
+def _read(path: Path, overrides: list[str] | tuple[str, ...]) -> tuple[dict[str, Any], dict]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -74,7 +99,7 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
     for item in overrides:
         apply_override(raw, item)
     check_finite(raw, str(path))  # an override may bring .inf too
-    return validate_scenario(raw, source=str(path), lines=_line_index(root))
+    return raw, _line_index(root)
 
 
 def validate_scenario(

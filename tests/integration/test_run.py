@@ -150,3 +150,23 @@ def test_missing_dataset_says_how_to_get_it(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "iomt data fetch" in proc.stderr or "IOMT_DATASET" in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_two_point_sweep_file_runs_through_compare(tiny: Path, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(tiny.read_text() + "sweep:\n  training.epochs: [1, 2]\n")
+    out = tmp_path / "cmp"
+    proc = iomt("compare", str(sweep), "--seeds", "1", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    rows = (out / "compare.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[0] for r in rows] == ["tiny-1", "tiny-2"]
+    for name, epochs in (("tiny-1", 1), ("tiny-2", 2)):
+        results = json.loads((only_run_dir(out / name) / "results.json").read_text())
+        assert results["completed"] is True and results["scenario"] == name
+        assert yaml.safe_load((only_run_dir(out / name) / "scenario.yaml").read_text())[
+            "training"]["epochs"] == epochs  # fmt: skip
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(tiny.read_text() + "sweep:\n  training.epochz: [1, 2]\n")
+    proc = iomt("compare", str(bad), "--seeds", "1", "--out", str(tmp_path / "bad"))
+    assert proc.returncode != 0 and "training.epochz: unknown key" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()

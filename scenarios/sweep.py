@@ -1,0 +1,111 @@
+"""Sweep files: one scenario with a ``sweep`` grid, expanded into one scenario per point.
+
+A sweep maps key paths to lists of values; the grid is every combination, in file order::
+
+    sweep:
+      attacks.entries[0].schedule.share_start: [0, 0.1, 0.2]
+      update_encryption.kind: [none, neural]
+
+Each point is the file with those keys set, named ``<name>-<value>-<value>`` (``0.1``
+becomes ``0p1``), and is validated as a scenario of its own, so a bad key or value is
+reported with the point that has it before anything runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from iomt.errors import ScenarioError
+
+_SEGMENT = re.compile(r"([A-Za-z_][\w-]*)((?:\[\d+\])*)")
+MAX_POINTS = 1000
+
+
+@dataclass(frozen=True)
+class Point:
+    """One point of a grid: its scenario name and the keys it sets."""
+
+    name: str
+    settings: dict[str, Any]
+
+
+def grid(raw: dict[str, Any], source: str) -> list[Point]:
+    """The points of ``raw['sweep']`` (the mapping is left as it is)."""
+    sweep = raw.get("sweep")
+    if not isinstance(sweep, dict) or not sweep:
+        raise ScenarioError(f"{source}: sweep: a mapping of key paths to lists of values")
+    for key, values in sweep.items():
+        _segments(str(key), source)
+        if not isinstance(values, list) or not values:
+            raise ScenarioError(f"{source}: sweep.{key}: a non-empty list of values")
+    keys = [str(k) for k in sweep]
+    combos = list(itertools.product(*sweep.values()))
+    if len(combos) > MAX_POINTS:
+        raise ScenarioError(f"{source}: sweep: {len(combos)} points; at most {MAX_POINTS}")
+    base = str(raw.get("name", "sweep"))
+    points, seen = [], set()
+    for combo in combos:
+        name = _name(base, combo)
+        if name in seen:
+            raise ScenarioError(f"{source}: sweep: two points are both named {name}")
+        seen.add(name)
+        points.append(Point(name, dict(zip(keys, combo, strict=True))))
+    return points
+
+
+def point_raw(raw: dict[str, Any], point: Point, source: str) -> dict[str, Any]:
+    """The scenario mapping of one point: ``raw`` without its sweep, with the point's keys."""
+    out = copy.deepcopy({k: v for k, v in raw.items() if k != "sweep"})
+    out["name"] = point.name
+    for key, value in point.settings.items():
+        _set(out, key, copy.deepcopy(value), source)
+    return out
+
+
+def _name(base: str, combo: tuple[Any, ...]) -> str:
+    parts = [re.sub(r"[^a-z0-9_-]", "_", str(v).lower().replace(".", "p")) for v in combo]
+    return "-".join([base, *parts])[:48]
+
+
+def _segments(key: str, source: str) -> list[str | int]:
+    """``a.b[0].c`` as ``['a', 'b', 0, 'c']``."""
+    out: list[str | int] = []
+    for part in key.split("."):
+        match = _SEGMENT.fullmatch(part)
+        if match is None:
+            raise ScenarioError(
+                f"{source}: sweep key {key!r}: expected key.path, with [i] for list items"
+                " (e.g. attacks.entries[0].schedule.share_start)"
+            )
+        out.append(match.group(1))
+        out += [int(i) for i in re.findall(r"\[(\d+)\]", match.group(2))]
+    return out
+
+
+def _set(raw: dict[str, Any], key: str, value: Any, source: str) -> None:
+    *parents, leaf = _segments(key, source)
+    node: Any = raw
+    for part, nxt in zip(parents, [*parents[1:], leaf], strict=True):
+        node = _child(node, part, {} if isinstance(nxt, str) else [], key, source)
+    if isinstance(leaf, int):
+        if not isinstance(node, list) or leaf >= len(node):
+            raise ScenarioError(f"{source}: sweep key {key!r}: no item [{leaf}] in the file")
+        node[leaf] = value
+    elif isinstance(node, dict):
+        node[leaf] = value
+    else:
+        raise ScenarioError(f"{source}: sweep key {key!r}: {leaf!r} is not in a section")
+
+
+def _child(node: Any, part: str | int, empty: Any, key: str, source: str) -> Any:
+    if isinstance(part, int):
+        if not isinstance(node, list) or part >= len(node):
+            raise ScenarioError(f"{source}: sweep key {key!r}: no item [{part}] in the file")
+        return node[part]
+    if not isinstance(node, dict):
+        raise ScenarioError(f"{source}: sweep key {key!r}: {part!r} is not in a section")
+    return node.setdefault(part, empty)
