@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from iomt.errors import IncompleteRun
+from iomt.scenarios.cli_attack import attack_app
 from iomt.scenarios.cli_qkd import qkd_app
 from iomt.scenarios.cli_support import DEBUGGING, guarded
 from iomt.scenarios.cli_traffic import data_app, traffic_app
@@ -243,6 +244,7 @@ def hmu(
 
 
 app.add_typer(qkd_app, name="qkd")
+app.add_typer(attack_app, name="attack")
 app.add_typer(traffic_app, name="traffic")
 app.add_typer(data_app, name="data")
 

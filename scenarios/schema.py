@@ -50,6 +50,11 @@ class Scenario(Strict):
     compression: CompressionConfig = CompressionConfig()
     update_encryption: UpdateEncryptionConfig = UpdateEncryptionConfig()
     mitm: MitmConfig = MitmConfig()
+    privacy_audit: bool = Field(
+        False,
+        description="keep each round's global model and every update as the server reads it"
+        " (run_dir/audit), for iomt attack",
+    )
 
     @property
     def hmu_ids(self) -> list[str]:

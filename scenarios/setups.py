@@ -112,6 +112,7 @@ def server_setup(
         y_test=data.y_test,
         seed=scenario.seed,
         run_dir=run_dir,
+        privacy_audit=scenario.privacy_audit,
         client_kwargs=kwargs,
         on_round=on_round,
         qkd=scenario.qkd,

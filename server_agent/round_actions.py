@@ -20,7 +20,7 @@ from iomt.fedlearn.model import Weights
 from iomt.fedlearn.strategy import Aggregator, trust_ledger
 from iomt.monitoring import measurements
 from iomt.monitoring.point import Point
-from iomt.server_agent import outbox
+from iomt.server_agent import audit, outbox
 from iomt.server_agent.checkpoint import Checkpoint, checkpoint_of, write_checkpoint
 from iomt.server_agent.coordinator import (
     Aggregate,
@@ -161,6 +161,12 @@ class RoundActions:
             bytes_down=self._bytes_down,
         )
         self.records.append(record)
+        if s.privacy_audit:
+            seen = (
+                {h: w for h, (w, _) in agg.updates.items()} if self.he is None
+                else {audit.AGGREGATE: closed.weights}
+            )  # fmt: skip
+            await asyncio.to_thread(audit.write_round, s.run_dir, agg.round, previous, seen)
         await asyncio.to_thread(write_checkpoint, s.run_dir, self._checkpoint())
         self._emit(measurements.fl_round_from_record(record))
         for point in training_points(agg, closed, previous):
