@@ -43,14 +43,14 @@ class ResourceSampler:
         )
 
     async def run(self, emit: Callable[[Point], None]) -> None:
-        """Emit a sample every ``interval_s`` seconds until cancelled.
+        """Emit a sample now and every ``interval_s`` seconds until cancelled.
 
         Reading ``/proc`` takes tens of microseconds, so it runs on the loop.
         """
-        while True:
-            await asyncio.sleep(self.interval_s)
+        while True:  # one sample at once, so even an agent that lives shorter reports
             try:
                 emit(self.sample())
             except psutil.Error as exc:  # the process is going away
                 log.debug("resource sampler for %s stopped: %s", self.agent, exc)
                 return
+            await asyncio.sleep(self.interval_s)
