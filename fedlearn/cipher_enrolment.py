@@ -48,6 +48,23 @@ def enrol_cipher(cfg: NeuralCipherConfig, seed: int) -> EnrolledCipher:
     return EnrolledCipher(*nc.train_cipher(cfg, blocks, seed))
 
 
+def saved_state(enrolled: EnrolledCipher) -> dict[str, object]:
+    """What ``from_state`` rebuilds the cipher from (``torch.save``-able)."""
+    nets, history = enrolled.nets, enrolled.training
+    return {
+        **{name: getattr(nets, name).state_dict() for name in ("encoder", "decoder", "adversary")},
+        "reconstruction": history.reconstruction,
+        "adversary_loss": history.adversary,
+    }
+
+
+def from_state(cfg: NeuralCipherConfig, seed: int, state: dict) -> EnrolledCipher:
+    nets = nc.CipherNets.build(cfg, seed)
+    for name in ("encoder", "decoder", "adversary"):
+        getattr(nets, name).load_state_dict(state[name])
+    return EnrolledCipher(nets, nc.Training(state["reconstruction"], state["adversary_loss"]))
+
+
 def blocks_of(updates: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """The normalised blocks of ``updates``, one after another, and their scales."""
     cut = [nc.to_blocks(u) for u in updates]
@@ -67,28 +84,34 @@ def real_updates(
 
 
 def leakage_report(
-    enrolled: EnrolledCipher, insider: list[np.ndarray], victims: list[np.ndarray], seed: int
+    enrolled: EnrolledCipher,
+    insider: list[np.ndarray],
+    victims: list[np.ndarray],
+    seed: int,
+    sent: list[np.ndarray] | None = None,
 ) -> dict[str, float | int]:
     """Leakage % of the victims' real updates to the co-trained adversary and to a fresh
     attacker the insider trains on pairs it makes with the encoder (as many random
     blocks as the cipher was trained on, and its own real updates); and how much of them
-    the server's decoder recovers.  Scored on whole updates: each reconstructed block is
-    scaled back by the RMS sent in clear beside it."""
+    the server's decoder recovers.  ``sent`` is what the victims encoded (their updates
+    after DP; by default the updates themselves).  Scored on whole updates against
+    ``victims``: each reconstructed block is scaled back by the RMS sent beside it."""
     nets, cfg = enrolled.nets, enrolled.nets.cfg
     rng = np.random.default_rng([seed, 0x1EA])
     own = np.concatenate([nc.random_blocks(cfg.train_blocks, rng), blocks_of(insider)[0]])
     own_keys = nc.random_keys(len(own), cfg.key_bits, rng) if cfg.keyed else None
     attacker = nc.train_attacker(cfg, nets.encode(own, own_keys), own, seed)
-    truth, scales = blocks_of(victims)
+    blocks, scales = blocks_of(sent if sent is not None else victims)
+    truth = np.concatenate([b * r[:, None] for b, r in map(nc.to_blocks, victims)]) / nc.BLOCK_RMS
     # each victim's update under a key of its own, which the insider does not hold
     keys = None
     if cfg.keyed:
         per_victim = nc.random_keys(len(victims), cfg.key_bits, rng)
-        keys = np.repeat(per_victim, len(truth) // len(victims), axis=0)
-    cipher = nets.encode(truth, keys)
+        keys = np.repeat(per_victim, len(blocks) // len(victims), axis=0)
+    cipher = nets.encode(blocks, keys)
 
-    def recovered(blocks: np.ndarray) -> float:
-        return round(nc.leakage(blocks * scales[:, None], truth * scales[:, None]), 2)
+    def recovered(rebuilt: np.ndarray) -> float:
+        return round(nc.leakage(rebuilt * scales[:, None] / nc.BLOCK_RMS, truth), 2)
 
     return {
         "keyed": cfg.keyed,
@@ -96,6 +119,6 @@ def leakage_report(
         "co_trained_adversary": recovered(nc.attack(nets.adversary, cipher)),
         "decoder_recovers": recovered(nets.decode(cipher, keys)),
         "insider_blocks": len(own),
-        "victim_blocks": len(truth),
+        "victim_blocks": len(blocks),
         "cipher_epochs": enrolled.training.epochs,
     }

@@ -3,8 +3,10 @@
 Columns: accuracy, precision, recall, F1, macro-F1, detection time (ms per flow),
 leakage where defined (the privacy budget spent: total epsilon of the HMU that spent
 most; blank without DP), poisoning detection TPR/FPR where attacks are injected, and
-bytes on the wire per round, and poison resilience (accuracy over the baseline
-scenario's, seed for seed) when a baseline is named. Written as Markdown, CSV and PNG.
+bytes on the wire per round, MB each HMU sent and received per round (measured where
+the bytes leave and enter it), gradient leakage % (``results.json``'s
+``leakage.headline``), and poison resilience (accuracy over the baseline scenario's,
+seed for seed) when a baseline is named. Written as Markdown, CSV and PNG.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("tpr", "poison TPR"),
     ("fpr", "poison FPR"),
     ("bytes_per_round", "bytes/round"),
+    ("mb_per_hmu_round", "MB/HMU/round"),
+    ("gradient_leakage", "gradient leakage %"),
     ("resilience", "poison resilience"),
 )
 
@@ -49,6 +53,7 @@ def run_figures(
         if p.get("epsilon_total") is not None
     ]
     poisoning = results.get("poisoning", {})
+    communication = results.get("communication")
     attacked = poisoning.get("tp", 0) + poisoning.get("fn", 0) > 0
     return {
         **{key: final.get(key) for key in ("accuracy", "precision", "recall", "f1", "macro_f1")},
@@ -59,6 +64,12 @@ def run_figures(
         "bytes_per_round": statistics.fmean(
             r.get("bytes_up", 0) + r.get("bytes_down", 0) for r in rounds
         ),
+        "mb_per_hmu_round": (
+            communication["mb_up_per_hmu_round"] + communication["mb_down_per_hmu_round"]
+            if communication
+            else None
+        ),
+        "gradient_leakage": results.get("leakage", {}).get("headline"),
         "resilience": (
             poison_resilience(final["accuracy"], clean["final"]["accuracy"]) if clean else None
         ),

@@ -31,7 +31,7 @@ from iomt.errors import UsageError
 from iomt.monitoring.resources import ResourceSampler
 from iomt.monitoring.sink import MetricsSink
 from iomt.qkd_channel.agent import ChannelAgent, ChannelOutcome
-from iomt.scenarios.accounting import cipher_leakage
+from iomt.scenarios.accounting import update_leakage
 from iomt.scenarios.data_plan import prepare_data
 from iomt.scenarios.in_process import run_in_process
 from iomt.scenarios.processes import run_processes
@@ -155,9 +155,9 @@ async def launch(
         results["metrics"] = metrics.as_dict()
         if run.cipher is not None:
             log.info("measuring the neural cipher's leakage to a fresh attacker")
-            results["leakage"] = await asyncio.to_thread(
-                cipher_leakage, scenario, data, run.cipher, outcome.weights
-            )
+        results["leakage"] = await asyncio.to_thread(
+            update_leakage, scenario, data, run.cipher, outcome.weights
+        )
         if checkpoint is not None:
             results["resumed_after_round"] = checkpoint.completed_rounds
         write_results(run_dir, results)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import secrets
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from iomt.adversary.mitm import MitmProxy, route_through
+from iomt.atomic import write_atomically
 from iomt.broker import BrokerHandle, client_kwargs
 from iomt.fedlearn.model import init_weights
 
@@ -25,7 +27,7 @@ from iomt.hmu_agent.setup import HmuSetup
 from iomt.monitoring.forwarder import ForwardLimits, MetricsForwarder
 from iomt.monitoring.sink import MetricsSink
 from iomt.qkd_channel.agent import ChannelSetup
-from iomt.scenarios.data_plan import FederatedData
+from iomt.scenarios.data_plan import FederatedData, cache_dir
 from iomt.scenarios.schema import Scenario
 from iomt.server_agent.checkpoint import Checkpoint
 from iomt.server_agent.runner import ServerAgent, ServerSetup
@@ -62,13 +64,29 @@ def make_he_keys(scenario: Scenario) -> HeKeys | None:
 
 def make_cipher(scenario: Scenario) -> EnrolledCipher | None:
     """SAFE-MED's neural cipher for a run that uses it, trained by the key authority (here
-    the launcher) on random blocks (``iomt.fedlearn.cipher_enrolment``)."""
+    the launcher) on random blocks (``iomt.fedlearn.cipher_enrolment``).
+
+    The cipher depends on nothing of the run but its settings and the seed, so it is
+    kept in the cache folder under a hash of both and of the cipher's code: another
+    run with the same settings (another point of a sweep) loads it instead of training.
+    """
     if scenario.update_encryption.kind != "neural":
         return None
-    from iomt.fedlearn.cipher_enrolment import enrol_cipher
+    import torch
+
+    from iomt.fedlearn import cipher_enrolment as ce
 
     cfg = scenario.update_encryption.neural
-    return enrol_cipher(cfg, scenario.seed)
+    digest = hashlib.sha256(f"{cfg.model_dump_json()}/{scenario.seed}".encode())
+    for module in (ce, ce.nc):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    path = cache_dir(scenario) / "ciphers" / f"{digest.hexdigest()[:32]}.pt"
+    if path.is_file():
+        return ce.from_state(cfg, scenario.seed, torch.load(path, weights_only=True))
+    enrolled = ce.enrol_cipher(cfg, scenario.seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, lambda fh: torch.save(ce.saved_state(enrolled), fh))
+    return enrolled
 
 
 def channel_setup(scenario: Scenario, run_id: str, kwargs: dict[str, Any]) -> ChannelSetup:

@@ -9,6 +9,15 @@ A sweep maps key paths to lists of values; the grid is every combination, in fil
 Each point is the file with those keys set, named ``<name>-<value>-<value>`` (``0.1``
 becomes ``0p1``), and is validated as a scenario of its own, so a bad key or value is
 reported with the point that has it before anything runs.
+
+Methods that differ in several keys at once are ``variants``: named bundles of key
+paths, one axis of the grid whose value in a point's name is the variant's name::
+
+    sweep:
+      variants:
+        fedavg: {}
+        fl-dp: {privacy.mechanism: gaussian, privacy.epsilon: 50}
+      attacks.entries[0].schedule.share_start: [0, 0.2]
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from iomt.errors import ScenarioError
 
 _SEGMENT = re.compile(r"([A-Za-z_][\w-]*)((?:\[\d+\])*)")
 MAX_POINTS = 1000
+VARIANTS = "variants"
 
 
 @dataclass(frozen=True)
@@ -38,23 +48,44 @@ def grid(raw: dict[str, Any], source: str) -> list[Point]:
     sweep = raw.get("sweep")
     if not isinstance(sweep, dict) or not sweep:
         raise ScenarioError(f"{source}: sweep: a mapping of key paths to lists of values")
+    axes: list[list[tuple[str, dict[str, Any]]]] = []
     for key, values in sweep.items():
+        if key == VARIANTS:
+            axes.append(_variants(values, source))
+            continue
         _segments(str(key), source)
         if not isinstance(values, list) or not values:
             raise ScenarioError(f"{source}: sweep.{key}: a non-empty list of values")
-    keys = [str(k) for k in sweep]
-    combos = list(itertools.product(*sweep.values()))
+        axes.append([(_label(v), {str(key): v}) for v in values])
+    combos = list(itertools.product(*axes))
     if len(combos) > MAX_POINTS:
         raise ScenarioError(f"{source}: sweep: {len(combos)} points; at most {MAX_POINTS}")
     base = str(raw.get("name", "sweep"))
     points, seen = [], set()
     for combo in combos:
-        name = _name(base, combo)
+        name = "-".join([base, *(label for label, _ in combo)])[:48]
         if name in seen:
             raise ScenarioError(f"{source}: sweep: two points are both named {name}")
         seen.add(name)
-        points.append(Point(name, dict(zip(keys, combo, strict=True))))
+        points.append(Point(name, {k: v for _, settings in combo for k, v in settings.items()}))
     return points
+
+
+def _variants(values: Any, source: str) -> list[tuple[str, dict[str, Any]]]:
+    if not isinstance(values, dict) or not values:
+        raise ScenarioError(f"{source}: sweep.{VARIANTS}: a mapping of names to key settings")
+    out = []
+    for name, settings in values.items():
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", str(name)):
+            raise ScenarioError(
+                f"{source}: sweep.{VARIANTS}.{name}: lower-case letters, digits, '-' and '_'"
+            )
+        if not isinstance(settings, dict | None):
+            raise ScenarioError(f"{source}: sweep.{VARIANTS}.{name}: a mapping of key paths")
+        for key in settings or {}:
+            _segments(str(key), source)
+        out.append((str(name), {str(k): v for k, v in (settings or {}).items()}))
+    return out
 
 
 def point_raw(raw: dict[str, Any], point: Point, source: str) -> dict[str, Any]:
@@ -66,9 +97,8 @@ def point_raw(raw: dict[str, Any], point: Point, source: str) -> dict[str, Any]:
     return out
 
 
-def _name(base: str, combo: tuple[Any, ...]) -> str:
-    parts = [re.sub(r"[^a-z0-9_-]", "_", str(v).lower().replace(".", "p")) for v in combo]
-    return "-".join([base, *parts])[:48]
+def _label(value: Any) -> str:
+    return re.sub(r"[^a-z0-9_-]", "_", str(value).lower().replace(".", "p"))
 
 
 def _segments(key: str, source: str) -> list[str | int]:

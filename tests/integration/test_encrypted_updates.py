@@ -34,6 +34,8 @@ def test_a_ckks_run_completes_with_the_plaintext_model(
     plain = json.loads((runs["none"] / "results.json").read_text())
     check_results(results, rounds=2, hmus=3)
     assert results["update_encryption"]["kind"] == "ckks"
+    # the server reads no single update under CKKS, every one in plaintext
+    assert results["leakage"]["headline"] == 0.0 and plain["leakage"]["headline"] == 100.0
     # bytes measured where they leave each HMU: two CKKS-8192 vectors (~0.66 MB) per update
     assert (
         results["communication"]["mb_up_per_hmu_round"]

@@ -62,9 +62,38 @@ def test_a_sweep_file_is_not_run_as_one_scenario(tmp_path):
         load_scenario(write(tmp_path, GRID))
 
 
-@pytest.mark.parametrize("path", sorted(SAFEMED.glob("*.yaml")), ids=lambda p: p.name)
-def test_safemeds_sweep_files_give_five_attacker_shares(path):
+@pytest.mark.parametrize("path", [SAFEMED / f"{n}.yaml" for n in ("fedavg", "dp", "robust")],
+                         ids=lambda p: p.name)  # fmt: skip
+def test_safemeds_poisoning_sweeps_give_five_attacker_shares(path):
     points = load_points(path)
     shares = [p.attacks.entries[0].schedule.share_start for p in points]
     assert shares == [0, 0.1, 0.2, 0.3, 0.4]
     assert points[0].name == f"safemed_{path.stem}-0"
+
+
+def test_variants_set_several_keys_at_once_and_name_their_points(tmp_path):
+    text = GRID.split("sweep:")[0] + (
+        "sweep:\n  variants:\n    plain: {}\n"
+        "    dp: {privacy.mechanism: gaussian, privacy.epsilon: 50}\n"
+        "  attacks.entries[0].schedule.share_start: [0, 0.5]\n"
+    )
+    points = load_points(write(tmp_path, text))
+    assert [p.name for p in points] == ["grid-plain-0", "grid-plain-0p5", "grid-dp-0",
+                                        "grid-dp-0p5"]  # fmt: skip
+    assert [(p.privacy.mechanism, p.privacy.epsilon) for p in points[1:3]] == [
+        ("none", points[0].privacy.epsilon), ("gaussian", 50)]  # fmt: skip
+    bad = GRID.split("sweep:")[0] + "sweep:\n  variants:\n    Bad Name: {}\n"
+    with pytest.raises(ScenarioError, match="sweep.variants.Bad Name"):
+        load_points(write(tmp_path, bad))
+
+
+def test_safemeds_tables_are_sweeps_of_its_methods_and_its_ablation():
+    methods = load_points(SAFEMED / "methods.yaml")
+    assert len(methods) == 30 and methods[0].name == "t1-fedavg-0"
+    safemed = next(p for p in methods if p.name == "t1-safemed-0p2")
+    assert safemed.update_encryption.neural.cipher_width == 32
+    assert safemed.privacy.mechanism == "gaussian" and safemed.defence.screening.enabled
+    assert safemed.attacks.entries[0].schedule.share_start == 0.2
+    ablation = {p.name: p for p in load_points(SAFEMED / "ablation.yaml")}
+    assert ablation["t3-no-neural-crypto"].update_encryption.kind == "none"
+    assert ablation["t3-no-trust"].defence.aggregator == "fedavg"

@@ -1,0 +1,80 @@
+"""SAFE-MED's tables T1-T3 over the real broker, from the sweep files of
+``scenarios/safemed/``: ``methods.yaml`` (five methods and the QKD-keyed cipher
+against 0-40 % sign-flipping HMUs) and ``ablation.yaml`` (the full pipeline and each
+part taken out, 20 % attackers), each through ``iomt compare`` over seeds 1..N.
+
+* T1: per method, accuracy without attackers, gradient leakage % (``results.json``'s
+  ``leakage.headline``: the fresh insider attacker for the neural ciphers, what the
+  server reads otherwise), MB per HMU per round (measured where bytes leave and enter
+  each HMU), and poison resilience read as SAFE-MED's figures imply it: accuracy with
+  20 % sign-flipping HMUs.
+* T2: accuracy of each method at 0, 10, 20, 30 and 40 % attackers.
+* T3: the ablation's accuracy, leakage and poisoning TPR / FPR.
+
+Run: ``.venv/bin/python -m bench.safemed_tables [--seeds 5] [--tables t1 t3] [--out DIR]``
+(``--out`` keeps the runs; ``iomt compare`` there is not resumable yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from bench.table_i import cell, compare
+
+METHODS = ("fedavg", "fl-dp", "fl-he", "neuralcrypto", "safemed", "keyed")
+SHARES = ("0", "0p1", "0p2", "0p3", "0p4")
+
+
+def table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    print(f"\n{title}")
+    print("| " + " | ".join(header) + " |")
+    print("|---" * len(header) + "|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--tables", nargs="+", choices=("t1", "t3"), default=["t1", "t3"])
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        out = args.out or Path(scratch)
+        if "t1" in args.tables:
+            started = time.monotonic()
+            by = {
+                r["scenario"]: r for r in compare(["safemed/methods"], (), args.seeds, out / "t1")
+            }
+            minutes = (time.monotonic() - started) / 60
+            table(
+                f"T1, seeds 1-{args.seeds} ({minutes:.0f} min for T1 + T2)",
+                ["method", "accuracy", "gradient leakage %", "MB/HMU/round",
+                 "poison resilience (accuracy, 20 % attackers)"],
+                [[m, cell(by[f"t1-{m}-0"], "accuracy"), cell(by[f"t1-{m}-0"], "gradient_leakage"),
+                  cell(by[f"t1-{m}-0"], "mb_per_hmu_round"), cell(by[f"t1-{m}-0p2"], "accuracy")]
+                 for m in METHODS],
+            )  # fmt: skip
+            table(
+                f"T2, accuracy by share of sign-flipping HMUs, seeds 1-{args.seeds}",
+                ["method", "0 %", "10 %", "20 %", "30 %", "40 %"],
+                [[m, *(cell(by[f"t1-{m}-{s}"], "accuracy") for s in SHARES)] for m in METHODS],
+            )
+        if "t3" in args.tables:
+            started = time.monotonic()
+            rows = compare(["safemed/ablation"], (), args.seeds, out / "t3")
+            minutes = (time.monotonic() - started) / 60
+            table(
+                f"T3, ablation, 20 % sign-flipping HMUs, seeds 1-{args.seeds} ({minutes:.0f} min)",
+                ["variant", "accuracy", "gradient leakage %", "poison TPR", "poison FPR"],
+                [[r["scenario"].removeprefix("t3-"),
+                  *(cell(r, k) for k in ("accuracy", "gradient_leakage", "tpr", "fpr"))]
+                 for r in rows],
+            )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

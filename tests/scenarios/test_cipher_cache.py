@@ -1,0 +1,30 @@
+"""The run's neural cipher is trained once per settings and seed, then loaded."""
+
+import numpy as np
+
+from iomt.fedlearn import neural_cipher as nc
+from iomt.scenarios.schema import validate_scenario
+from iomt.scenarios.setups import make_cipher
+
+
+def scenario(tmp_path, seed=1, epochs=2):
+    return validate_scenario({
+        "name": "c", "seed": seed, "traffic": {"cache_dir": str(tmp_path)},
+        "update_encryption": {"kind": "neural",
+                              "neural": {"train_blocks": 200, "max_epochs": epochs}},
+    })  # fmt: skip
+
+
+def test_a_cipher_is_kept_and_loaded_by_its_settings_and_seed(tmp_path):
+    first = make_cipher(scenario(tmp_path))
+    (saved,) = (tmp_path / "ciphers").iterdir()
+    stamp = saved.stat().st_mtime_ns
+    again = make_cipher(scenario(tmp_path))
+    assert saved.stat().st_mtime_ns == stamp  # loaded, not trained again
+    blocks = nc.random_blocks(5, np.random.default_rng(0))
+    np.testing.assert_array_equal(first.nets.encode(blocks), again.nets.encode(blocks))
+    assert again.training.reconstruction == first.training.reconstruction
+    make_cipher(scenario(tmp_path, seed=2))
+    make_cipher(scenario(tmp_path, epochs=3))
+    assert len(list((tmp_path / "ciphers").iterdir())) == 3
+    assert make_cipher(validate_scenario({"name": "plain"})) is None
