@@ -14,8 +14,9 @@ HMU.  Under CKKS the server reads only the aggregate: that is what is attacked.
 
 Membership inference probes the final global model and the HMU's model as the server
 read it in the last audited round; members are records of the HMU's share,
-non-members half of the held-out split, and the shadow models train on the other half
-with the run's training settings (one local training from a fresh model).
+non-members a random half of the held-out split (of the same class ratio), and the
+shadow models train on the other half with the run's training settings (one local
+training from a fresh model).
 """
 
 from __future__ import annotations
@@ -88,9 +89,9 @@ def inversion(
         base, direction, rows, labels=labels, method=method, steps=steps, seed=seed,
         progress=progress,
     )  # fmt: skip
-    half = len(data.x_test) // 2
+    control_rows, _ = held_out_halves(data.y_test, seed)
     member = inv.score(result.rows, x)
-    control = inv.score(result.rows, data.x_test[:half])
+    control = inv.score(result.rows, data.x_test[control_rows])
     return {
         "run": str(run_dir),
         "hmu": hmu,
@@ -105,6 +106,14 @@ def inversion(
         "against_its_records": _summary(member),
         "against_held_out_records": _summary(control),
     }
+
+
+def held_out_halves(y_test: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out rows in two random halves of the same class ratio (the split keeps
+    the dataset's row order, which is not random: attacks come in runs)."""
+    from iomt.fedlearn.partition import stratified_split
+
+    return stratified_split(y_test, 0.5, np.random.default_rng([seed, 0x4A1F]))
 
 
 def _summary(scores: dict[str, Any]) -> dict[str, Any]:
@@ -129,9 +138,9 @@ def membership(run_dir: Path, hmu: str | None = None, seed: int = 0) -> dict[str
         _, seen = audit.read_round(run_dir, kept[-1])
         if hmu in seen:
             targets[f"{hmu} as read, round {kept[-1]}"] = seen[hmu]
-    half = len(data.x_test) // 2
-    outside = (data.x_test[:half], data.y_test[:half])
-    shadow = (data.x_test[half:], data.y_test[half:])
+    out_rows, shadow_rows = held_out_halves(data.y_test, seed)
+    outside = (data.x_test[out_rows], data.y_test[out_rows])
+    shadow = (data.x_test[shadow_rows], data.y_test[shadow_rows])
     rng = np.random.default_rng(seed)
     x, y, is_member = mia.balanced(data.parts[hmu], outside, rng)
     training = scenario.training
