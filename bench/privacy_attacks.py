@@ -18,7 +18,7 @@ threat model gives each attacker its view:
 SSIM and PSNR of rebuilt rows paired with the victim's records (``iomt.adversary.
 inversion.score``); MIA: the better of the loss-threshold and shadow-model attacks.
 
-Run: ``.venv/bin/python -m bench.privacy_attacks [--seeds 5] [--rounds 30]``
+Run: ``.venv/bin/python -m bench.privacy_attacks [--seeds 5] [--rounds 30] [--methods ...]``
 """
 
 from __future__ import annotations
@@ -87,9 +87,11 @@ def insider_view(enrolled, sent: np.ndarray, rng) -> np.ndarray:
     return nc.from_blocks(rebuilt, scales, sent.size)
 
 
-def one_seed(seed: int, rounds: int, out: Path) -> dict[str, dict[str, float]]:
+def one_seed(seed: int, rounds: int, out: Path, methods) -> dict[str, dict[str, float]]:
     figures: dict[str, dict[str, float]] = {}
     for label, scenario in scenarios(seed, rounds).items():
+        if label not in methods:
+            continue
         run_dir = asyncio.run(launch(scenario, out / scenario.name)).run_dir
         data = prepare_data(scenario)
         weights = read_checkpoint(run_dir).weights
@@ -122,11 +124,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
     args = parser.parse_args()
     per_seed = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(1, args.seeds + 1):
-            per_seed.append(one_seed(seed, args.rounds, Path(tmp)))
+            per_seed.append(one_seed(seed, args.rounds, Path(tmp), args.methods))
 
     def cell(label: str, key: str) -> str:
         values = [s[label][key] for s in per_seed]
@@ -139,7 +142,7 @@ def main() -> None:
         "ssim_update", "ssim_update_control", "mia_accuracy", "mia_auc", "mia_tpr"]  # fmt: skip
     print("| method | " + " | ".join(keys) + " |")
     print("|---" * (len(keys) + 1) + "|")
-    for label in METHODS:
+    for label in args.methods:
         print(f"| {label} | " + " | ".join(cell(label, k) for k in keys) + " |")
 
 

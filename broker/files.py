@@ -61,13 +61,22 @@ def write_acl(path: Path, rules: Mapping[str, Sequence[AclRule]], mode: int = 0o
 
 
 def prepare_broker_files(
-    directory: Path, run_id: str, hmu_ids: Sequence[str], *, tls: bool
+    directory: Path,
+    run_id: str,
+    hmu_ids: Sequence[str],
+    *,
+    tls: bool,
+    rules: Mapping[str, Sequence[AclRule]] | None = None,
 ) -> BrokerFiles:
-    """Create ``directory`` and write fresh credentials, hashes, ACL and (maybe) TLS files."""
-    rules = acl_for_run(run_id, hmu_ids)  # validates ids before anything is written
+    """Create ``directory`` and write fresh credentials, hashes, ACL and (maybe) TLS files.
+
+    ``rules`` (default: ``acl_for_run``'s) is the whole ACL; every account it names gets
+    a credential."""
+    if rules is None:
+        rules = acl_for_run(run_id, hmu_ids)  # validates ids before anything is written
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
-    credentials = make_credentials(agent_ids(hmu_ids))
+    credentials = make_credentials(dict.fromkeys([*agent_ids(hmu_ids), *rules]))
     files = BrokerFiles(
         directory=directory,
         password_file=directory / "passwd",

@@ -24,11 +24,12 @@ import stat
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from iomt.broker.acl import acl_for_run
+from iomt.broker.acl import AclRule, acl_for_run
+from iomt.broker.bridge import Bridge, render_bridge
 from iomt.broker.config import BrokerConfig
 from iomt.broker.files import BrokerFiles, prepare_broker_files, write_acl
 from iomt.broker.handle import BrokerHandle
@@ -43,6 +44,7 @@ from iomt.broker.mosquitto_conf import (
 from iomt.broker.ports import accepts_connections, free_port
 from iomt.errors import BrokerError
 from iomt.orphans import reap_with_me
+from iomt.wire import topics
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +89,24 @@ class MosquittoBroker:
         host: str = "127.0.0.1",
         startup_timeout_s: float = 10.0,
         stop_timeout_s: float = 5.0,
+        tiers: Mapping[str, Sequence[str]] | None = None,
+        bridge: Bridge | None = None,
+        observers: Sequence[str] = (),
     ) -> None:
+        """``tiers`` maps aggregators to members (``acl_for_run``; default: the server
+        over ``hmu_ids``); ``bridge`` makes this a fog broker bridged to the cloud;
+        ``observers`` are accounts that may read every run topic (an administrator's)."""
         if config.url is not None:
             raise BrokerError("broker.url is set: attach to that broker instead of starting one")
         self.config = config
         self.directory = Path(run_dir).resolve() / "broker"
         self.run_id = run_id
         self.hmu_ids = list(hmu_ids)
-        acl_for_run(run_id, self.hmu_ids)  # fail on bad ids before anything starts
+        self.tiers = tiers
+        self.bridge = bridge
+        self.observers = tuple(observers)
+        self._revoked: set[str] = set()
+        self._rules()  # fail on bad ids before anything starts
         self.binary = binary
         self.host = host
         self.startup_timeout_s = startup_timeout_s
@@ -110,7 +122,6 @@ class MosquittoBroker:
         self._tls_port: int | None = None
         self._deadline = 0.0
         self._attempt = 0
-        self._revoked: set[str] = set()
         self._handle: BrokerHandle | None = None
         self._lock = threading.RLock()
 
@@ -201,6 +212,14 @@ class MosquittoBroker:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def _rules(self) -> dict[str, list[AclRule]]:
+        rules = acl_for_run(self.run_id, self.hmu_ids, revoked=self._revoked, tiers=self.tiers)
+        for observer in self.observers:
+            if observer in rules:
+                raise BrokerError(f"observer {observer!r} is already an agent of the run")
+            rules[observer] = [AclRule("read", f"{topics.run_prefix(self.run_id)}/#")]
+        return rules
+
     # -- start -----------------------------------------------------------------------
 
     def _launch_first(self) -> None:
@@ -214,7 +233,7 @@ class MosquittoBroker:
             )
         self.binary = binary
         self._files = prepare_broker_files(
-            self.directory, self.run_id, self.hmu_ids, tls=self.config.tls
+            self.directory, self.run_id, self.hmu_ids, tls=self.config.tls, rules=self._rules()
         )
         if self.data_dir is not None:
             self.data_dir.mkdir(exist_ok=True)
@@ -252,6 +271,7 @@ class MosquittoBroker:
             data_dir=self.data_dir,
             tls_port=self._tls_port,
             stay_root=stay_root,
+            bridge=render_bridge(self.bridge) if self.bridge is not None else (),
         )
         self.conf_file.write_text(conf, encoding="utf-8")
         os.chmod(self.conf_file, 0o600)
@@ -357,7 +377,7 @@ class MosquittoBroker:
         self._revoked.add(hmu_id)
         acl = self._files.acl_file
         owner = acl.stat()
-        write_acl(acl, acl_for_run(self.run_id, self.hmu_ids, revoked=self._revoked))
+        write_acl(acl, self._rules())
         if os.geteuid() == 0:
             os.chown(acl, owner.st_uid, owner.st_gid)
         os.chmod(acl, stat.S_IMODE(owner.st_mode))

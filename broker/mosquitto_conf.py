@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pwd
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,8 +97,10 @@ def render_mosquitto_conf(
     data_dir: Path | None,
     tls_port: int | None,
     stay_root: bool,
+    bridge: Sequence[str] = (),
 ) -> str:
-    """The text of ``mosquitto.conf`` for a run (Mosquitto 2.0 syntax)."""
+    """The text of ``mosquitto.conf`` for a run (Mosquitto 2.0 syntax); ``bridge`` is a
+    fog broker's ``connection`` block (``iomt.broker.bridge``), which must come last."""
     paths = [files.password_file, files.acl_file]
     if data_dir is not None:
         paths.append(data_dir)
@@ -150,4 +153,5 @@ def render_mosquitto_conf(
             f"keyfile {files.tls.server_key}",
             "tls_version tlsv1.2",
         ]
+    lines += bridge
     return "\n".join(lines) + "\n"

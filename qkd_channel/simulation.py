@@ -1,4 +1,4 @@
-"""``simulate``: one B92 session as a dict of figures, for the CLI (an abort is a result)."""
+"""``simulate``: one B92 session as a dict of figures (an abort is a result)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import hashlib
 from typing import Any, Literal
 
 from iomt.qkd_channel.config import QkdConfig
-from iomt.qkd_channel.driver import run_session
+from iomt.qkd_channel.driver import SessionResult, run_session
 from iomt.qkd_channel.eve import make_eavesdropper
 
 RESULT_KEYS = (
@@ -22,7 +22,7 @@ RESULT_KEYS = (
 )
 
 
-def simulate(
+def simulated_session(
     qubits: int,
     eve_model: str | None = None,
     eve_fraction: float = 1.0,
@@ -30,20 +30,23 @@ def simulate(
     backend: Literal["numpy", "qiskit"] = "numpy",
     seed: int = 0,
     config: QkdConfig | None = None,
-) -> dict[str, Any]:
-    """Simulate one session of ``qubits`` qubits over ``length_km`` of fibre.
+) -> SessionResult:
+    """One session of ``qubits`` qubits over ``length_km`` of fibre, in process.
 
     ``config`` supplies every other link and post-processing setting (defaults of
-    :class:`QkdConfig` otherwise).  ``qber`` and ``qber_upper`` are the server's
-    estimate from the disclosed sample and its Clopper-Pearson bound (None if no
-    sample was taken).
-    """
+    :class:`QkdConfig` otherwise)."""
     base = (config or QkdConfig()).model_dump()
     base.update(qubits=qubits, target_key_bits=None, fibre_km=length_km, backend=backend)
     cfg = QkdConfig.model_validate(base)
     eve = make_eavesdropper(eve_model, eve_fraction) if eve_model else None
     secret = hashlib.sha256(b"iomt qkd simulate|%d" % seed).digest()
-    result = run_session(cfg, secret=secret, session_id=f"sim-{seed}", seed=seed, eve=eve)
+    return run_session(cfg, secret=secret, session_id=f"sim-{seed}", seed=seed, eve=eve)
+
+
+def figures(result: SessionResult) -> dict[str, Any]:
+    """A session's figures (``RESULT_KEYS``).  ``qber`` and ``qber_upper`` are the
+    server's estimate from the disclosed sample and its Clopper-Pearson bound (None if
+    no sample was taken)."""
     bob = result.bob
     st = bob.stats
     return {
@@ -57,3 +60,17 @@ def simulate(
         "aborted": bob.aborted,
         "reason": bob.reason,
     }
+
+
+def simulate(
+    qubits: int,
+    eve_model: str | None = None,
+    eve_fraction: float = 1.0,
+    length_km: float = 10.0,
+    backend: Literal["numpy", "qiskit"] = "numpy",
+    seed: int = 0,
+    config: QkdConfig | None = None,
+) -> dict[str, Any]:
+    """``figures`` of one ``simulated_session``."""
+    session = simulated_session(qubits, eve_model, eve_fraction, length_km, backend, seed, config)
+    return figures(session)

@@ -243,6 +243,23 @@ def hmu(
     typer.echo(f"{outcome.hmu_id}: trained {outcome.rounds_trained} rounds; {outcome.reason}")
 
 
+@app.command()
+@guarded
+def schema(
+    out: Annotated[
+        Path | None, typer.Option("--out", help="write it to this file instead of stdout")
+    ] = None,
+) -> None:
+    """Print the JSON Schema of a scenario file (for editors: see the README)."""
+    from iomt.scenarios.json_schema import schema_text
+
+    if out is None:
+        typer.echo(schema_text(), nl=False)
+    else:
+        out.write_text(schema_text(), encoding="utf-8")
+        typer.echo(f"wrote {out}")
+
+
 app.add_typer(qkd_app, name="qkd")
 app.add_typer(attack_app, name="attack")
 app.add_typer(traffic_app, name="traffic")

@@ -65,6 +65,7 @@ def test_the_wheel_keeps_every_module_and_data_file(wheel: Path) -> None:
     assert "iomt/broker/acl.py" in names
     assert "iomt/qkd_channel/eve/usd.py" in names
     assert "iomt/scenarios/quickstart.yaml" in names
+    assert "iomt/scenarios/scenario.schema.json" in names  # the modelines point at it
     assert "iomt/monitoring/grafana/dashboards/qkd.json" in names
     tracked = {n for n in tracked_files() if n.endswith(".py") and n.split("/")[0] in FOLDERS}
     packaged = {n.removeprefix("iomt/") for n in names if n.endswith(".py")}

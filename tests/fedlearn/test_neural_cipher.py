@@ -61,23 +61,20 @@ def test_adversarial_training_raises_the_adversarys_loss():
     assert minimax.adversary[-1] > 2 * plain.adversary[-1]
 
 
-def test_a_keyed_cipher_decodes_with_its_key_and_not_with_another():
-    cfg = NeuralCipherConfig(keyed=True, **FAST)
-    nets, _ = nc.train_cipher(cfg, blocks(1500, 1), seed=1)
-    test = blocks(300, 2)
-    rng = np.random.default_rng(3)
-    key, wrong = nc.random_keys(1, 64, rng), nc.random_keys(1, 64, rng)
-    cipher = nets.encode(test, key)
-    right = nc.leakage(nets.decode(cipher, key), test)
-    assert right > nc.leakage(nets.decode(cipher, wrong), test) + 10
+def test_a_keyed_cipher_needs_a_key_of_its_width():
+    nets = nc.CipherNets.build(NeuralCipherConfig(keyed=True), seed=0)
+    test = blocks(10, 2)
+    assert nets.encode(test, nc.random_keys(1, 64, np.random.default_rng(0))).shape == (10, 128)
     with pytest.raises(ValueError, match="needs the key"):
         nets.encode(test)
 
 
-def test_without_the_key_a_fresh_attacker_recovers_less_than_with_it():
-    """The keyed cipher as a run trains it (20,000 random blocks; about two minutes).
-    The insider holds the encoder and makes as many pairs as the cipher saw, under keys
-    of its own; what the victim's key gives is what the decoder, which holds it, does."""
+def test_a_keyed_cipher_decodes_with_its_key_and_an_insider_without_it_recovers_less():
+    """The keyed cipher as a run trains it (20,000 random blocks; about two minutes; at
+    smaller sizes the key's effect depends on float order, so it is tested here).  The
+    insider holds the encoder and makes as many pairs as the cipher saw, under keys of
+    its own; what the victim's key gives is what the decoder, which holds it, does.
+    Measured: about 41-44 % with the key, 7 % for the insider, 0 % under a wrong key."""
     cfg = NeuralCipherConfig(keyed=True)
     rng = np.random.default_rng(1)
     nets, _ = nc.train_cipher(cfg, nc.random_blocks(cfg.train_blocks, rng), seed=1)
@@ -90,6 +87,8 @@ def test_without_the_key_a_fresh_attacker_recovers_less_than_with_it():
     with_key = nc.leakage(nets.decode(sent, key), victim)
     assert with_key > 20
     assert nc.leakage(nc.attack(insider, sent), victim) < with_key / 2
+    wrong = [nc.leakage(nets.decode(sent, k[None]), victim) for k in nc.random_keys(8, 64, rng)]
+    assert np.mean(wrong) < with_key / 2
 
 
 def test_keys_from_qkd_material_and_blocks_of_an_update():
