@@ -33,6 +33,32 @@ class FederationConfig(Strict):
     min_updates: int = Field(
         1, ge=0, description="a round closing with fewer updates ends the run as not completed"
     )
+    mode: Literal["sync", "async"] = Field(
+        "sync",
+        description="sync: rounds; async: K train at once, every buffer_size updates"
+        " are aggregated (server_agent/async_coordinator.py)",
+    )
+    buffer_size: int | None = Field(
+        None, ge=1, description="async: updates per aggregation (default: half of K, at least 1)"
+    )
+    staleness_bound: int = Field(
+        5, ge=0, le=1000, description="async: an update more versions behind is refused"
+    )
+    staleness_exponent: float = Field(
+        0.5, ge=0, le=10, description="async: an update of staleness s weighs (1 + s)^-a"
+    )
+    server_lr: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="the model moves this share of the way to each aggregate"
+        " (FedBuff's server learning rate; 1: to the aggregate)",
+    )
+
+    @property
+    def buffer(self) -> int:
+        """Updates per asynchronous aggregation."""
+        return self.buffer_size or max(1, self.clients_per_round // 2)
 
     @model_validator(mode="after")
     def _k_within_hmus(self) -> FederationConfig:
@@ -44,6 +70,16 @@ class FederationConfig(Strict):
             raise ValueError(
                 f"min_updates ({self.min_updates}) exceeds clients_per_round "
                 f"({self.clients_per_round}): no round could ever count"
+            )
+        if self.buffer_size is not None and self.buffer_size > self.clients_per_round:
+            raise ValueError(
+                f"buffer_size ({self.buffer_size}) exceeds clients_per_round "
+                f"({self.clients_per_round}): the buffer could never fill"
+            )
+        if self.mode == "async" and self.min_updates > self.buffer:
+            raise ValueError(
+                f"min_updates ({self.min_updates}) exceeds the buffer ({self.buffer}): "
+                "no asynchronous aggregation could ever count"
             )
         return self
 

@@ -41,8 +41,9 @@ from iomt.fedlearn.updates import apply_delta, delta, flatten, unflatten
 
 log = logging.getLogger(__name__)
 
-Updates = Mapping[str, tuple[Weights, int]]
-"""Client id -> (its local weights, its number of training rows)."""
+Updates = Mapping[str, tuple[Weights, float]]
+"""Client id -> (its local weights, its number of training rows; times its staleness
+weight in asynchronous federation)."""
 
 
 @dataclass(frozen=True)

@@ -134,4 +134,6 @@ def build_results(
     )
     if scenario.mitm.enabled:
         results["mitm"] = outcome.mitm
+    if outcome.asynchronous:
+        results["asynchronous"] = outcome.asynchronous
     return results

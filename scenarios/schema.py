@@ -167,6 +167,7 @@ def _check_cross_references(scenario: Scenario, source: str) -> None:
     if unknown:
         raise ScenarioError(f"{source}: mitm.hmus: no such HMU {', '.join(unknown)}")
     _check_encryption(scenario, source)
+    _check_async(scenario, source)
     flood = scenario.attacks.flood
     if flood is not None and flood.hmu not in hmus:
         raise ScenarioError(
@@ -187,6 +188,22 @@ def _check_cross_references(scenario: Scenario, source: str) -> None:
                     f"{source}: qkd.eavesdroppers.{i}.hmus: no such HMU {', '.join(unknown)}"
                     f" (the scenario has hmu-01..hmu-{scenario.federation.hmus:02d})"
                 )
+
+
+def _check_async(scenario: Scenario, source: str) -> None:
+    """What asynchronous federation cannot run with (yet)."""
+    if scenario.federation.mode != "async":
+        return
+    if scenario.update_encryption.kind == "ckks":
+        raise ScenarioError(
+            f"{source}: federation.mode async: CKKS ciphertexts trained from different"
+            " versions cannot be summed; use update_encryption.kind none or neural"
+        )
+    if scenario.qkd.enabled and scenario.qkd.rekey_rounds:
+        raise ScenarioError(
+            f"{source}: federation.mode async: keys are made before the first aggregation"
+            " only; set qkd.rekey_rounds: 0"
+        )
 
 
 def _check_encryption(scenario: Scenario, source: str) -> None:

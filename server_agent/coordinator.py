@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -90,6 +90,9 @@ Handler = Callable[["RoundCoordinator", Any, float], list[Action]]
 
 class RoundCoordinator:
     """Decides who trains when, from which model version, and when a round is over."""
+
+    transitions: ClassVar[dict[tuple[Phase, type[Event]], Handler]]
+    """The table ``handle`` dispatches on (``TRANSITIONS``; a subclass may extend it)."""
 
     def __init__(
         self,
@@ -155,7 +158,7 @@ class RoundCoordinator:
 
     def handle(self, event: Event, now: float) -> list[Action]:
         """Apply ``event`` at time ``now``; raises if the current phase does not take it."""
-        handler = TRANSITIONS.get((self.phase, type(event)))
+        handler = self.transitions.get((self.phase, type(event)))
         if handler is None:
             what = f"{type(event).__name__} while {self.phase.value}"
             raise UnexpectedEvent(what) if event.from_peer else StateError(what)
@@ -387,3 +390,4 @@ TRANSITIONS: dict[tuple[Phase, type[Event]], Handler] = {
     **_rows(_ACTIVE, Abort, RoundCoordinator._on_abort),
 }  # fmt: skip
 """(phase, event type) -> handler: every pair not listed is refused."""
+RoundCoordinator.transitions = TRANSITIONS

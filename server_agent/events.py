@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 # -- events -------------------------------------------------------------------------
@@ -110,7 +110,11 @@ class Aggregate:
     updates: dict[str, Any]
     timed_out: bool
     version: int = 0
-    """The version the updates were trained from; the result will be ``version + 1``."""
+    """The current version; the result will be ``version + 1``."""
+    bases: dict[str, int] = field(default_factory=dict)
+    """Asynchronous aggregation: the version each update was trained from (else ``version``)."""
+    scale: dict[str, float] = field(default_factory=dict)
+    """Asynchronous aggregation: each update's staleness weight (else 1)."""
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,13 @@ from iomt.server_agent.encrypted_rounds import EncryptedRounds, Pending
 from iomt.server_agent.isolation import Isolation
 from iomt.server_agent.keying import ServerKeying
 from iomt.server_agent.refused import Refused
-from iomt.server_agent.rounds import ClosedRound, close_round, round_record, training_points
+from iomt.server_agent.rounds import (
+    ClosedRound,
+    ModelHistory,
+    close_round,
+    round_record,
+    training_points,
+)
 from iomt.server_agent.setup import ServerSetup
 from iomt.wire import topics
 from iomt.wire.bus import Bus
@@ -63,6 +69,8 @@ class RoundActions:
     _bytes_up: int
     _bytes_down: int
     _round_started: float
+    _run_started: float
+    history: ModelHistory
 
     def _tier(self, build: Callable[..., str], *parts: str) -> str:
         """A topic of this server's own tier."""
@@ -114,8 +122,9 @@ class RoundActions:
             pending = await asyncio.to_thread(self.he.start, agg, time.monotonic())
             return await self._ask_decryption(pending)
         closed = await asyncio.to_thread(
-            close_round, self.aggregator, self.weights, agg, self._evaluate
-        )
+            close_round, self.aggregator, self.weights, agg, self._evaluate, self.history,
+            self.setup.federation.server_lr,
+        )  # fmt: skip
         return await self._round_closed(agg, closed)
 
     async def _ask_decryption(self, pending: Pending) -> list[Any]:
@@ -160,7 +169,9 @@ class RoundActions:
             bytes_up=self._bytes_up,
             bytes_down=self._bytes_down,
         )
+        record["elapsed_s"] = round(time.monotonic() - self._run_started, 3)
         self.records.append(record)
+        self.history.add(agg.version + 1, closed.weights)
         if s.privacy_audit:
             seen = (
                 {h: w for h, (w, _) in agg.updates.items()} if self.he is None

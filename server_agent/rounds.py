@@ -6,6 +6,7 @@ loop); the record it returns is one entry of ``results.json``'s ``rounds``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,12 +33,53 @@ class ClosedRound:
     evaluation: Evaluation
 
 
+class ModelHistory:
+    """The latest global models by version.  An asynchronous update is decoded against
+    the model it was trained from and rebased from it; ``depth`` versions back are kept
+    (the staleness bound), and one more for an update buffered while the model moved."""
+
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        self._by_version: dict[int, Weights] = {}
+
+    def add(self, version: int, weights: Weights) -> None:
+        self._by_version[version] = weights
+        for old in [v for v in self._by_version if v < version - self.depth - 1]:
+            del self._by_version[old]
+
+    def get(self, version: int, default: Weights) -> Weights:
+        return self._by_version.get(version, default)
+
+
+def rebase(local: Weights, trained_from: Weights, current: Weights) -> Weights:
+    """``local``'s change from the model it was trained from, applied to ``current``."""
+    return {k: current[k] + (local[k] - trained_from[k]) for k in current}
+
+
 def close_round(
-    aggregator: Aggregator, previous: Weights, agg: Aggregate, evaluate: Evaluate
+    aggregator: Aggregator,
+    previous: Weights,
+    agg: Aggregate,
+    evaluate: Evaluate,
+    history: ModelHistory | None = None,
+    server_lr: float = 1.0,
 ) -> ClosedRound:
-    """Aggregate ``agg``'s updates (``HMU -> (weights, ModelUpdate)``) onto ``previous``."""
-    updates = {h: (w, m.num_samples) for h, (w, m) in sorted(agg.updates.items())}
+    """Aggregate ``agg``'s updates (``HMU -> (weights, ModelUpdate)``) onto ``previous``.
+
+    An asynchronous update trained from an older version is rebased onto ``previous``
+    (``history`` holds the model it started from) and weighs its samples times its
+    staleness weight; the model then moves ``server_lr`` of the way to the aggregate."""
+    updates = {}
+    for hmu, (local, message) in sorted(agg.updates.items()):
+        base = agg.bases.get(hmu, agg.version)
+        if base != agg.version:
+            assert history is not None, "an asynchronous aggregation needs the model history"
+            local = rebase(local, history.get(base, previous), previous)
+        updates[hmu] = (local, message.num_samples * agg.scale.get(hmu, 1.0))
     result = aggregator.aggregate(previous, updates, agg.round)
+    if server_lr != 1.0:  # a step of server_lr along the aggregate's change
+        stepped = {k: previous[k] + server_lr * (result.weights[k] - previous[k]) for k in previous}
+        result = dataclasses.replace(result, weights=stepped)
     return ClosedRound(result.weights, result, evaluate(result.weights))
 
 
@@ -67,6 +109,7 @@ def round_record(
         "bytes_down": bytes_down,
         "flagged": sorted(closed.result.flagged),
         "trust": closed.result.trust,
+        **({"staleness": {h: agg.version - v for h, v in agg.bases.items()}} if agg.bases else {}),
     }
 
 

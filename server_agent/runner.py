@@ -41,6 +41,7 @@ from iomt.fedlearn.strategy import build_aggregator, trust_ledger
 from iomt.monitoring import measurements
 from iomt.monitoring.broker_stats import SYS_FILTER
 from iomt.server_agent import outbox
+from iomt.server_agent.async_coordinator import AsyncCoordinator
 from iomt.server_agent.broker_watch import BrokerWatch
 from iomt.server_agent.checkpoint import Checkpoint, restore
 from iomt.server_agent.coordinator import (
@@ -64,9 +65,7 @@ from iomt.server_agent.isolation import Isolation
 from iomt.server_agent.keying import ServerKeying
 from iomt.server_agent.refused import Refused
 from iomt.server_agent.round_actions import RoundActions
-from iomt.server_agent.rounds import (
-    decrypted_round,
-)
+from iomt.server_agent.rounds import ModelHistory, decrypted_round
 from iomt.server_agent.setup import ServerOutcome, ServerSetup
 from iomt.wire import topics
 from iomt.wire.bus import Bus, Delivery
@@ -103,14 +102,14 @@ class ServerAgent(RoundActions):
         )
         self._bytes_up = self._bytes_down = 0
         self._round_started = 0.0
+        self._run_started = time.monotonic()
         self._perform: dict[type, Callable[[Any], Awaitable[list[Any]]]] = {
             Invite: self._invite,
             Rekey: self._rekey,
             Aggregate: self._aggregate,
         }
         fed = setup.federation
-        self.core = RoundCoordinator(
-            setup.hmus,
+        settings: dict[str, Any] = dict(
             clients_per_round=fed.clients_per_round,
             rounds=fed.rounds,
             round_deadline_s=fed.round_deadline_s,
@@ -122,6 +121,14 @@ class ServerAgent(RoundActions):
             key_deadline_s=fed.round_deadline_s,
             min_updates=fed.min_updates,
         )
+        self.core: RoundCoordinator = (
+            AsyncCoordinator(
+                setup.hmus, buffer_size=fed.buffer, staleness_bound=fed.staleness_bound,
+                staleness_exponent=fed.staleness_exponent, **settings,
+            ) if fed.mode == "async" else RoundCoordinator(setup.hmus, **settings)
+        )  # fmt: skip
+        self.history = ModelHistory(fed.staleness_bound if fed.mode == "async" else 0)
+        self.history.add(0, self.weights)
         self.he = (
             EncryptedRounds(setup.he_public, fed.round_deadline_s) if setup.he_public else None
         )
@@ -131,6 +138,7 @@ class ServerAgent(RoundActions):
     def _restore(self, ckpt: Checkpoint) -> None:
         """Continue where ``ckpt`` left off (see ``iomt.server_agent.checkpoint``)."""
         self.weights, self.records = ckpt.weights, list(ckpt.rounds)
+        self.history.add(ckpt.version, ckpt.weights)
         self.refused.by_reason.update(ckpt.rejected)
         self.isolation.isolated = list(ckpt.isolated)
         restore(ckpt, self.core, trust_ledger(self.aggregator))
@@ -185,6 +193,7 @@ class ServerAgent(RoundActions):
             qkd=self.keying.report if self.keying else {},
             isolated=self.isolation.isolated,
             keying_seconds=self.keying.keying_seconds if self.keying else [],
+            asynchronous=self.core.report() if isinstance(self.core, AsyncCoordinator) else {},
         )
 
     async def _loop(self, bus: Bus) -> Finish:
@@ -279,7 +288,8 @@ class ServerAgent(RoundActions):
                 local: Any = self.he.encrypted_update(agent, message, frame.tensors, size)
             else:
                 decoders = self._decoders(agent, env.round)
-                local = update_weights(agent, message, frame.tensors, self.weights, decoders)
+                base = self.history.get(message.base_version, self.weights)
+                local = update_weights(agent, message, frame.tensors, base, decoders)
             event = UpdateArrived(agent, env.round, message.base_version, (local, message))
             return self.core.handle(event, now)
         if isinstance(message, DecryptedAggregate) and self.he is not None:

@@ -80,3 +80,5 @@ class ServerOutcome:
     keying_seconds: list[float] = field(default_factory=list)
     mitm: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Filled by the launcher: what a man-in-the-middle on an HMU's path saw and did."""
+    asynchronous: dict[str, Any] = field(default_factory=dict)
+    """Asynchronous federation: buffer, bound, applied and refused updates by staleness."""

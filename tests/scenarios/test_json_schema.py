@@ -23,7 +23,8 @@ VALIDATOR = jsonschema.Draft202012Validator(scenario_json_schema())
 
 def test_the_shipped_schema_is_what_the_models_say_and_what_iomt_schema_prints(tmp_path):
     shipped = json.loads(SCHEMA_FILE.read_text())
-    assert shipped == scenario_json_schema(), "run: iomt schema --out scenarios/scenario.schema.json"
+    regenerate = "run: iomt schema --out scenarios/scenario.schema.json"
+    assert shipped == scenario_json_schema(), regenerate
     jsonschema.Draft202012Validator.check_schema(shipped)
     printed = CliRunner().invoke(app, ["schema"])
     assert printed.exit_code == 0 and json.loads(printed.stdout) == shipped

@@ -1,5 +1,6 @@
 """Scenario files are validated strictly, with every error's YAML path and line."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,21 @@ def test_a_keyed_neural_cipher_needs_qkd(tmp_path):
     message = str(pytest.raises(ScenarioError, load_scenario, write(tmp_path, text)).value)
     assert "update_encryption.neural.keyed" in message and "qkd.enabled" in message
     assert load_scenario(write(tmp_path, text + "qkd: {enabled: true}\n")).qkd.enabled
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        ("update_encryption: {kind: ckks}", "CKKS ciphertexts"),
+        ("qkd: {enabled: true, rekey_rounds: 5}", "qkd.rekey_rounds: 0"),
+        ("federation: {mode: async, clients_per_round: 4, buffer_size: 5}", "buffer could never"),
+        ("federation: {mode: async, clients_per_round: 4, min_updates: 3}", "buffer (2)"),
+    ],
+)
+def test_what_asynchronous_federation_cannot_run_with_is_refused(tmp_path, extra, needle):
+    mode = "" if "federation" in extra else "federation: {mode: async}\n"
+    path = write(tmp_path, f"name: x\n{mode}{extra}\n")
+    with pytest.raises(ScenarioError, match=re.escape(needle)):
+        load_scenario(path)
+    fine = "name: x\nfederation: {mode: async, clients_per_round: 4, buffer_size: 2}\n"
+    assert load_scenario(write(tmp_path, fine)).federation.buffer == 2
