@@ -55,6 +55,17 @@ class FederationConfig(Strict):
         " (FedBuff's server learning rate; 1: to the aggregate)",
     )
 
+    churn: float = Field(
+        0.0,
+        ge=0,
+        le=0.9,
+        description="each invitation, an HMU drops off the network with this"
+        " probability instead of training (hmu_agent/churn.py)",
+    )
+    churn_offline_s: tuple[float, float] = Field(
+        (2.0, 8.0), description="how long a dropped HMU stays away: uniform in [min, max] s"
+    )
+
     @property
     def buffer(self) -> int:
         """Updates per asynchronous aggregation."""
@@ -70,6 +81,11 @@ class FederationConfig(Strict):
             raise ValueError(
                 f"min_updates ({self.min_updates}) exceeds clients_per_round "
                 f"({self.clients_per_round}): no round could ever count"
+            )
+        low, high = self.churn_offline_s
+        if not 0 < low <= high <= 3600:
+            raise ValueError(
+                f"churn_offline_s {list(self.churn_offline_s)}: 0 < min <= max <= 3600"
             )
         if self.buffer_size is not None and self.buffer_size > self.clients_per_round:
             raise ValueError(

@@ -72,6 +72,7 @@ class HmuAgent:
         self._refusals = RefusalLog(log, setup.hmu_id)
         self.flooded: FloodReport | None = None
         self._global: dict[str, Any] = {}  # the last global weights we were sent
+        self.churned: list[dict[str, float]] = []
 
     def _tier(self, build: Any) -> str:
         s = self.setup
@@ -119,6 +120,7 @@ class HmuAgent:
             dict(self._bytes),
             dict(self.failures),
             self.flooded,
+            self.churned,
         )
 
     async def _loop(self, bus: Bus) -> str:
@@ -184,7 +186,10 @@ class HmuAgent:
             actions = self.session.train_request(env.sender, env.round)
             self._bytes[env.round]["down"] += len(delivery.payload)
             for action in actions:
-                if isinstance(action, StartTraining) and self._flooder(action.round):
+                away = s.churn.away(s.hmu_id, env.round) if s.churn else None
+                if isinstance(action, StartTraining) and away is not None:
+                    await self._drop_off(action.round, away)
+                elif isinstance(action, StartTraining) and self._flooder(action.round):
                     self._spawn(self._flood(action.round))
                 elif isinstance(action, StartTraining):
                     self._start_training(action.round, frame)
@@ -239,6 +244,16 @@ class HmuAgent:
         task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _drop_off(self, round_: int, away: float) -> None:
+        """Churn: leave the network instead of training (``hmu_agent.churn``)."""
+        log.info(
+            "%s: round %d: dropping off the network for %.1f s", self.setup.hmu_id, round_, away
+        )
+        self.session.training_failed(round_)
+        self.failures[round_] = f"churn: offline for {away:.1f} s"
+        self.churned.append({"round": round_, "offline_s": round(away, 3)})
+        await self.bus.drop(away)
 
     # -- the flood attack (adversary.flood) -----------------------------------------------
 

@@ -14,6 +14,7 @@ from iomt.adversary.flood import FloodReport
 from iomt.fedlearn.config import TrainingConfig
 from iomt.fedlearn.defence_config import FloodAttack
 from iomt.fedlearn.pipeline import UpdatePipeline
+from iomt.hmu_agent.churn import ChurnPlan, hmu_number
 from iomt.monitoring.publisher import MqttMetricsPublisher
 from iomt.monitoring.sink import MetricsSink
 from iomt.qkd_channel.config import QkdConfig
@@ -56,6 +57,8 @@ class HmuSetup:
     """The run's CKKS context with its secret key, when updates are encrypted (FL + HE)."""
     flood: FloodAttack | None = None
     """Set when this HMU's credentials flood its update topic instead of training."""
+    churn: ChurnPlan | None = None
+    """Set when HMUs drop off the network now and then (``federation.churn``)."""
 
 
 @dataclass
@@ -70,6 +73,8 @@ class HmuOutcome:
     failures: dict[int, str] = field(default_factory=dict)
     """Rounds this HMU was invited to but sent no update for, and why."""
     flood: FloodReport | None = None
+    churn: list[dict[str, float]] = field(default_factory=list)
+    """Each time this HMU dropped off: the round and the seconds it stayed away."""
 
     def as_report(self) -> dict[str, Any]:
         """This HMU's entry in ``results.json``'s ``hmus``."""
@@ -82,10 +87,10 @@ class HmuOutcome:
             "failures": {str(r): why for r, why in self.failures.items()},
             "bytes": {str(r): counts for r, counts in self.bytes.items()},
             **({"flood": dataclasses.asdict(self.flood)} if self.flood else {}),
+            **({"churn": self.churn} if self.churn else {}),
         }
 
 
 def round_seed(seed: int, hmu_id: str, round_: int) -> int:
     """A training seed unique to (scenario seed, HMU, round), stable across processes."""
-    digits = int("".join(c for c in hmu_id if c.isdigit()) or "0")
-    return int(np.random.SeedSequence([seed, digits, round_]).generate_state(1)[0])
+    return int(np.random.SeedSequence([seed, hmu_number(hmu_id), round_]).generate_state(1)[0])

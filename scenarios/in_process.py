@@ -17,7 +17,7 @@ from iomt.fedlearn.train import warm_up
 from iomt.hmu_agent.runner import HmuAgent
 from iomt.hmu_agent.setup import HmuOutcome
 from iomt.orphans import reap_with_me
-from iomt.scenarios.setups import RunParts
+from iomt.scenarios.setups import RunParts, churn_away_s
 from iomt.server_agent.setup import ServerOutcome
 
 log = logging.getLogger(__name__)
@@ -101,8 +101,9 @@ async def run_in_process(run: RunParts) -> tuple[ServerOutcome, dict[str, Any]]:
         try:
             outcome = await run.server().run()
         finally:
-            # HMUs leave on the run-complete message; give them a moment, then stop them
-            done, pending = await asyncio.wait(hmu_tasks, timeout=5.0)
+            # HMUs leave on the run-complete message (one away on churn reads it when it
+            # is back); give them a moment, then stop them
+            done, pending = await asyncio.wait(hmu_tasks, timeout=5.0 + churn_away_s(scenario))
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)

@@ -38,7 +38,7 @@ from iomt.atomic import write_text_atomically
 from iomt.hmu_agent.setup import HmuSetup
 from iomt.orphans import reap_with_me
 from iomt.scenarios.schema import Scenario
-from iomt.scenarios.setups import RunParts
+from iomt.scenarios.setups import RunParts, churn_away_s
 from iomt.server_agent.setup import ServerOutcome
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,8 @@ async def run_processes(run: RunParts) -> tuple[ServerOutcome, dict[str, Any]]:
         outcome = await run.server().run()
         starter.cancel()
         await asyncio.gather(starter, return_exceptions=True)
-        return outcome, await _collect(procs, agents)
+        wait_s = EXIT_WAIT_S + churn_away_s(run.scenario)  # one away on churn is late
+        return outcome, await _collect(procs, agents, wait_s)
     finally:
         starter.cancel()
         for proc in procs.values():
@@ -143,9 +144,11 @@ async def _online(ready: Connection, gate: asyncio.Semaphore) -> None:
         gate.release()
 
 
-async def _collect(procs: dict[str, BaseProcess], agents: Path) -> dict[str, Any]:
+async def _collect(
+    procs: dict[str, BaseProcess], agents: Path, wait_s: float = EXIT_WAIT_S
+) -> dict[str, Any]:
     """Each HMU's outcome: what it wrote before exiting, else why there is none."""
-    deadline = time.monotonic() + EXIT_WAIT_S
+    deadline = time.monotonic() + wait_s
     report: dict[str, Any] = {}
     for hmu, proc in procs.items():
         await asyncio.to_thread(proc.join, max(0.0, deadline - time.monotonic()))
@@ -153,7 +156,7 @@ async def _collect(procs: dict[str, BaseProcess], agents: Path) -> dict[str, Any
         if path.is_file():
             report[hmu] = {**json.loads(path.read_text()), "exit": proc.exitcode}
         elif proc.exitcode is None:
-            report[hmu] = {"state": "failed", "error": f"still running {EXIT_WAIT_S:g} s after"
+            report[hmu] = {"state": "failed", "error": f"still running {wait_s:g} s after"
                            " the run, without an outcome; stopped"}  # fmt: skip
         else:
             report[hmu] = {

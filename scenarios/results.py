@@ -136,4 +136,11 @@ def build_results(
         results["mitm"] = outcome.mitm
     if outcome.asynchronous:
         results["asynchronous"] = outcome.asynchronous
+    if scenario.federation.churn:
+        events = [
+            {"hmu": hmu, **event}
+            for hmu, report in sorted((hmus or {}).items())
+            for event in report.get("churn", [])
+        ]
+        results["churn"] = {"share": scenario.federation.churn, "events": events}
     return results

@@ -168,6 +168,7 @@ def _check_cross_references(scenario: Scenario, source: str) -> None:
         raise ScenarioError(f"{source}: mitm.hmus: no such HMU {', '.join(unknown)}")
     _check_encryption(scenario, source)
     _check_async(scenario, source)
+    _check_churn(scenario, source)
     flood = scenario.attacks.flood
     if flood is not None and flood.hmu not in hmus:
         raise ScenarioError(
@@ -188,6 +189,16 @@ def _check_cross_references(scenario: Scenario, source: str) -> None:
                     f"{source}: qkd.eavesdroppers.{i}.hmus: no such HMU {', '.join(unknown)}"
                     f" (the scenario has hmu-01..hmu-{scenario.federation.hmus:02d})"
                 )
+
+
+def _check_churn(scenario: Scenario, source: str) -> None:
+    fed = scenario.federation
+    if fed.churn and scenario.broker.reconnect_s <= fed.churn_offline_s[1]:
+        raise ScenarioError(
+            f"{source}: federation.churn: a dropped HMU comes back only while it still"
+            f" reconnects; set broker.reconnect_s above {fed.churn_offline_s[1]:g}"
+            " (federation.churn_offline_s's max)"
+        )
 
 
 def _check_async(scenario: Scenario, source: str) -> None:

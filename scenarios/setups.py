@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from iomt.fedlearn.cipher_enrolment import EnrolledCipher
     from iomt.fedlearn.neural_cipher import CipherNets
 from iomt.fedlearn.pipeline import build_pipeline
+from iomt.hmu_agent.churn import ChurnPlan
 from iomt.hmu_agent.setup import HmuSetup
 from iomt.monitoring.forwarder import ForwardLimits, MetricsForwarder
 from iomt.monitoring.sink import MetricsSink
@@ -150,6 +151,12 @@ def hmu_state_dir(run_dir: Path, hmu: str) -> Path:
     return run_dir / "checkpoints" / "hmus" / hmu
 
 
+def churn_away_s(scenario: Scenario) -> float:
+    """The longest an HMU of ``scenario`` stays off the network on churn (0 without)."""
+    fed = scenario.federation
+    return fed.churn_offline_s[1] if fed.churn else 0.0
+
+
 def hmu_setup(
     scenario: Scenario,
     data: FederatedData,
@@ -162,6 +169,7 @@ def hmu_setup(
     cipher: CipherNets | None = None,
 ) -> HmuSetup:
     x, y = data.parts[hmu]
+    fed = scenario.federation
     bits = cipher.cfg.key_bits if cipher is not None and cipher.cfg.keyed else 0
     return HmuSetup(
         run_id=run_id,
@@ -179,6 +187,7 @@ def hmu_setup(
         he_context=he_context,
         cipher_key_bits=bits,
         flood=flood if (flood := scenario.attacks.flood) and flood.hmu == hmu else None,
+        churn=ChurnPlan(fed.churn, fed.churn_offline_s, scenario.seed) if fed.churn else None,
         pipeline=build_pipeline(
             attacks=scenario.attacks,
             privacy=scenario.privacy,

@@ -7,6 +7,7 @@ only randomness (client selection) comes from the ``numpy.random.Generator`` giv
 construction, so a run is reproducible from its seed.
 
     WAITING --all HMUs online, or online timeout with at least one--> KEYING or TRAINING
+    (a round due while every eligible HMU is away) --> WAITING until one is back
     KEYING --every online HMU has a key or is excluded, or deadline--> TRAINING
     TRAINING --every selected HMU answered or went offline, or deadline--> AGGREGATING
     AGGREGATING --round done, rounds left, rekey due--> KEYING
@@ -20,15 +21,11 @@ Which event each phase takes is the table ``TRANSITIONS``; any other pair raises
 ``UnexpectedEvent`` when the event came from a peer (a message: never fatal) and
 ``StateError`` when the server raised it itself (a bug).
 
-**Versions.**  Every global model has a version: 0 for the initial weights, one more
-after every aggregation.  An invitation names the version it carries and an update
-names the version it was trained from; an update is accepted only if its version is
-one the server still accepts (``accepted_versions``).  A synchronous round accepts
-only the current version; asynchronous aggregation will accept up to a staleness
-bound.
-
-With ``keys_required`` an HMU is eligible only while it holds an accepted key; keys
-are dropped and renewed every ``rekey_rounds`` rounds (0: never).
+**Versions.**  Every global model has a version (0, then one more per aggregation);
+an invitation names the one it carries, an update the one it was trained from.  A
+synchronous round accepts only the current version (``accepted_versions``);
+``async_coordinator`` accepts up to a staleness bound.  With ``keys_required`` an HMU
+is eligible only while it holds a key; keys are renewed every ``rekey_rounds`` (0: never).
 """
 
 from __future__ import annotations
@@ -61,9 +58,8 @@ from iomt.server_agent.events import (
 
 __all__ = [
     "TRANSITIONS", "Abort", "Action", "Aggregate", "BrokerBack", "Event", "Excluded", "Finish",
-    "HmuStatus", "Invite", "KeyAccepted", "MessagesDropped", "Phase", "Rekey",
-    "RoundCoordinator", "RoundDone", "Tick", "UpdateArrived",
-]  # fmt: skip
+    "HmuStatus", "Invite", "KeyAccepted", "MessagesDropped", "Phase", "Rekey", "RoundCoordinator",
+    "RoundDone", "Tick", "UpdateArrived"]  # fmt: skip
 
 
 class Phase(Enum):
@@ -131,6 +127,7 @@ class RoundCoordinator:
         self.excluded: set[str] = set()
         self.current: _Round | None = None
         self.completed_rounds = 0
+        self._rejoining = False  # waiting mid-run for an eligible HMU to come back
         self.version = 0
         """Version of the current global model: how many aggregations made it."""
 
@@ -208,7 +205,8 @@ class RoundCoordinator:
         if event.hmu not in self.online:
             raise ProtocolViolation(f"status from unknown HMU {event.hmu!r}")
         self.online[event.hmu] = event.online
-        if self.phase is Phase.WAITING and all(self.online.values()):
+        back = self._rejoining and event.online
+        if self.phase is Phase.WAITING and (back or all(self.online.values())):
             return self._next_round(now)
         if self.phase is Phase.KEYING and not event.online:
             self._keying.discard(event.hmu)
@@ -260,6 +258,9 @@ class RoundCoordinator:
 
     def _on_tick(self, event: Tick, now: float) -> list[Action]:
         if self.phase is Phase.WAITING and now - self._started_at >= self.online_timeout_s:
+            if self._rejoining:
+                why = f"no eligible HMU came back within {self.online_timeout_s:g} s"
+                return self._finish(False, f"{why} (online_timeout_s) after round {self.version}")
             if any(self.online.values()):
                 return self._next_round(now)
             return self._finish(False, f"no HMU came online within {self.online_timeout_s:g} s")
@@ -340,8 +341,14 @@ class RoundCoordinator:
 
     def _open_round(self, now: float) -> list[Action]:
         eligible = self._eligible()
+        away = [h for h in self.hmus if not self.online[h] and h not in self.excluded]
+        if not eligible and away and not self._rejoining:
+            # every eligible HMU is away (churn, a restart): wait for one to come back
+            self.phase, self._started_at, self._rejoining = Phase.WAITING, now, True
+            return []
         if not eligible:
             return self._finish(False, "no eligible HMU is online")
+        self._rejoining = False
         k = min(self.clients_per_round, len(eligible))
         picked = self._rng.choice(len(eligible), size=k, replace=False)
         selected = tuple(sorted(eligible[i] for i in picked))

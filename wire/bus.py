@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ class Bus:
         self.bytes_out = 0
         self.bytes_in = 0
         self.reconnects = 0
+        self._away_until = 0.0
 
     async def _connect(self) -> None:
         client = aiomqtt.Client(**self._kwargs)
@@ -116,6 +118,7 @@ class Bus:
                 return  # another task has reconnected meanwhile
             log.info("%s: lost the broker (%s); reconnecting", self.agent_id, cause)
             await self._close()
+            await asyncio.sleep(max(0.0, self._away_until - time.monotonic()))  # churn
             deadline = time.monotonic() + self._reconnect_s
             attempt = 0
             while True:
@@ -137,6 +140,17 @@ class Bus:
                 await client.publish(topic, payload, qos=1, retain=True)
             self.reconnects += 1
             log.info("%s: reconnected to the broker", self.agent_id)
+
+    async def drop(self, offline_s: float) -> None:
+        """Lose the connection as a device does that loses power or network: no
+        DISCONNECT, so the broker publishes the last will; stay away ``offline_s``, then
+        reconnect as after any loss (needs ``reconnect_s`` > ``offline_s``)."""
+        if self._reconnect_s <= offline_s:
+            raise BrokerError(f"{self.agent_id}: reconnect_s must exceed {offline_s:g} s")
+        self._away_until = time.monotonic() + offline_s
+        sock = self.client._client.socket()  # paho's socket: aiomqtt has no abrupt close
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
 
     @property
     def client(self) -> aiomqtt.Client:

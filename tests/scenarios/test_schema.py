@@ -120,3 +120,13 @@ def test_what_asynchronous_federation_cannot_run_with_is_refused(tmp_path, extra
         load_scenario(path)
     fine = "name: x\nfederation: {mode: async, clients_per_round: 4, buffer_size: 2}\n"
     assert load_scenario(write(tmp_path, fine)).federation.buffer == 2
+
+
+def test_churn_needs_hmus_that_reconnect_longer_than_they_stay_away(tmp_path):
+    text = "name: x\nfederation: {churn: 0.2, churn_offline_s: [2, 40]}\n"
+    with pytest.raises(ScenarioError, match="broker.reconnect_s above 40"):
+        load_scenario(write(tmp_path, text))
+    with pytest.raises(ScenarioError, match="churn_offline_s"):
+        load_scenario(write(tmp_path, "name: x\nfederation: {churn_offline_s: [5, 1]}\n"))
+    ok = load_scenario(write(tmp_path, text + "broker: {reconnect_s: 60}\n"))
+    assert ok.federation.churn == 0.2

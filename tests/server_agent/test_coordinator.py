@@ -304,3 +304,21 @@ def test_when_messages_may_be_lost_the_rounds_silent_hmus_are_invited_again(even
     assert again.again and again.round == 1 and again.version == invite.version
     assert again.hmus == ("hmu-02", "hmu-03", "hmu-04")
     assert core.phase is Phase.TRAINING and core.current.updates == {"hmu-01": "u"}
+
+
+def test_a_round_due_while_every_hmu_is_away_waits_for_one_to_come_back():
+    core = make(k=2, rounds=3, online_timeout=30.0)
+    (invite,) = bring_online(core)
+    actions = []
+    for hmu in HMUS:  # churn: everyone drops off during round 1, which closes at once
+        actions += core.hmu_status(hmu, False, 2.0)
+    (agg,) = actions
+    assert agg.updates == {} and core.phase is Phase.AGGREGATING
+    core.min_updates = 0
+    assert core.round_done(1, 11.0) == [] and core.phase is Phase.WAITING
+    (invite,) = core.hmu_status("hmu-03", True, 12.0)  # one is back: round 2 opens
+    assert invite.round == 2 and invite.hmus == ("hmu-03",)
+    (agg,) = core.hmu_status("hmu-03", False, 13.0)
+    assert core.round_done(2, 13.0) == [] and core.phase is Phase.WAITING
+    (finish,) = core.handle(Tick(), 44.0)  # nobody back within online_timeout_s
+    assert not finish.completed and "came back within 30 s" in finish.reason
