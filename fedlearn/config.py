@@ -122,3 +122,38 @@ class TrainingConfig(Strict):
     )
     class_weight: Literal["none", "sqrt", "balanced"] = "sqrt"
     threads: int = Field(1, ge=1, le=256, description="torch threads per trainer")
+
+
+class LinksConfig(Strict):
+    """Each HMU's link and processor, drawn per HMU and round from these ranges and
+    enforced in the HMU's transport (``hmu_agent/link_profile.py``: an emulation)."""
+
+    bandwidth_kbps: tuple[float, float] | None = Field(
+        None, description="[min, max] kbit/s each way (SAFE-MED: [100, 500]); null: unlimited"
+    )
+    latency_ms: tuple[float, float] = Field((0.0, 0.0), description="[min, max] one-way delay")
+    compute_ghz: tuple[float, float] | None = Field(
+        None,
+        description="[min, max] clock (SAFE-MED: [0.5, 2.0]); training is stretched by"
+        " reference_ghz / ghz; null: as fast as this machine",
+    )
+    reference_ghz: float = Field(2.0, gt=0, le=10, description="the clock this machine counts as")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> LinksConfig:
+        for name, span, top in (("bandwidth_kbps", self.bandwidth_kbps, 1e7),
+                                ("latency_ms", self.latency_ms, 1e4),
+                                ("compute_ghz", self.compute_ghz, 10.0)):  # fmt: skip
+            if span is not None and not (0 <= span[0] <= span[1] <= top):
+                raise ValueError(f"{name} {list(span)}: 0 <= min <= max <= {top:g}")
+        for name, span in (
+            ("bandwidth_kbps", self.bandwidth_kbps),
+            ("compute_ghz", self.compute_ghz),
+        ):
+            if span is not None and span[0] <= 0:
+                raise ValueError(f"{name} {list(span)}: min must be above 0")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.bandwidth_kbps or self.compute_ghz or self.latency_ms[1])

@@ -15,7 +15,7 @@ import functools
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import BrokenExecutor, Executor
 from typing import Any
 
@@ -26,6 +26,7 @@ from iomt.errors import EnvironmentProblem, PeerError, ProtocolViolation, QkdErr
 from iomt.fedlearn import ckks
 from iomt.hmu_agent.carry import Carried, CarriedStates
 from iomt.hmu_agent.keying import HmuKeying
+from iomt.hmu_agent.link_profile import RoundProfile
 from iomt.hmu_agent.local_update import LocalUpdate, local_update
 from iomt.hmu_agent.session import HmuSession, ResendUpdate, SendUpdate, StartTraining, Stop
 from iomt.hmu_agent.setup import HmuOutcome, HmuSetup, round_seed
@@ -73,6 +74,7 @@ class HmuAgent:
         self.flooded: FloodReport | None = None
         self._global: dict[str, Any] = {}  # the last global weights we were sent
         self.churned: list[dict[str, float]] = []
+        self.links: dict[int, dict[str, Any]] = {}  # round -> profile and what it cost
 
     def _tier(self, build: Any) -> str:
         s = self.setup
@@ -121,6 +123,7 @@ class HmuAgent:
             dict(self.failures),
             self.flooded,
             self.churned,
+            self.links,
         )
 
     async def _loop(self, bus: Bus) -> str:
@@ -279,6 +282,9 @@ class HmuAgent:
         """Train from global model ``version`` (its ``weights``) and send the update."""
         s = self.setup
         loop = asyncio.get_running_loop()
+        if s.links is not None:  # the invitation comes down the HMU's link first
+            down = self._bytes[round_]["down"]
+            await self._on_link(round_, "down_s", lambda p: p.transfer_s(down))
         base = self.carried.before(round_)
         self.pipeline.restore(base.pipeline)
         link = self.keying.link if self.keying else None
@@ -315,6 +321,8 @@ class HmuAgent:
             return
         self.pipeline = done.pipeline  # the worker may have been another process
         result = done.result
+        if s.links is not None:  # a slower processor than this machine's takes longer
+            await self._on_link(round_, "compute_s", lambda p: p.extra_compute_s(result.seconds))
         try:
             self.carried.after(Carried(round_, result.optimiser_state, self.pipeline.state()))
         except EnvironmentProblem as exc:  # the update still goes out; a resume may differ
@@ -332,6 +340,13 @@ class HmuAgent:
         for action in self.session.training_done(round_):
             if isinstance(action, SendUpdate):
                 await self._send_update(action.round, version, done)
+
+    async def _on_link(self, round_: int, what: str, cost: Callable[[RoundProfile], float]) -> None:
+        """Hold back as long as this round's link or processor profile says (``cost``)."""
+        profile = self.setup.links.profile(self.setup.hmu_id, round_)  # type: ignore[union-attr]
+        wait = cost(profile)
+        self.links.setdefault(round_, profile.as_dict())[what] = round(wait, 4)
+        await asyncio.sleep(wait)
 
     def _failed(self, round_: int, reason: str) -> None:
         log.warning("%s: round %d: %s", self.setup.hmu_id, round_, reason)
@@ -360,6 +375,8 @@ class HmuAgent:
             self.rejected["OtpExhausted"] += 1
             return
         self._last_update = (round_, data)  # kept to send again if the broker loses it
+        if s.links is not None:
+            await self._on_link(round_, "up_s", lambda p: p.transfer_s(len(data)))
         await self.bus.publish(self._tier(topics.update), data)
         self._bytes[round_]["up"] += len(data)
 

@@ -15,6 +15,7 @@ from iomt.fedlearn.config import TrainingConfig
 from iomt.fedlearn.defence_config import FloodAttack
 from iomt.fedlearn.pipeline import UpdatePipeline
 from iomt.hmu_agent.churn import ChurnPlan, hmu_number
+from iomt.hmu_agent.link_profile import LinkPlan
 from iomt.monitoring.publisher import MqttMetricsPublisher
 from iomt.monitoring.sink import MetricsSink
 from iomt.qkd_channel.config import QkdConfig
@@ -59,6 +60,8 @@ class HmuSetup:
     """Set when this HMU's credentials flood its update topic instead of training."""
     churn: ChurnPlan | None = None
     """Set when HMUs drop off the network now and then (``federation.churn``)."""
+    links: LinkPlan | None = None
+    """Set when the scenario gives HMUs slow links or processors (``links``)."""
 
 
 @dataclass
@@ -75,6 +78,8 @@ class HmuOutcome:
     flood: FloodReport | None = None
     churn: list[dict[str, float]] = field(default_factory=list)
     """Each time this HMU dropped off: the round and the seconds it stayed away."""
+    links: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """Per round: the link and compute profile applied, and the seconds each cost."""
 
     def as_report(self) -> dict[str, Any]:
         """This HMU's entry in ``results.json``'s ``hmus``."""
@@ -88,6 +93,7 @@ class HmuOutcome:
             "bytes": {str(r): counts for r, counts in self.bytes.items()},
             **({"flood": dataclasses.asdict(self.flood)} if self.flood else {}),
             **({"churn": self.churn} if self.churn else {}),
+            **({"links": {str(r): p for r, p in self.links.items()}} if self.links else {}),
         }
 
 

@@ -12,7 +12,7 @@ from pydantic import Field, ValidationError
 from iomt.adversary.config import MitmConfig
 from iomt.broker.config import BrokerConfig
 from iomt.errors import ScenarioError, UsageError
-from iomt.fedlearn.config import FederationConfig, TrainingConfig
+from iomt.fedlearn.config import FederationConfig, LinksConfig, TrainingConfig
 from iomt.fedlearn.defence_config import (
     AttackConfig,
     CompressionConfig,
@@ -50,6 +50,7 @@ class Scenario(Strict):
     compression: CompressionConfig = CompressionConfig()
     update_encryption: UpdateEncryptionConfig = UpdateEncryptionConfig()
     mitm: MitmConfig = MitmConfig()
+    links: LinksConfig = LinksConfig()
     privacy_audit: bool = Field(
         False,
         description="keep each round's global model and every update as the server reads it"

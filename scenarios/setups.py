@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from iomt.fedlearn.neural_cipher import CipherNets
 from iomt.fedlearn.pipeline import build_pipeline
 from iomt.hmu_agent.churn import ChurnPlan
+from iomt.hmu_agent.link_profile import LinkPlan
 from iomt.hmu_agent.setup import HmuSetup
 from iomt.monitoring.forwarder import ForwardLimits, MetricsForwarder
 from iomt.monitoring.sink import MetricsSink
@@ -151,6 +152,17 @@ def hmu_state_dir(run_dir: Path, hmu: str) -> Path:
     return run_dir / "checkpoints" / "hmus" / hmu
 
 
+def link_plan(scenario: Scenario) -> LinkPlan | None:
+    """The HMUs' link and compute profiles of ``scenario`` (None: unlimited)."""
+    links = scenario.links
+    if not links.enabled:
+        return None
+    return LinkPlan(
+        links.bandwidth_kbps, links.latency_ms, links.compute_ghz, links.reference_ghz,
+        scenario.seed,
+    )  # fmt: skip
+
+
 def churn_away_s(scenario: Scenario) -> float:
     """The longest an HMU of ``scenario`` stays off the network on churn (0 without)."""
     fed = scenario.federation
@@ -188,6 +200,7 @@ def hmu_setup(
         cipher_key_bits=bits,
         flood=flood if (flood := scenario.attacks.flood) and flood.hmu == hmu else None,
         churn=ChurnPlan(fed.churn, fed.churn_offline_s, scenario.seed) if fed.churn else None,
+        links=link_plan(scenario),
         pipeline=build_pipeline(
             attacks=scenario.attacks,
             privacy=scenario.privacy,

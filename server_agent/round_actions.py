@@ -70,6 +70,7 @@ class RoundActions:
     _bytes_down: int
     _round_started: float
     _run_started: float
+    transfer_s: dict[str, float]
     history: ModelHistory
 
     def _tier(self, build: Callable[..., str], *parts: str) -> str:
@@ -170,6 +171,7 @@ class RoundActions:
             bytes_down=self._bytes_down,
         )
         record["elapsed_s"] = round(time.monotonic() - self._run_started, 3)
+        record["transfer_s"] = {h: self.transfer_s[h] for h in sorted(agg.updates)}
         self.records.append(record)
         self.history.add(agg.version + 1, closed.weights)
         if s.privacy_audit:

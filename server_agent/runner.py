@@ -103,6 +103,7 @@ class ServerAgent(RoundActions):
         self._bytes_up = self._bytes_down = 0
         self._round_started = 0.0
         self._run_started = time.monotonic()
+        self.transfer_s: dict[str, float] = {}  # HMU -> its last update's stamp to arrival
         self._perform: dict[type, Callable[[Any], Awaitable[list[Any]]]] = {
             Invite: self._invite,
             Rekey: self._rekey,
@@ -283,6 +284,7 @@ class ServerAgent(RoundActions):
             if self.qkd is not None and env.cipher == "none":
                 raise ProtocolViolation(f"plaintext update from {agent} refused: QKD is on")
             self._bytes_up += frame.size
+            self.transfer_s[agent] = round(max(0.0, time.time() - env.created_at), 4)
             if self.he is not None:
                 size = sum(v.size for v in self.weights.values())
                 local: Any = self.he.encrypted_update(agent, message, frame.tensors, size)
