@@ -80,9 +80,6 @@ class AsyncCoordinator(RoundCoordinator):
         self.refused_stale: Counter[int] = Counter()
         """Updates refused for staleness beyond the bound, by staleness."""
 
-    def accepted_versions(self) -> frozenset[int]:
-        return frozenset(range(max(0, self.version - self.staleness_bound), self.version + 1))
-
     def report(self) -> dict[str, Any]:
         """``results.json``'s ``asynchronous`` section."""
         return {

@@ -24,8 +24,8 @@ Which event each phase takes is the table ``TRANSITIONS``; any other pair raises
 **Versions.**  Every global model has a version (0, then one more per aggregation);
 an invitation names the one it carries, an update the one it was trained from.  A
 synchronous round accepts only the current version (``accepted_versions``);
-``async_coordinator`` accepts up to a staleness bound.  With ``keys_required`` an HMU
-is eligible only while it holds a key; keys are renewed every ``rekey_rounds`` (0: never).
+``async_coordinator`` buffers updates up to a staleness bound.  With ``keys_required``
+an HMU is eligible only while it holds a key, renewed every ``rekey_rounds`` (0: never).
 """
 
 from __future__ import annotations
