@@ -12,7 +12,9 @@ part taken out, 20 % attackers), each through ``iomt compare`` over seeds 1..N.
 * T3: the ablation's accuracy, leakage and poisoning TPR / FPR.
 
 Run: ``.venv/bin/python -m bench.safemed_tables [--seeds 5] [--tables t1 t3] [--out DIR]``
-(``--out`` keeps the runs; ``iomt compare`` there is not resumable yet).
+(``--out`` keeps the runs, and a second invocation with the same ``--out`` resumes:
+``iomt compare`` reads the runs it finds finished; the minutes printed are this
+invocation's).
 """
 
 from __future__ import annotations

@@ -6,11 +6,13 @@ Each round an HMU takes part in, it releases one privatised update (``iomt.fedle
   ``T * epsilon`` (basic composition, Dwork et al., 2006; Dwork and Roth, 2014, thm 3.16).
   Under ``unit: parameter`` (FedQ's reading) one update is ``d`` per-parameter
   releases of ``epsilon`` each, so one round costs ``d * epsilon``.
-* **Gaussian** releases with noise multiplier ``z`` are composed by dp_accounting
-  (Google's maintained library): the privacy loss distribution accountant
-  (``pld``; Koskela et al., 2020; Doroshenko et al., 2022), which is near-exact, or
-  Rényi DP (``rdp``; Mironov, 2017), which is looser.  The total epsilon is stated at
-  the scenario's ``delta``.
+* **Gaussian** releases with noise multiplier ``z`` compose exactly to one
+  ``sqrt(T) / z``-GDP mechanism (``gdp``, the default: Dong, Roth and Su, 2022;
+  ``iomt.fedlearn.gaussian_dp``), or by dp_accounting (Google's maintained library):
+  the privacy loss distribution accountant (``pld``; Koskela et al., 2020; Doroshenko
+  et al., 2022), a pessimistic discretisation within 0.2 % of the exact figure that
+  takes half a minute at ``z`` = 0.15, or Rényi DP (``rdp``; Mironov, 2017), which is
+  looser.  The total epsilon is stated at the scenario's ``delta``.
 
 No amplification by subsampling is claimed: the server knows whom it invites, so an
 HMU that is selected spends its full per-round budget.
@@ -24,9 +26,15 @@ from typing import Any
 from iomt.fedlearn.defence_config import PrivacyConfig
 from iomt.fedlearn.privacy import gaussian_noise_multiplier
 
+ACCOUNTANTS = {"gdp": "gaussian-dp-exact", "pld": "dp-accounting-pld", "rdp": "dp-accounting-rdp"}
+
 
 @functools.lru_cache(maxsize=256)
 def _gaussian_epsilon(z: float, releases: int, delta: float, accountant: str) -> float:
+    if accountant == "gdp":
+        from iomt.fedlearn.gaussian_dp import composed_epsilon
+
+        return composed_epsilon(z, releases, delta)
     import dp_accounting
 
     if accountant == "pld":
@@ -105,7 +113,7 @@ def privacy_report(
         "rounds": releases,
         "clip": cfg.bound,
         "noise_std": noise_std(cfg),
-        "accountant": "basic-composition" if laplace else f"dp-accounting-{cfg.accountant}",
+        "accountant": "basic-composition" if laplace else ACCOUNTANTS[cfg.accountant],
     }
     if cfg.unit == "parameter":
         report["epsilon_per_parameter"] = cfg.epsilon

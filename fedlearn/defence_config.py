@@ -58,8 +58,10 @@ class PrivacyConfig(Strict):
     epsilon: float = Field(0.5, gt=0, le=1e4, description="per-round epsilon")
     delta: float = Field(1e-5, ge=0, lt=1, description="per-round delta (gaussian only)")
     clip: float | None = Field(None, gt=0, description="L1 (laplace) or L2 (gaussian) bound")
-    accountant: Literal["pld", "rdp"] = Field(
-        "pld", description="how Gaussian rounds compose: privacy loss distributions or RDP"
+    accountant: Literal["gdp", "pld", "rdp"] = Field(
+        "gdp",
+        description="how Gaussian rounds compose: exactly (Gaussian DP), or by "
+        "dp-accounting's privacy loss distributions or RDP",
     )
     unit: Literal["update", "parameter"] = Field(
         "update",

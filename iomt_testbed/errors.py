@@ -9,7 +9,8 @@
      │    └── IncompleteRun (exit 3)  a run that ended without completing (results say why)
      ├── QkdError          (exit 1)   key distribution that cannot run as configured
      ├── EnvironmentProblem (exit 4)  the machine: a directory that is unwritable or full
-     ├── StateError        (exit 1)   an agent fed its own state machine an event its
+     ├── Interrupted     (exit 130)  the user stopped a command with Ctrl-C; what finished is kept
+ ├── StateError        (exit 1)   an agent fed its own state machine an event its
      │                                phase does not take (a bug, never a peer's doing)
      └── PeerError         (never fatal) a peer sent something we refuse
           ├── DecodeError              the bytes are not a valid frame or message
@@ -54,6 +55,12 @@ class BrokerError(TestbedError):
 
 class RunError(TestbedError):
     """A run that cannot go on, for example because no HMU came online."""
+
+
+class Interrupted(TestbedError):
+    """Ctrl-C: the command stopped; the message says what was kept and how to go on."""
+
+    exit_code = 130
 
 
 class IncompleteRun(RunError):

@@ -134,9 +134,9 @@ def compare(
 ) -> None:
     """Run scenarios (each point of a sweep file) over several seeds; write mean ± std as
     Markdown, CSV and PNG."""
-    from iomt.errors import UsageError
+    from iomt.errors import IncompleteRun, Interrupted, UsageError
     from iomt.scenarios import compare as cmp
-    from iomt.scenarios.launcher import launch
+    from iomt.scenarios.compare_runs import incomplete, jobs, run_jobs
     from iomt.scenarios.progress import SweepProgress
     from iomt.scenarios.schema import load_points
 
@@ -149,20 +149,25 @@ def compare(
     if baseline is not None and baseline not in names:
         raise UsageError(f"--baseline {baseline}: not among the scenarios ({', '.join(names)})")
     out.mkdir(parents=True, exist_ok=True)
-    runs: dict[str, list[dict]] = {}
-    with SweepProgress(len(scenarios) * seeds) as progress:
-        for scenario in scenarios:
-            runs[scenario.name] = []
-            for seed in range(1, seeds + 1):
-                progress.step(f"{scenario.name} seed {seed}")
-                seeded = scenario.model_copy(update={"seed": seed})
-                runs[scenario.name].append(asyncio.run(launch(seeded, out / scenario.name)).results)
+    todo = list(jobs(scenarios, seeds, out))
+    with SweepProgress(len(todo)) as progress:
+        try:
+            runs = run_jobs(todo, progress)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted after {progress.done} of {len(todo)} runs; they are kept in {out}: "
+                "run the same command again to do only the rest"
+            ) from None
     clean = runs[baseline] if baseline is not None else None
     rows = [cmp.summarise(n, range(1, seeds + 1), runs[n], clean) for n in names]
     for writer, name in ((cmp.write_markdown, "compare.md"), (cmp.write_csv, "compare.csv"),
                          (cmp.write_plot, "compare.png")):  # fmt: skip
         typer.echo(f"wrote {writer(rows, out / name)}")
     typer.echo((out / "compare.md").read_text())
+    failed = incomplete(runs)
+    if failed:
+        raise IncompleteRun(f"{len(failed)} runs did not complete ({', '.join(failed)}); "
+                            f"their results.json under {out} say why")  # fmt: skip
 
 
 @app.command()

@@ -84,6 +84,7 @@ class Row:
     seeds: tuple[int, ...]
     mean: dict[str, float | None]
     std: dict[str, float | None]
+    incomplete: int = 0
 
 
 def summarise(
@@ -101,7 +102,8 @@ def summarise(
         values = [f[key] for f in figures if f[key] is not None]
         mean[key] = statistics.fmean(values) if values else None
         std[key] = statistics.stdev(values) if len(values) > 1 else (0.0 if values else None)
-    return Row(scenario, tuple(seeds), mean, std)
+    failed = sum(not r.get("completed", True) for r in runs)
+    return Row(scenario, tuple(seeds), mean, std, failed)
 
 
 def _cell(mean: float | None, std: float | None, key: str) -> str:
@@ -121,7 +123,8 @@ def write_markdown(rows: Sequence[Row], path: Path) -> Path:
     lines = [head, rule]
     for row in rows:
         cells = [_cell(row.mean[k], row.std[k], k) for k, _ in COLUMNS]
-        lines.append(f"| {row.scenario} | {len(row.seeds)} | " + " | ".join(cells) + " |")
+        seeds = f"{len(row.seeds)}" + (f" ({row.incomplete} incomplete)" if row.incomplete else "")
+        lines.append(f"| {row.scenario} | {seeds} | " + " | ".join(cells) + " |")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 

@@ -90,14 +90,19 @@ def final_table(results: dict[str, Any], run_dir: Path, *, stream: Any = None) -
 
 
 class SweepProgress:
-    """Progress over many runs: a bar in a terminal, one line per run in a log."""
+    """Progress over runs x seeds: a bar with an ETA in a terminal, one line per run in a
+    log. The ETA is the mean time of the runs done by this invocation times the runs left
+    (runs found finished from an earlier invocation cost nothing and are not counted)."""
 
     def __init__(self, total: int, *, stream: Any = None) -> None:
         self.total = total
         self.stream = stream or sys.stderr
         self.console = Console(file=self.stream)
-        self.done = -1
-        self.started = time.monotonic()
+        self.done = 0
+        self.skips = 0
+        self.started_at = time.monotonic()
+        self._run_started = self.started_at
+        self._durations: list[float] = []
         self._progress: Progress | None = None
         self._task: Any = None
 
@@ -108,23 +113,45 @@ class SweepProgress:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
+                TextColumn("eta {task.fields[eta]}"),
                 console=self.console,
             )
             self._progress.__enter__()
-            self._task = self._progress.add_task("compare", total=self.total)
+            self._task = self._progress.add_task("compare", total=self.total, eta="-")
         return self
 
     def __exit__(self, *exc: Any) -> None:
         if self._progress is not None:
-            self._progress.update(self._task, completed=self.total)
             self._progress.__exit__(*exc)
 
-    def step(self, what: str) -> None:
-        """A new run starts."""
+    def eta(self) -> str:
+        if not self._durations:
+            return "-"
+        left = (self.total - self.done) * sum(self._durations) / len(self._durations)
+        minutes, seconds = divmod(round(left), 60)
+        return f"{minutes}m{seconds:02d}s"
+
+    def skipped(self, what: str) -> None:
+        """A run found finished by an earlier invocation."""
         self.done += 1
+        self.skips += 1
+        self._show(what, f"compare: run {self.done}/{self.total} {what}: finished before, kept")
+
+    def started(self, what: str) -> None:
+        self._run_started = time.monotonic()
+        elapsed = self._run_started - self.started_at
+        self._show(what, f"compare: run {self.done + 1}/{self.total} {what} "
+                         f"(elapsed {elapsed:.0f}s, eta {self.eta()})")  # fmt: skip
+
+    def finished(self) -> None:
+        self.done += 1
+        self._durations.append(time.monotonic() - self._run_started)
         if self._progress is not None:
-            self._progress.update(self._task, completed=self.done, description=what)
+            self._progress.update(self._task, completed=self.done, eta=self.eta())
+
+    def _show(self, what: str, line: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=self.done, description=what,
+                                  eta=self.eta())  # fmt: skip
         else:
-            elapsed = time.monotonic() - self.started
-            print(f"compare: run {self.done + 1}/{self.total} {what} (elapsed {elapsed:.0f}s)",
-                  file=self.stream, flush=True)  # fmt: skip
+            print(line, file=self.stream, flush=True)

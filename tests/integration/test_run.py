@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -165,8 +167,45 @@ def test_a_two_point_sweep_file_runs_through_compare(tiny: Path, tmp_path: Path)
         assert results["completed"] is True and results["scenario"] == name
         assert yaml.safe_load((only_run_dir(out / name) / "scenario.yaml").read_text())[
             "training"]["epochs"] == epochs  # fmt: skip
+    # the same command again: both runs are found finished and read, none runs again
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("results.json")}
+    proc = iomt("compare", str(sweep), "--seeds", "1", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("finished before, kept") == 2
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("results.json")} == before
+    assert (out / "compare.csv").read_text().splitlines()[1:] == rows
     bad = tmp_path / "bad.yaml"
     bad.write_text(tiny.read_text() + "sweep:\n  training.epochz: [1, 2]\n")
     proc = iomt("compare", str(bad), "--seeds", "1", "--out", str(tmp_path / "bad"))
     assert proc.returncode != 0 and "training.epochz: unknown key" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()
+
+
+def test_compare_stopped_by_ctrl_c_keeps_finished_runs_and_resumes(
+    tiny: Path, tmp_path: Path
+) -> None:
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(tiny.read_text() + "sweep:\n  training.epochs: [1, 2]\n")
+    out = tmp_path / "cmp"
+    command = [sys.executable, "-m", "iomt.scenarios.cli", "compare", str(sweep), "--seeds", "1",
+               "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("tiny-1/*/results.json")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    first = only_run_dir(out / "tiny-1")
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and not (out / "compare.csv").exists()
+    assert "run the same command again" in stderr.strip().splitlines()[-1]
+    kept = (first / "results.json").read_text()
+    again = iomt("compare", str(sweep), "--seeds", "1", "--out", str(out))
+    assert again.returncode == 0, again.stderr
+    assert "compare: run 1/2 tiny-1 seed 1: finished before, kept" in again.stderr
+    assert (first / "results.json").read_text() == kept
+    finished = [p for p in (out / "tiny-2").iterdir() if (p / "results.json").is_file()]
+    assert len(finished) == 1  # a run cut short by the Ctrl-C was set aside, not counted
+    assert all(p.name.endswith(".interrupted") for p in (out / "tiny-2").iterdir()
+               if p not in finished)  # fmt: skip
+    assert json.loads((finished[0] / "results.json").read_text())["completed"] is True

@@ -1,0 +1,103 @@
+"""The runs behind ``iomt compare``: every point of every file over seeds 1..N, resumably.
+
+Each (scenario, seed) runs under ``OUT/<scenario name>/``. A run directory there is
+*finished* when its ``results.json`` exists (written atomically at the very end of a run)
+and the SHA-256 of its ``scenario.yaml`` equals that of the seeded scenario about to run:
+it is read, not run again, so re-running the same command after an interruption only
+runs what is missing. A directory of the same scenario without ``results.json`` is an
+*interrupted* run: it is renamed ``<dir>.interrupted`` (its log kept for reading) and the
+run is done again from the start. A finished run that did not complete (lost rounds,
+isolated HMUs) is a result like any other: it is kept, and the table counts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from iomt.scenarios.results import RESULTS_FILE
+from iomt.scenarios.schema import Scenario, scenario_yaml
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED = ".interrupted"
+
+
+def digest(scenario_text: str) -> str:
+    return hashlib.sha256(scenario_text.encode("utf-8")).hexdigest()
+
+
+def _same_scenario(run_dir: Path, wanted: str) -> bool:
+    recorded = run_dir / "scenario.yaml"
+    return recorded.is_file() and digest(recorded.read_text(encoding="utf-8")) == wanted
+
+
+def finished_run(folder: Path, scenario: Scenario) -> dict[str, Any] | None:
+    """The results of a finished run of exactly ``scenario`` under ``folder`` (the latest
+    if there are several), or None; interrupted runs of it are set aside on the way."""
+    if not folder.is_dir():
+        return None
+    wanted = digest(scenario_yaml(scenario))
+    found = None
+    for run_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        if run_dir.name.endswith(INTERRUPTED) or not _same_scenario(run_dir, wanted):
+            continue
+        try:
+            found = json.loads((run_dir / RESULTS_FILE).read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            run_dir.rename(run_dir.with_name(run_dir.name + INTERRUPTED))
+            log.info("%s: interrupted run set aside; it runs again", run_dir)
+    return found
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (scenario, seed) of a comparison."""
+
+    scenario: Scenario
+    folder: Path
+
+    @property
+    def label(self) -> str:
+        return f"{self.scenario.name} seed {self.scenario.seed}"
+
+
+def jobs(scenarios: Sequence[Scenario], seeds: int, out: Path) -> Iterator[Job]:
+    for scenario in scenarios:
+        for seed in range(1, seeds + 1):
+            yield Job(scenario.model_copy(update={"seed": seed}), out / scenario.name)
+
+
+def run_jobs(todo: Sequence[Job], progress: Any) -> dict[str, list[dict[str, Any]]]:
+    """Results per scenario name in seed order; finished runs are read, the rest run.
+
+    ``progress`` gets ``skipped(label)`` for a finished run, ``started(label)`` and
+    ``finished()`` around each run. A Ctrl-C stops between two runs' files: every run
+    finished before it keeps its ``results.json``.
+    """
+    from iomt.scenarios.launcher import launch
+
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for job in todo:
+        results = finished_run(job.folder, job.scenario)
+        if results is not None:
+            progress.skipped(job.label)
+        else:
+            progress.started(job.label)
+            results = asyncio.run(launch(job.scenario, job.folder)).results
+            progress.finished()
+        runs.setdefault(job.scenario.name, []).append(results)
+    return runs
+
+
+def incomplete(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """``name seed N`` of every run that did not complete."""
+    return [
+        f"{name} seed {r['seed']}" for name, rs in runs.items() for r in rs if not r["completed"]
+    ]

@@ -1,0 +1,107 @@
+"""Resumable comparisons: which run directories count as finished, and the sweep's ETA."""
+
+import io
+import json
+from pathlib import Path
+
+from iomt.scenarios.compare_runs import INTERRUPTED, finished_run, incomplete, jobs, run_jobs
+from iomt.scenarios.progress import SweepProgress
+from iomt.scenarios.results import RESULTS_FILE
+from iomt.scenarios.schema import load_points, scenario_yaml
+
+SWEEP = """\
+name: grid
+federation: {hmus: 3, clients_per_round: 3, rounds: 2}
+sweep:
+  training.epochs: [1, 2]
+"""
+
+
+def points(tmp_path: Path):
+    path = tmp_path / "grid.yaml"
+    path.write_text(SWEEP)
+    return load_points(path)
+
+
+def fake_run(folder: Path, name: str, scenario_text: str, results: dict | None) -> Path:
+    run_dir = folder / name
+    run_dir.mkdir(parents=True)
+    (run_dir / "scenario.yaml").write_text(scenario_text)
+    if results is not None:
+        (run_dir / RESULTS_FILE).write_text(json.dumps(results))
+    return run_dir
+
+
+def test_jobs_cover_every_point_and_seed_in_order(tmp_path):
+    todo = list(jobs(points(tmp_path), 3, tmp_path / "out"))
+    assert [j.label for j in todo] == [f"grid-{e} seed {s}" for e in (1, 2) for s in (1, 2, 3)]
+    assert todo[4].folder == tmp_path / "out" / "grid-2"
+    assert todo[4].scenario.training.epochs == 2
+
+
+def test_a_run_is_finished_only_with_results_and_the_same_scenario(tmp_path):
+    job = list(jobs(points(tmp_path), 2, tmp_path / "out"))[1]  # grid-1 seed 2
+    other_seed = job.scenario.model_copy(update={"seed": 1})
+    assert finished_run(job.folder, job.scenario) is None  # nothing there yet
+    fake_run(job.folder, "a-other-seed", scenario_yaml(other_seed), {"completed": True})
+    edited = scenario_yaml(job.scenario).replace("rounds: 2", "rounds: 3")
+    fake_run(job.folder, "b-edited", edited, {"completed": True})
+    assert finished_run(job.folder, job.scenario) is None
+    fake_run(job.folder, "c-done", scenario_yaml(job.scenario), {"completed": True, "seed": 2})
+    assert finished_run(job.folder, job.scenario) == {"completed": True, "seed": 2}
+
+
+def test_an_interrupted_run_is_set_aside_and_a_later_finished_one_wins(tmp_path):
+    job = next(jobs(points(tmp_path), 1, tmp_path / "out"))
+    text = scenario_yaml(job.scenario)
+    fake_run(job.folder, "run-1", text, None)
+    half = fake_run(job.folder, "run-2", text, None)
+    (half / RESULTS_FILE).write_text('{"completed": tr')  # cut short by a crash
+    assert finished_run(job.folder, job.scenario) is None
+    names = sorted(p.name for p in job.folder.iterdir())
+    assert names == ["run-1" + INTERRUPTED, "run-2" + INTERRUPTED]
+    assert finished_run(job.folder, job.scenario) is None  # set aside, never read again
+    fake_run(job.folder, "run-3", text, {"completed": True, "seed": 1, "n": 3})
+    fake_run(job.folder, "run-4", text, {"completed": False, "seed": 1, "n": 4})
+    assert finished_run(job.folder, job.scenario)["n"] == 4  # the latest, failed or not
+
+
+class Recorder:
+    def __init__(self):
+        self.events = []
+
+    def skipped(self, label):
+        self.events.append(("skipped", label))
+
+    def started(self, label):
+        self.events.append(("started", label))
+
+    def finished(self):
+        self.events.append(("finished",))
+
+
+def test_run_jobs_reads_finished_runs_without_launching(tmp_path):
+    todo = list(jobs(points(tmp_path), 1, tmp_path / "out"))
+    for i, job in enumerate(todo):
+        fake_run(job.folder, "r", scenario_yaml(job.scenario), {"completed": i == 0, "seed": 1})
+    recorder = Recorder()
+    runs = run_jobs(todo, recorder)
+    assert recorder.events == [("skipped", "grid-1 seed 1"), ("skipped", "grid-2 seed 1")]
+    assert incomplete(runs) == ["grid-2 seed 1"]
+
+
+def test_the_eta_counts_only_runs_done_now(monkeypatch):
+    clock = iter([0.0, 100.0, 130.0, 130.0])
+    monkeypatch.setattr("iomt.scenarios.progress.time.monotonic", lambda: next(clock))
+    log = io.StringIO()
+    with SweepProgress(5, stream=log) as progress:  # not a terminal: one line per run
+        progress.skipped("a seed 1")
+        progress.skipped("a seed 2")
+        progress.started("b seed 1")  # t = 100
+        progress.finished()  # t = 130: one run took 30 s, 2 runs left
+        progress.started("b seed 2")
+        assert progress.eta() == "1m00s"
+    lines = log.getvalue().splitlines()
+    assert lines[0] == "compare: run 1/5 a seed 1: finished before, kept"
+    assert lines[2] == "compare: run 3/5 b seed 1 (elapsed 100s, eta -)"
+    assert lines[3] == "compare: run 4/5 b seed 2 (elapsed 130s, eta 1m00s)"
