@@ -114,9 +114,9 @@ def can_subscribe(rules: Iterable[AclRule], topic_filter: str) -> bool:
 def tier_rules(
     run_id: str, aggregator: str, members: Sequence[str], revoked: Iterable[str] = ()
 ) -> dict[str, list[AclRule]]:
-    """One tier's rules: its aggregator reads the members' updates and writes their inboxes
-    and the tier's global topic; each member writes its own update (unless ``revoked``)
-    and reads its own inbox and the tier's global topic."""
+    """One tier's rules: its aggregator reads the members' updates and statuses and writes
+    their inboxes and the tier's global topic; each member writes its own update (unless
+    ``revoked``) and reads its own inbox and the tier's global topic."""
     cut = set(revoked)
     glob = topics.global_model(run_id, aggregator)
     table: dict[str, list[AclRule]] = {
@@ -126,7 +126,10 @@ def tier_rules(
         ]
     }
     for member in members:
-        table[aggregator].append(AclRule("write", topics.inbox(run_id, member, aggregator)))
+        table[aggregator] += [
+            AclRule("write", topics.inbox(run_id, member, aggregator)),
+            AclRule("read", topics.status(run_id, member)),  # who of its tier is online
+        ]
         own = [
             AclRule("read", topics.inbox(run_id, member, aggregator)),
             AclRule("read", glob),

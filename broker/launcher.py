@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -31,14 +31,34 @@ async def _keep_alive(mosquitto: MosquittoBroker, every_s: float = 0.1) -> None:
 
 
 @asynccontextmanager
+async def running(mosquitto: MosquittoBroker) -> AsyncIterator[BrokerHandle]:
+    """A Mosquitto of the run, started, restarted whenever it dies, stopped on the way out."""
+    watchdog = None
+    try:
+        handle = await mosquitto.start_async()
+        watchdog = asyncio.create_task(_keep_alive(mosquitto), name="broker-watchdog")
+        yield handle
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+            await asyncio.gather(watchdog, return_exceptions=True)
+        mosquitto.stop()
+
+
+@asynccontextmanager
 async def start_broker(
-    config: BrokerConfig, run_dir: Path, run_id: str, hmu_ids: Sequence[str]
+    config: BrokerConfig,
+    run_dir: Path,
+    run_id: str,
+    hmu_ids: Sequence[str],
+    tiers: Mapping[str, Sequence[str]] | None = None,
 ) -> AsyncIterator[BrokerHandle]:
     """Yield a handle on the run's broker and stop it (if we started it) on the way out.
 
     ``config.url`` set: attach to that broker, start nothing.  Otherwise start Mosquitto
     (``kind`` auto or mosquitto) or, with ``kind: amqtt`` or no Mosquitto installed
-    under ``auto``, the embedded amqtt broker, whose differences are logged.
+    under ``auto``, the embedded amqtt broker, whose differences are logged.  ``tiers``
+    (Mosquitto only): aggregators and their members, for a fog topology's cloud broker.
     """
     if config.url is not None:
         yield await asyncio.to_thread(attach_external, config)
@@ -54,18 +74,11 @@ async def start_broker(
             )
             kind = "amqtt"
     if kind == "mosquitto":
-        mosquitto = MosquittoBroker(config, run_dir, run_id, hmu_ids)
-        watchdog = None
-        try:
-            handle = await mosquitto.start_async()
-            watchdog = asyncio.create_task(_keep_alive(mosquitto), name="broker-watchdog")
-            yield handle
-        finally:
-            if watchdog is not None:
-                watchdog.cancel()
-                await asyncio.gather(watchdog, return_exceptions=True)
-            mosquitto.stop()
+        async with running(MosquittoBroker(config, run_dir, run_id, hmu_ids, tiers=tiers)) as h:
+            yield h
         return
+    if tiers is not None:
+        raise BrokerError("a fog topology needs Mosquitto, whose bridges link the fog brokers")
     if kind != "amqtt":
         raise BrokerError(f"unknown broker kind {kind!r}")
     embedded = AmqttBroker(config, run_dir, run_id, hmu_ids)

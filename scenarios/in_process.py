@@ -18,6 +18,7 @@ from iomt.hmu_agent.runner import HmuAgent
 from iomt.hmu_agent.setup import HmuOutcome
 from iomt.orphans import reap_with_me
 from iomt.scenarios.setups import RunParts, churn_away_s
+from iomt.server_agent.fog_agent import FogAgent, FogOutcome
 from iomt.server_agent.setup import ServerOutcome
 
 log = logging.getLogger(__name__)
@@ -90,12 +91,34 @@ def _start_workers(pool: Executor) -> None:
     list(pool.map(time.sleep, [0.05] * workers))
 
 
+async def _fog_reports(tasks: list[asyncio.Task[FogOutcome]]) -> dict[str, Any]:
+    """Each fog aggregator's report; they leave on the cloud's run-complete."""
+    _, pending = await asyncio.wait(tasks, timeout=5.0)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    reports: dict[str, Any] = {}
+    for task in tasks:
+        if task.cancelled() or task.exception() is not None:
+            reports[task.get_name()] = {"state": "failed", "error": repr(task.exception())
+                                        if not task.cancelled() else "did not leave"}  # fmt: skip
+        else:
+            reports[task.get_name()] = task.result().as_report()
+    return reports
+
+
 async def run_in_process(run: RunParts) -> tuple[ServerOutcome, dict[str, Any]]:
     scenario, executor = run.scenario, run.executor
     own_executor = executor is None
     pool = executor or training_pool()
     try:
         await asyncio.to_thread(_start_workers, pool)
+        fogs = run.fogs.members if run.fogs is not None else {}
+        fog_tasks = [
+            asyncio.create_task(FogAgent(run.fogs.setup(scenario, run.run_id, f)).run(), name=f)
+            for f in fogs
+            if run.fogs is not None
+        ]
         agents = [HmuAgent(run.hmu(h), pool) for h in scenario.hmu_ids]
         hmu_tasks = [asyncio.create_task(a.run(), name=a.setup.hmu_id) for a in agents]
         try:
@@ -107,6 +130,7 @@ async def run_in_process(run: RunParts) -> tuple[ServerOutcome, dict[str, Any]]:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+            outcome.fogs = await _fog_reports(fog_tasks) if fog_tasks else {}
         report: dict[str, Any] = {}
         for task in hmu_tasks:
             if task.cancelled():

@@ -33,6 +33,7 @@ from iomt.monitoring.sink import MetricsSink
 from iomt.qkd_channel.agent import ChannelAgent, ChannelOutcome
 from iomt.scenarios.accounting import update_leakage
 from iomt.scenarios.data_plan import prepare_data
+from iomt.scenarios.fog_nodes import cloud_tiers, start_fogs
 from iomt.scenarios.in_process import run_in_process
 from iomt.scenarios.processes import run_processes
 from iomt.scenarios.results import RESULTS_FILE, build_results, write_results
@@ -123,6 +124,11 @@ async def launch(
             "traffic.source live is for `iomt hmu` capturing on its own interface in a "
             "field trial; for a local run use traffic.source replay"
         )
+    if scenario.topology.fog_nodes and (processes or resume is not None):
+        raise UsageError(
+            "topology.fog_nodes: fog runs are in-process and start afresh (yet);"
+            " drop --processes and --resume, or set topology.fog_nodes: 0"
+        )
     checkpoint = resumable(resume, scenario) if resume is not None else None
     run_id = checkpoint.run_id if checkpoint else make_run_id(scenario.name)
     data = await asyncio.to_thread(prepare_data, scenario)
@@ -133,9 +139,14 @@ async def launch(
         sink = open_sink(scenario, run_id, run_dir)
         sampler = _sample_resources(scenario, sink)
         try:
-            async with start_broker(scenario.broker, run_dir, run_id, hmus) as handle:
+            tiers = cloud_tiers(scenario)
+            cloud_hmus = [] if tiers else hmus  # behind fogs, HMUs use their fog's broker
+            async with (
+                start_broker(scenario.broker, run_dir, run_id, cloud_hmus, tiers) as handle,
+                start_fogs(scenario, run_dir, run_id, handle) as fogs,
+            ):
                 run = RunParts(scenario, data, run_id, run_dir, handle, sink, on_round, executor)
-                run.resume = checkpoint
+                run.resume, run.fogs = checkpoint, fogs
                 outcome, hmu_report, channel_outcome = await _run_agents(run, processes, on_start)
         finally:
             if sampler is not None:

@@ -77,6 +77,21 @@ def communication(hmus: dict[str, Any]) -> dict[str, float | None]:
     }
 
 
+def hmu_rounds(
+    rounds: list[dict[str, Any]], fogs: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The cloud's rounds (whose members are fogs) as the HMUs lived them: whom their fogs
+    invited, heard from and flagged; what the attack and privacy books are kept on."""
+    lived: dict[int, dict[str, list[str]]] = {}
+    for report in fogs.values():
+        for fog_round in report["rounds"]:
+            view = lived.setdefault(fog_round["round"], {})
+            for key in ("selected", "received", "flagged"):
+                view[key] = sorted(view.get(key, []) + fog_round[key])
+    empty = {"selected": [], "received": [], "flagged": []}
+    return [{**record, **lived.get(record["round"], empty)} for record in rounds]
+
+
 def build_results(
     scenario: Scenario,
     run_id: str,
@@ -126,12 +141,21 @@ def build_results(
         results["isolated"] = outcome.isolated
         results["qkd_threshold"] = scenario.qkd.qber_threshold
         results["qkd_keying_s"] = outcome.keying_seconds
-    mark_attackers(scenario, outcome.rounds)
-    results["poisoning"] = poisoning(scenario, outcome.rounds)
-    results["privacy"] = privacy(scenario, outcome.rounds, parameter_count(outcome.weights))
-    results["books"] = message_books(
-        scenario, run_id, handle.log_file, outcome.refused_by_peer, outcome.rounds, hmus or {}
+    lived = hmu_rounds(outcome.rounds, outcome.fogs) if outcome.fogs else outcome.rounds
+    mark_attackers(scenario, lived)
+    for record, view in zip(outcome.rounds, lived, strict=True):
+        record["attackers"] = view["attackers"]
+    results["poisoning"] = poisoning(scenario, lived)
+    results["privacy"] = privacy(scenario, lived, parameter_count(outcome.weights))
+    results["books"] = (
+        None  # the HMUs' updates never reach the cloud broker, whose log this reads
+        if outcome.fogs
+        else message_books(
+            scenario, run_id, handle.log_file, outcome.refused_by_peer, outcome.rounds, hmus or {}
+        )
     )
+    if outcome.fogs:
+        results["topology"] = {"fog_nodes": len(outcome.fogs), "fogs": outcome.fogs}
     if scenario.mitm.enabled:
         results["mitm"] = outcome.mitm
     if outcome.asynchronous:

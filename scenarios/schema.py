@@ -11,6 +11,7 @@ from pydantic import Field, ValidationError
 
 from iomt.adversary.config import MitmConfig
 from iomt.broker.config import BrokerConfig
+from iomt.broker.topology import TopologyConfig
 from iomt.errors import ScenarioError, UsageError
 from iomt.fedlearn.config import FederationConfig, LinksConfig, TrainingConfig
 from iomt.fedlearn.defence_config import (
@@ -51,6 +52,7 @@ class Scenario(Strict):
     update_encryption: UpdateEncryptionConfig = UpdateEncryptionConfig()
     mitm: MitmConfig = MitmConfig()
     links: LinksConfig = LinksConfig()
+    topology: TopologyConfig = TopologyConfig()
     privacy_audit: bool = Field(
         False,
         description="keep each round's global model and every update as the server reads it"
@@ -170,6 +172,7 @@ def _check_cross_references(scenario: Scenario, source: str) -> None:
     _check_encryption(scenario, source)
     _check_async(scenario, source)
     _check_churn(scenario, source)
+    _check_topology(scenario, source)
     flood = scenario.attacks.flood
     if flood is not None and flood.hmu not in hmus:
         raise ScenarioError(
@@ -200,6 +203,33 @@ def _check_churn(scenario: Scenario, source: str) -> None:
             f" reconnects; set broker.reconnect_s above {fed.churn_offline_s[1]:g}"
             " (federation.churn_offline_s's max)"
         )
+
+
+def _check_topology(scenario: Scenario, source: str) -> None:
+    """What a fog tier cannot run with (yet): each names the key to change."""
+    fogs = scenario.topology.fog_nodes
+    if not fogs:
+        return
+    if fogs > scenario.federation.hmus:
+        raise ScenarioError(f"{source}: topology.fog_nodes {fogs}: more fog nodes than HMUs"
+                            f" ({scenario.federation.hmus}); at most one fog per HMU")  # fmt: skip
+    clashes = [
+        ("qkd.enabled", scenario.qkd.enabled, "keys are made with the cloud server only"),
+        ("update_encryption.kind", scenario.update_encryption.kind != "none",
+         "a fog aggregator reads its HMUs' updates"),
+        ("federation.mode", scenario.federation.mode != "sync", "fog rounds are synchronous"),
+        ("mitm.enabled", scenario.mitm.enabled, "Eve sits on the cloud broker's path"),
+        ("attacks.flood", scenario.attacks.flood is not None,
+         "the flood books read the cloud broker's log"),
+        ("broker.url", scenario.broker.url is not None or scenario.broker.kind == "amqtt",
+         "fog brokers are Mosquitto processes the launcher starts and bridges"),
+    ]  # fmt: skip
+    for key, clash, why in clashes:
+        if clash:
+            raise ScenarioError(
+                f"{source}: topology.fog_nodes {fogs} cannot run with {key} as set ({why});"
+                f" change {key} or set topology.fog_nodes: 0"
+            )
 
 
 def _check_async(scenario: Scenario, source: str) -> None:

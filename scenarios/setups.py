@@ -30,6 +30,7 @@ from iomt.monitoring.forwarder import ForwardLimits, MetricsForwarder
 from iomt.monitoring.sink import MetricsSink
 from iomt.qkd_channel.agent import ChannelSetup
 from iomt.scenarios.data_plan import FederatedData, cache_dir
+from iomt.scenarios.fog_nodes import FogTier
 from iomt.scenarios.schema import Scenario
 from iomt.server_agent.checkpoint import Checkpoint
 from iomt.server_agent.runner import ServerAgent, ServerSetup
@@ -241,6 +242,8 @@ class RunParts:
     """The run's CKKS keys when updates are encrypted."""
     cipher: EnrolledCipher | None = None
     """The run's neural cipher: its encoder goes to the HMUs, its decoder to the server."""
+    fogs: FogTier | None = None
+    """The fog brokers in a fog topology: the server's members are then the fogs."""
 
     def server(self) -> ServerAgent:
         kwargs = client_kwargs(self.handle, SERVER_ID)
@@ -257,6 +260,10 @@ class RunParts:
             self.resume,
             self.he_keys.public if self.he_keys else None,
         )
+        if self.fogs is not None:
+            fogs = list(self.fogs.members)
+            federation = setup.federation.model_copy(update={"clients_per_round": len(fogs)})
+            setup = dataclasses.replace(setup, hmus=fogs, federation=federation)
         if self.cipher is not None:
             cipher = self.cipher.nets
             bits = cipher.cfg.key_bits if cipher.cfg.keyed else 0
@@ -265,14 +272,20 @@ class RunParts:
 
     def hmu(self, hmu: str) -> HmuSetup:
         """The setup of one HMU of this run, with its own secrets only."""
-        return hmu_setup(
+        setup = hmu_setup(
             self.scenario, self.data, self.run_id, hmu, self.hmu_kwargs(hmu),
             self.enrolment.get(hmu), hmu_state_dir(self.run_dir, hmu),
             self.he_keys.secret if self.he_keys else None,
             self.cipher.nets if self.cipher else None,
         )  # fmt: skip
+        if self.fogs is not None:
+            setup = dataclasses.replace(setup, aggregator=self.fogs.fog_of(hmu))
+        return setup
 
     def hmu_kwargs(self, hmu: str) -> dict[str, Any]:
-        """How an HMU reaches the broker: directly, or through Eve where she sits on its path."""
+        """How an HMU reaches its broker (its fog's in a fog topology): directly, or
+        through Eve where she sits on its path."""
+        if self.fogs is not None:
+            return client_kwargs(self.fogs.handles[self.fogs.fog_of(hmu)], hmu)
         kwargs = client_kwargs(self.handle, hmu)
         return route_through(kwargs, self.eves[hmu]) if hmu in self.eves else kwargs

@@ -277,7 +277,7 @@ class ServerAgent(RoundActions):
             raise ProtocolViolation(f"{env.sender!r} wrote on {delivery.topic}")
         message = frame.message
         if isinstance(message, Status):
-            if agent == s.aggregator_id or message.role != "hmu":
+            if agent == s.aggregator_id or message.role not in ("hmu", "fog"):  # members
                 return []
             return self.core.handle(HmuStatus(agent, message.state == "online"), now)
         if isinstance(message, ModelUpdate):

@@ -82,3 +82,5 @@ class ServerOutcome:
     """Filled by the launcher: what a man-in-the-middle on an HMU's path saw and did."""
     asynchronous: dict[str, Any] = field(default_factory=dict)
     """Asynchronous federation: buffer, bound, applied and refused updates by staleness."""
+    fogs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Filled by the launcher in a fog topology: each fog aggregator's report."""

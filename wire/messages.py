@@ -14,7 +14,7 @@ class Status(Strict):
     """An agent's presence; retained, and sent as the last will with ``offline``."""
 
     type: Literal["status"] = "status"
-    role: Literal["hmu", "server", "channel"]
+    role: Literal["hmu", "fog", "server", "channel"]
     state: Literal["online", "offline"]
     samples: int = Field(0, ge=0)
 

@@ -130,3 +130,30 @@ def test_churn_needs_hmus_that_reconnect_longer_than_they_stay_away(tmp_path):
         load_scenario(write(tmp_path, "name: x\nfederation: {churn_offline_s: [5, 1]}\n"))
     ok = load_scenario(write(tmp_path, text + "broker: {reconnect_s: 60}\n"))
     assert ok.federation.churn == 0.2
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ("qkd: {enabled: true}", "qkd.enabled"),
+        ("update_encryption: {kind: ckks}", "update_encryption.kind"),
+        ("federation: {hmus: 6, clients_per_round: 6, mode: async}", "federation.mode"),
+        ("mitm: {enabled: true, hmus: [hmu-01]}", "mitm.enabled"),
+        ("broker: {kind: amqtt}", "broker.url"),
+    ],
+)
+def test_what_a_fog_tier_cannot_run_with_is_named(tmp_path, extra, key):
+    path = write(tmp_path, f"name: x\ntopology: {{fog_nodes: 2}}\n{extra}\n")
+    with pytest.raises(ScenarioError, match=re.escape(f"cannot run with {key} as set")):
+        load_scenario(path)
+    with pytest.raises(ScenarioError, match="more fog nodes than HMUs"):
+        load_scenario(
+            write(
+                tmp_path,
+                "name: x\nfederation: {hmus: 3, clients_per_round: 3}\ntopology: {fog_nodes: 4}\n",
+            )
+        )
+    assert (
+        load_scenario(write(tmp_path, "name: x\ntopology: {fog_nodes: 2}\n")).topology.fog_nodes
+        == 2
+    )
