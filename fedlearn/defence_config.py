@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from iomt.adversary.fog_attack import MaliciousFog
 from iomt.strict import Strict
 
 DEFAULT_LAPLACE_SENSITIVITY = 1e-2
@@ -141,6 +142,8 @@ class AttackConfig(Strict):
 
     entries: tuple[AttackEntry, ...] = ()
     flood: FloodAttack | None = None
+    malicious_fog: MaliciousFog | None = None
+    """A compromised fog aggregator (``topology.fog_nodes`` > 0; ``adversary/fog_attack.py``)."""
 
 
 class ScreeningConfig(Strict):

@@ -45,6 +45,31 @@ def poisoning(scenario: Scenario, rounds: list[dict[str, Any]]) -> dict[str, Any
     return {"defence": scenario.defence.aggregator, **rates.as_dict()}
 
 
+def fog_poisoning(
+    scenario: Scenario, rounds: list[dict[str, Any]], fogs: dict[str, dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The compromised fog against the cloud's defence: per cloud round, the fog whose
+    partial was tampered with is the attacker, the cloud's flagged fogs the verdict.
+    ``success_rate``: the share of tampered partials the cloud aggregated unflagged."""
+    attack = scenario.attacks.malicious_fog
+    if attack is None:
+        return None
+    fog_rounds = fogs.get(attack.fog, {}).get("rounds", [])
+    tampered = {r["round"] for r in fog_rounds if r.get("tampered")}
+    attackers = [[attack.fog] if r["round"] in tampered else [] for r in rounds]
+    rates = detection_rates(
+        [r["received"] for r in rounds], attackers, [r["flagged"] for r in rounds]
+    )
+    sent = rates.tp + rates.fn  # tampered partials that reached the cloud
+    return {
+        "kind": "malicious-fog",
+        **attack.model_dump(),
+        "tampered_rounds": sorted(tampered),
+        "success_rate": rates.fn / sent if sent else None,
+        **rates.as_dict(),
+    }
+
+
 def privacy(scenario: Scenario, rounds: list[dict[str, Any]], parameters: int) -> dict[str, Any]:
     """Each HMU's privacy spend: one release per update the server received from it."""
     releases = Counter(h for r in rounds for h in r["received"])

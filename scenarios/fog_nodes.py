@@ -47,9 +47,11 @@ class FogTier:
         """Fog ``fog``'s aggregator: invites its share of the cloud's clients_per_round."""
         fed, hmus = scenario.federation, self.members[fog]
         share = max(1, math.ceil(fed.clients_per_round * len(hmus) / fed.hmus))
+        bad = scenario.attacks.malicious_fog
         return FogSetup(
             run_id, fog, hmus, share, scenario.defence, scenario.seed,
             client_kwargs(self.handles[fog], fog), scenario.broker.reconnect_s,
+            tamper=bad if bad is not None and bad.fog == fog else None,
         )  # fmt: skip
 
 

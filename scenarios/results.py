@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from iomt.atomic import write_text_atomically
 from iomt.fedlearn.updates import parameter_count
-from iomt.scenarios.accounting import mark_attackers, message_books, poisoning, privacy
+from iomt.scenarios.accounting import (
+    fog_poisoning,
+    mark_attackers,
+    message_books,
+    poisoning,
+    privacy,
+)
 
 if TYPE_CHECKING:
     from iomt.broker.handle import BrokerHandle
@@ -156,6 +162,7 @@ def build_results(
     )
     if outcome.fogs:
         results["topology"] = {"fog_nodes": len(outcome.fogs), "fogs": outcome.fogs}
+        results["fog_attack"] = fog_poisoning(scenario, outcome.rounds, outcome.fogs)
     if scenario.mitm.enabled:
         results["mitm"] = outcome.mitm
     if outcome.asynchronous:

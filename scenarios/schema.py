@@ -208,6 +208,12 @@ def _check_churn(scenario: Scenario, source: str) -> None:
 def _check_topology(scenario: Scenario, source: str) -> None:
     """What a fog tier cannot run with (yet): each names the key to change."""
     fogs = scenario.topology.fog_nodes
+    bad = scenario.attacks.malicious_fog
+    if bad is not None and not 1 <= int(bad.fog.split("-")[1]) <= fogs:
+        raise ScenarioError(
+            f"{source}: attacks.malicious_fog.fog {bad.fog}: no such fog node"
+            f" (topology.fog_nodes is {fogs}); name one of fog-01..fog-{max(fogs, 1):02d}"
+        )
     if not fogs:
         return
     if fogs > scenario.federation.hmus:

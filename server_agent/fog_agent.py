@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from iomt.adversary.fog_attack import MaliciousFog, tamper
 from iomt.errors import BrokerError, PeerError, ProtocolViolation
 from iomt.fedlearn.defence_config import DefenceConfig
 from iomt.fedlearn.model import Weights
@@ -56,6 +57,8 @@ class FogSetup:
     seed: int
     client_kwargs: dict[str, Any] = field(repr=False)
     reconnect_s: float = 0.0
+    tamper: MaliciousFog | None = None
+    """This fog is compromised: it tampers with its partial (``adversary/fog_attack.py``)."""
 
 
 @dataclass
@@ -88,6 +91,7 @@ class FogAgent:
         self.weights: Weights = {}
         self.outcome = FogOutcome(setup.fog_id, list(setup.members), "not started")
         self._rejected: Counter[str] = Counter()
+        self._attack_rng = np.random.default_rng([setup.seed, 0xBADF06])
         self._opened = 0.0
 
     async def run(self) -> FogOutcome:
@@ -191,7 +195,12 @@ class FogAgent:
         """The round's partial update to the cloud; nothing when no update was kept."""
         s = self.setup
         partial = await asyncio.to_thread(partial_update, self.aggregator, self.weights, agg)
-        result = partial.result
+        result, weights = partial.result, partial.weights
+        attack = s.tamper
+        tampered = attack is not None and agg.round >= attack.start_round and partial.samples > 0
+        if tampered:
+            assert attack is not None
+            weights = tamper(weights, self.weights, attack, self._attack_rng)
         self.outcome.rounds.append({
             "round": agg.round,
             "selected": list(agg.selected),
@@ -200,6 +209,7 @@ class FogAgent:
             "trust": result.trust,
             "timed_out": agg.timed_out,
             "samples": partial.samples,
+            **({"tampered": attack.action} if tampered and attack else {}),
         })  # fmt: skip
         if partial.samples == 0:
             log.warning("%s: round %d: no update kept; no partial sent", s.fog_id, agg.round)
@@ -212,7 +222,7 @@ class FogAgent:
             tensors=[],
         )
         env = new_envelope(s.run_id, agg.round, s.fog_id, topics.SERVER_ID, "update", **stamp())
-        data = encode_frame(env, message, partial.weights)
+        data = encode_frame(env, message, weights)
         await self.bus.publish(topics.update(s.run_id, s.fog_id), data)
 
     async def _forward_complete(self, message: RunComplete) -> None:

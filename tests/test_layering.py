@@ -57,6 +57,9 @@ CORES = [
     "iomt.adversary.policy",
     "iomt.adversary.config",
     "iomt.hmu_agent.local_update",
+    "iomt.adversary.fog_attack",
+    "iomt.server_agent.fog_tier",
+    "iomt.broker.topology",
 ]
 # I/O, and the heavy optional parts that only their own edges may load
 IO_MODULES = [

@@ -140,3 +140,26 @@ def test_a_killed_fog_broker_loses_only_its_hmus_and_comes_back(
     assert received[-1] == ["fog-01", "fog-02"]  # restarted, bridged again, back in
     log = (only_run_dir(out) / "fogs" / "fog-02" / "broker" / "mosquitto.log").read_text()
     assert log.count(" starting") == 2  # killed mid-run, restarted by the launcher's watchdog
+
+
+@pytest.mark.parametrize("defended", [True, False])
+def test_a_compromised_fog_is_caught_by_the_clouds_screening(
+    tmp_path: Path, dataset_path: Path, defended: bool
+) -> None:
+    attack = "attacks:\n  malicious_fog: {fog: fog-02, action: flip, scale: 10}\n"
+    defence = "defence:\n  aggregator: trust\n  screening: {enabled: true}\n"
+    path = scenario(tmp_path, dataset_path, attack + (defence if defended else ""),
+                    hmus=10, rounds=3)  # fmt: skip
+    path.write_text(path.read_text().replace("fog_nodes: 2", "fog_nodes: 5"))
+    proc = iomt("run", str(path), "--out", str(tmp_path / "runs"))
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((only_run_dir(tmp_path / "runs") / "results.json").read_text())
+    books = results["fog_attack"]
+    assert books["kind"] == "malicious-fog" and books["tampered_rounds"] == [1, 2, 3]
+    assert all(r["tampered"] == "flip" for r in results["topology"]["fogs"]["fog-02"]["rounds"])
+    if defended:  # flagged every round, no honest fog blamed, the model unharmed
+        assert books["success_rate"] == 0.0 and books["tpr"] == 1.0 and books["fpr"] == 0.0
+        assert results["final"]["accuracy"] > 0.9
+    else:  # FedAvg over fogs takes the reversed partial: the model collapses
+        assert books["success_rate"] == 1.0 and books["tpr"] == 0.0
+        assert results["final"]["accuracy"] < 0.5

@@ -157,3 +157,13 @@ def test_what_a_fog_tier_cannot_run_with_is_named(tmp_path, extra, key):
         load_scenario(write(tmp_path, "name: x\ntopology: {fog_nodes: 2}\n")).topology.fog_nodes
         == 2
     )
+
+
+def test_a_malicious_fog_names_a_fog_of_the_topology(tmp_path):
+    attack = "attacks: {malicious_fog: {fog: fog-03}}\n"
+    with pytest.raises(ScenarioError, match="fog-03: no such fog node"):
+        load_scenario(write(tmp_path, "name: x\ntopology: {fog_nodes: 2}\n" + attack))
+    with pytest.raises(ScenarioError, match="topology.fog_nodes is 0"):
+        load_scenario(write(tmp_path, "name: x\n" + attack))
+    ok = load_scenario(write(tmp_path, "name: x\ntopology: {fog_nodes: 3}\n" + attack))
+    assert ok.attacks.malicious_fog is not None and ok.attacks.malicious_fog.action == "flip"
