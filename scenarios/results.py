@@ -83,19 +83,11 @@ def communication(hmus: dict[str, Any]) -> dict[str, float | None]:
     }
 
 
-def hmu_rounds(
-    rounds: list[dict[str, Any]], fogs: dict[str, dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """The cloud's rounds (whose members are fogs) as the HMUs lived them: whom their fogs
-    invited, heard from and flagged; what the attack and privacy books are kept on."""
-    lived: dict[int, dict[str, list[str]]] = {}
-    for report in fogs.values():
-        for fog_round in report["rounds"]:
-            view = lived.setdefault(fog_round["round"], {})
-            for key in ("selected", "received", "flagged"):
-                view[key] = sorted(view.get(key, []) + fog_round[key])
-    empty = {"selected": [], "received": [], "flagged": []}
-    return [{**record, **lived.get(record["round"], empty)} for record in rounds]
+def fog_rounds(fogs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every fog's rounds, one record each: what its HMUs lived (whom their fog invited,
+    heard from and flagged), numbered as their invitations were, so the attack and
+    privacy books hold in synchronous and asynchronous runs alike."""
+    return [r for report in fogs.values() for r in report.get("rounds", [])]
 
 
 def build_results(
@@ -147,10 +139,12 @@ def build_results(
         results["isolated"] = outcome.isolated
         results["qkd_threshold"] = scenario.qkd.qber_threshold
         results["qkd_keying_s"] = outcome.keying_seconds
-    lived = hmu_rounds(outcome.rounds, outcome.fogs) if outcome.fogs else outcome.rounds
+    lived = fog_rounds(outcome.fogs) if outcome.fogs else outcome.rounds
     mark_attackers(scenario, lived)
-    for record, view in zip(outcome.rounds, lived, strict=True):
-        record["attackers"] = view["attackers"]
+    for record in outcome.rounds if outcome.fogs else ():  # the HMUs invited for it
+        record["attackers"] = sorted(
+            {a for r in lived if r["round"] == record["round"] for a in r["attackers"]}
+        )
     results["poisoning"] = poisoning(scenario, lived)
     results["privacy"] = privacy(scenario, lived, parameter_count(outcome.weights))
     results["books"] = (

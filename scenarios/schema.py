@@ -223,7 +223,6 @@ def _check_topology(scenario: Scenario, source: str) -> None:
         ("qkd.enabled", scenario.qkd.enabled, "keys are made with the cloud server only"),
         ("update_encryption.kind", scenario.update_encryption.kind != "none",
          "a fog aggregator reads its HMUs' updates"),
-        ("federation.mode", scenario.federation.mode != "sync", "fog rounds are synchronous"),
         ("mitm.enabled", scenario.mitm.enabled, "Eve sits on the cloud broker's path"),
         ("attacks.flood", scenario.attacks.flood is not None,
          "the flood books read the cloud broker's log"),

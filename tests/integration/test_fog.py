@@ -163,3 +163,23 @@ def test_a_compromised_fog_is_caught_by_the_clouds_screening(
     else:  # FedAvg over fogs takes the reversed partial: the model collapses
         assert books["success_rate"] == 1.0 and books["tpr"] == 0.0
         assert results["final"]["accuracy"] < 0.5
+
+
+def test_the_cloud_aggregates_fog_partials_asynchronously(tmp_path: Path, dataset_path: Path):
+    path = scenario(tmp_path, dataset_path, hmus=10, rounds=6)
+    text = path.read_text().replace("fog_nodes: 2", "fog_nodes: 5")
+    path.write_text(text.replace("  round_deadline_s:", "  mode: async\n  buffer_size: 3\n"
+                                 "  round_deadline_s:"))  # fmt: skip
+    proc = iomt("run", str(path), "--out", str(tmp_path / "runs"))
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((only_run_dir(tmp_path / "runs") / "results.json").read_text())
+    assert results["completed"] is True and len(results["rounds"]) == 6
+    books = results["asynchronous"]
+    assert books["applied"] == 6 * 3 and sum(books["staleness_histogram"].values()) == 18
+    assert all(len(r["received"]) == 3 for r in results["rounds"])  # M = 3 fog partials
+    # each HMU's privacy spend counts the updates its fog took from it, whatever the mode
+    fog_heard = [h for f in results["topology"]["fogs"].values() for r in f["rounds"]
+                 for h in r["received"]]  # fmt: skip
+    assert {h: p["rounds"] for h, p in results["privacy"].items()} == {
+        h: fog_heard.count(h) for h in results["privacy"]
+    }

@@ -137,7 +137,6 @@ def test_churn_needs_hmus_that_reconnect_longer_than_they_stay_away(tmp_path):
     [
         ("qkd: {enabled: true}", "qkd.enabled"),
         ("update_encryption: {kind: ckks}", "update_encryption.kind"),
-        ("federation: {hmus: 6, clients_per_round: 6, mode: async}", "federation.mode"),
         ("mitm: {enabled: true, hmus: [hmu-01]}", "mitm.enabled"),
         ("broker: {kind: amqtt}", "broker.url"),
     ],
