@@ -14,7 +14,7 @@ Targets (issue 15): 200 HMUs flat <= 1 s per round, with 10 fog nodes <= 1.5 s, 
 <= 2 GB; 1,000 HMUs flat <= 2 s per round, <= 4 GB.
 
 With ``--table`` it runs SAFE-MED's scalability table instead: ``iomt compare
-scenarios/safemed_scale.yaml`` (20, 50, 100, 200 HMUs behind 10 fogs, 10 % per
+scenarios/safemed/scale.yaml`` (20, 50, 100, 200 HMUs behind 10 fogs, 10 % per
 round) over ``--seeds``, and prints accuracy, MB per HMU per round, rounds to reach
 0.93 accuracy and the median round time, mean over seeds.
 
@@ -50,7 +50,7 @@ def rounds_to(target: float, rounds: list[dict]) -> int | None:
 
 
 def scalability(seeds: int, out: Path) -> None:
-    rows = compare(["safemed_scale"], (), seeds, out)
+    rows = compare(["safemed/scale"], (), seeds, out)
     print(f"\nSAFE-MED scalability, 10 fog nodes, 10 % per round, seeds 1-{seeds}")
     print("| HMUs | accuracy | MB/HMU/round | rounds to 0.93 | round s (median) |")
     print("|---|---|---|---|---|")

@@ -123,10 +123,14 @@ def validate_scenario(
         problems = []
         for err in exc.errors():
             loc = tuple(str(p) for p in err["loc"])
-            where = ".".join(loc) or "(top level)"
             line = (lines or {}).get(loc)
-            at = f" (line {line})" if line else ""
             msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            if msg == "unknown key" and loc and not re.fullmatch(r"[\w-]+", loc[-1]):
+                # a key no path could spell ('', 'a b'): name its section, quote the key
+                loc, msg = loc[:-1], f"unknown key {loc[-1]!r}"
+                line = line or (lines or {}).get(loc)
+            where = ".".join(loc) or "(top level)"
+            at = f" (line {line})" if line else ""
             problems.append(f"{where}{at}: {msg}")
         count = f"{len(problems)} errors: " if len(problems) > 1 else ""
         raise ScenarioError(f"{source}: {count}{'; '.join(problems)}") from None

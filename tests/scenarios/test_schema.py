@@ -6,15 +6,15 @@ from pathlib import Path
 import pytest
 
 from iomt.errors import ScenarioError, UsageError
-from iomt.scenarios.schema import load_scenario
+from iomt.scenarios.schema import load_points, load_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 
 @pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_scenarios_validate(path):
-    scenario = load_scenario(path)
-    assert scenario.federation.clients_per_round <= scenario.federation.hmus
+    for scenario in load_points(path):  # every point of a sweep file
+        assert scenario.federation.clients_per_round <= scenario.federation.hmus
 
 
 def write(tmp_path, text):

@@ -97,3 +97,10 @@ def test_safemeds_tables_are_sweeps_of_its_methods_and_its_ablation():
     ablation = {p.name: p for p in load_points(SAFEMED / "ablation.yaml")}
     assert ablation["t3-no-neural-crypto"].update_encryption.kind == "none"
     assert ablation["t3-no-trust"].defence.aggregator == "fedavg"
+
+
+def test_safemeds_scalability_sweep_keeps_ten_percent_behind_ten_fogs():
+    points = load_points(SAFEMED / "scale.yaml")
+    assert [(p.federation.hmus, p.federation.clients_per_round) for p in points] == [
+        (20, 2), (50, 5), (100, 10), (200, 20)]  # fmt: skip
+    assert all(p.topology.fog_nodes == 10 and p.defence.screening.enabled for p in points)
