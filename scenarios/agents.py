@@ -21,7 +21,7 @@ from iomt.errors import UsageError
 from iomt.hmu_agent.setup import HmuOutcome
 from iomt.qkd_channel.agent import ChannelAgent
 from iomt.scenarios.data_plan import cache_dir, capture_share, prepare_data
-from iomt.scenarios.hmu_service import serve_hmu
+from iomt.scenarios.hmu_service import serve_hmus
 from iomt.scenarios.launcher import prepare_run_dir, resumable, run_log, stop_channel
 from iomt.scenarios.results import build_results, write_results
 from iomt.scenarios.schema import Scenario
@@ -144,31 +144,69 @@ async def run_server_alone(
     return results
 
 
-async def run_hmu_alone(
+def pick_hmus(spec: str, known: list[str]) -> list[str]:
+    """The HMUs ``spec`` names: ids and ``first..last`` ranges of the scenario's ids,
+    comma-separated (``hmu-01..hmu-20,hmu-25``); ``UsageError`` naming what is wrong."""
+    picked: list[str] = []
+    for item in (part.strip() for part in spec.split(",")):
+        first, dots, last = item.partition("..")
+        for end in (first, last) if dots else (first,):
+            if end not in known:
+                raise UsageError(
+                    f"--ids {spec}: {end or '(empty)'} is not an HMU of the scenario"
+                    f" ({known[0]}..{known[-1]})"
+                )
+        span = known[known.index(first) : known.index(last) + 1] if dots else [first]
+        if not span:
+            raise UsageError(f"--ids {spec}: {item} runs backwards")
+        picked += [h for h in span if h not in picked]
+    return picked
+
+
+async def run_hmus_alone(
     scenario: Scenario,
-    hmu: str,
+    hmus: list[str],
     run_id: str | None,
     url: str | None,
     creds: Path | None,
     ca: Path | None,
     enrolment_file: Path | None = None,
     state_dir: Path | None = None,
-) -> HmuOutcome:
-    if hmu not in scenario.hmu_ids:
-        raise UsageError(f"--id {hmu}: the scenario has {', '.join(scenario.hmu_ids[:3])}...")
+) -> list[HmuOutcome]:
+    """``hmus`` against a broker from this one process (``iomt hmu --id`` / ``--ids``);
+    with several, ``state_dir`` holds one folder per HMU."""
+    for hmu in hmus:
+        if hmu not in scenario.hmu_ids:
+            raise UsageError(f"--id {hmu}: the scenario has {', '.join(scenario.hmu_ids[:3])}...")
+    if scenario.traffic.source == "live" and len(hmus) > 1:
+        raise UsageError("traffic.source live captures one interface: give one HMU (--id)")
     _no_he_in_the_field(scenario)
     enrolment = load_enrolment(scenario, enrolment_file)
-    if scenario.qkd.enabled and hmu not in enrolment:
-        raise UsageError(f"--enrolment has no secret for {hmu}")
+    missing = [h for h in hmus if scenario.qkd.enabled and h not in enrolment]
+    if missing:
+        raise UsageError(f"--enrolment has no secret for {', '.join(missing)}")
     handle = _handle(scenario, url, creds, ca)
+    unknown = [h for h in hmus if h not in handle.credentials]
+    if unknown:
+        raise UsageError(f"--credentials has no password for {', '.join(unknown)}")
     rid = _run_id(scenario, run_id)
     data = await asyncio.to_thread(prepare_data, scenario)
     if scenario.traffic.source == "live":
+        (hmu,) = hmus
         out = cache_dir(scenario) / "live" / f"{rid}-{hmu}.pcap"
         out.parent.mkdir(parents=True, exist_ok=True)
         share = await asyncio.to_thread(capture_share, scenario, data, out)
         data = dataclasses.replace(data, parts={**data.parts, hmu: share})
-    setup = hmu_setup(
-        scenario, data, rid, hmu, client_kwargs(handle, hmu), enrolment.get(hmu), state_dir
-    )
-    return await serve_hmu(scenario, setup)
+    setups = [
+        hmu_setup(
+            scenario,
+            data,
+            rid,
+            hmu,
+            client_kwargs(handle, hmu),
+            enrolment.get(hmu),
+            state_dir / hmu if state_dir is not None and len(hmus) > 1 else state_dir,
+        )  # fmt: skip
+        for hmu in hmus
+    ]
+    return await serve_hmus(scenario, setups)

@@ -224,8 +224,12 @@ def server(
 @app.command()
 @guarded
 def hmu(
-    id_: Annotated[str, typer.Option("--id", help="this HMU's id, e.g. hmu-01")],
     scenario_file: AgentScenario,
+    id_: Annotated[str | None, typer.Option("--id", help="this HMU's id, e.g. hmu-01")] = None,
+    ids: Annotated[
+        str | None,
+        typer.Option("--ids", help="several HMUs in this process: hmu-01..hmu-20,hmu-25"),
+    ] = None,
     run_id: RunIdOpt = None,
     broker_url: UrlOpt = None,
     credentials: CredsOpt = None,
@@ -237,15 +241,23 @@ def hmu(
         typer.Option("--state-dir", help="keep the state carried between rounds here, to resume"),
     ] = None,
 ) -> None:
-    """Run one HMU alone against a broker (what a Raspberry Pi runs)."""
-    from iomt.scenarios.agents import run_hmu_alone
+    """Run HMUs against a broker: one (what a Raspberry Pi runs) or, with --ids, many in
+    one process sharing a training worker per core (one command per machine of a trial)."""
+    from iomt.errors import UsageError
+    from iomt.scenarios.agents import pick_hmus, run_hmus_alone
     from iomt.scenarios.schema import load_scenario
 
+    if (id_ is None) == (ids is None):
+        raise UsageError("give --id HMU or --ids HMU,FIRST..LAST (one of them)")
     scenario = load_scenario(scenario_file, set_ or [])
-    outcome = asyncio.run(
-        run_hmu_alone(scenario, id_, run_id, broker_url, credentials, ca_file, enrolment, state_dir)
+    hmus = [id_] if id_ is not None else pick_hmus(ids or "", scenario.hmu_ids)
+    outcomes = asyncio.run(
+        run_hmus_alone(
+            scenario, hmus, run_id, broker_url, credentials, ca_file, enrolment, state_dir
+        )  # fmt: skip
     )
-    typer.echo(f"{outcome.hmu_id}: trained {outcome.rounds_trained} rounds; {outcome.reason}")
+    for outcome in outcomes:
+        typer.echo(f"{outcome.hmu_id}: trained {outcome.rounds_trained} rounds; {outcome.reason}")
 
 
 @app.command()

@@ -1,11 +1,14 @@
-"""One HMU with its own metrics and training thread: ``iomt hmu``, and each HMU process of
-``iomt run --processes``."""
+"""HMUs with their own metrics: one with its training thread (``iomt hmu --id``, and each
+HMU process of ``iomt run --processes``), or many in one process sharing a pool of
+training workers (``iomt hmu --ids``)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 from iomt.blas import single_threaded_blas
 from iomt.fedlearn.train import warm_up
@@ -18,9 +21,8 @@ from iomt.scenarios.schema import Scenario
 from iomt.wire import topics
 
 
-async def serve_hmu(scenario: Scenario, setup: HmuSetup) -> HmuOutcome:
-    """Run one HMU with its own metrics (to InfluxDB, or over MQTT to the server) and one
-    training thread: what ``iomt hmu`` and each HMU process of ``iomt run --processes`` do."""
+def _sink(scenario: Scenario, setup: HmuSetup) -> tuple[MetricsSink, MqttMetricsPublisher | None]:
+    """An HMU's metrics: to InfluxDB, or over MQTT to the server's forwarder."""
     rid, hmu = setup.run_id, setup.hmu_id
     publisher = None
     if scenario.metrics.hmu_transport == "mqtt":
@@ -31,18 +33,56 @@ async def serve_hmu(scenario: Scenario, setup: HmuSetup) -> HmuOutcome:
         )
     tags = {"run": rid, "scenario": scenario.name, "hmu": hmu}
     sink = MetricsSink.from_config(scenario.metrics, run_dir=None, tags=tags, publisher=publisher)
+    return sink, publisher
+
+
+async def serve_hmu(scenario: Scenario, setup: HmuSetup) -> HmuOutcome:
+    """Run one HMU with its own metrics and one training thread: what ``iomt hmu --id``
+    and each HMU process of ``iomt run --processes`` do."""
+    (outcome,) = await serve_hmus(scenario, [setup])
+    return outcome
+
+
+async def serve_hmus(scenario: Scenario, setups: list[HmuSetup]) -> list[HmuOutcome]:
+    """Run HMUs in this process, each with its own MQTT session and metrics. One HMU
+    trains in a thread; several share a pool of worker processes, one per core
+    (``iomt.scenarios.in_process.TrainingPool``), so torch is imported once per core
+    and an HMU that is not selected costs a connection and its data share only. The
+    process's resources are sampled under the first HMU's id."""
     interval = scenario.metrics.resources_interval_s
+    sinks = [_sink(scenario, setup) for setup in setups]
+    first = sinks[0][0]
     sampler = (
-        asyncio.create_task(ResourceSampler(hmu, interval).run(sink.emit))
+        asyncio.create_task(ResourceSampler(setups[0].hmu_id, interval).run(first.emit))
         if scenario.metrics.enabled and interval > 0
         else None
     )
     try:
-        with single_threaded_blas(), ThreadPoolExecutor(1, thread_name_prefix="train") as pool:
-            await asyncio.get_running_loop().run_in_executor(pool, warm_up)
-            setup = dataclasses.replace(setup, metrics=sink, publisher=publisher)
-            return await HmuAgent(setup, pool).run()
+        with single_threaded_blas(), _training(len(setups)) as pool:
+            agents = [
+                HmuAgent(dataclasses.replace(s, metrics=sink, publisher=publisher), pool)
+                for s, (sink, publisher) in zip(setups, sinks, strict=True)
+            ]
+            return list(await asyncio.gather(*(agent.run() for agent in agents)))
     finally:
         if sampler is not None:
             sampler.cancel()
-        await sink.aclose()
+        for sink, _ in sinks:
+            await sink.aclose()
+
+
+@contextlib.contextmanager
+def _training(hmus: int) -> Iterator[Executor]:
+    """One thread, warmed up, for one HMU; worker processes for several."""
+    if hmus == 1:
+        with ThreadPoolExecutor(1, thread_name_prefix="train") as pool:
+            pool.submit(warm_up).result()
+            yield pool
+        return
+    from iomt.scenarios.in_process import training_pool
+
+    pool = training_pool()
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)

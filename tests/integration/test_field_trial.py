@@ -72,3 +72,60 @@ async def test_standalone_server_and_hmus_key_and_train(tmp_path: Path, dataset_
     assert all(results["qkd"][h]["status"] == "accepted" for h in hmus)
     assert all(r["received"] == hmus for r in results["rounds"])
     assert results["qkd"]["hmu-01"]["link"]["sessions"] == 1
+
+
+async def test_many_hmus_per_process_with_one_command_per_machine(tmp_path: Path, dataset_path):
+    scenario = validate_scenario(
+        {
+            "name": "hosts",
+            "seed": 4,
+            "federation": {"hmus": 6, "clients_per_round": 6, "rounds": 2, "round_deadline_s": 30},
+            "training": {"epochs": 1},
+            "data": {"dataset": str(dataset_path)},
+            "metrics": {"resources_interval_s": 0},
+        }
+    )
+    scenario_file = tmp_path / "hosts.yaml"
+    scenario_file.write_text(scenario_yaml(scenario))
+    hmus = scenario.hmu_ids
+    async with start_broker(scenario.broker, tmp_path, "hosts-1", hmus) as handle:
+        creds = write_credentials(tmp_path, handle, SERVER_ID)
+        server = subprocess.Popen(
+            [*agent_command("server", scenario_file, "hosts-1", handle, creds), "--out",
+             str(tmp_path / "runs")], stderr=subprocess.PIPE,
+        )  # fmt: skip
+        machines = {"hmu-01..hmu-04": hmus[:4], "hmu-05,hmu-06": hmus[4:]}
+        hosts = [
+            subprocess.Popen(
+                [
+                    *agent_command(
+                        "hmu",
+                        scenario_file,
+                        "hosts-1",
+                        handle,
+                        write_credentials(tmp_path, handle, *members),
+                    ),
+                    "--ids",
+                    spec,
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
+            for spec, members in machines.items()
+        ]
+        try:
+            _, err = server.communicate(timeout=180)
+            assert server.returncode == 0, err.decode()
+            for proc, members in zip(hosts, machines.values(), strict=True):
+                out, err = proc.communicate(timeout=30)
+                assert proc.returncode == 0, err
+                assert [line.split(":")[0] for line in out.splitlines()] == members
+                assert all("trained 2 rounds" in line for line in out.splitlines())
+        finally:
+            for proc in (server, *hosts):
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    results = json.loads((tmp_path / "runs" / "hosts-1" / "results.json").read_text())
+    assert results["completed"] and all(r["received"] == hmus for r in results["rounds"])
