@@ -59,7 +59,10 @@ def main() -> None:
             cmd = [sys.executable, "-m", "iomt.scenarios.cli", "run",
                    str(ROOT / "scenarios" / "fedavg.yaml"), "--out", out, *sets]  # fmt: skip
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            (results_file,) = Path(out).glob("*/results.json")
+            found = list(Path(out).glob("*/results.json"))
+            if not found:
+                sys.exit(f"{mode}: no results.json (exit {proc.returncode}): {proc.stderr[-500:]}")
+            (results_file,) = found
             results = json.loads(results_file.read_text())
         reached = time_to(args.target, results["rounds"])
         applied = sum(len(r["received"]) for r in results["rounds"])

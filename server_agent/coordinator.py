@@ -77,6 +77,7 @@ class _Round:
     opened_at: float
     version: int
     updates: dict[str, Any] = field(default_factory=dict)
+    left: set[str] = field(default_factory=set)  # went offline: their round's work is lost
 
 
 _ACTIVE = (Phase.WAITING, Phase.KEYING, Phase.TRAINING, Phase.AGGREGATING)
@@ -151,8 +152,6 @@ class RoundCoordinator:
         """Versions an update may be trained from: in synchronous rounds, the current one."""
         return frozenset({self.version})
 
-    # -- the one entry point ---------------------------------------------------------
-
     def handle(self, event: Event, now: float) -> list[Action]:
         """Apply ``event`` at time ``now``; raises if the current phase does not take it."""
         handler = self.transitions.get((self.phase, type(event)))
@@ -211,7 +210,8 @@ class RoundCoordinator:
         if self.phase is Phase.KEYING and not event.online:
             self._keying.discard(event.hmu)
             return self._open_if_keyed(now)
-        if self.phase is Phase.TRAINING and not event.online:
+        if self.phase is Phase.TRAINING and not event.online and self.current is not None:
+            self.current.left.add(event.hmu)  # back before the round ends, it has nothing
             return self._close_if_settled(now)
         return []
 
@@ -360,11 +360,8 @@ class RoundCoordinator:
     def _close_if_settled(self, now: float) -> list[Action]:
         rnd = self.current
         assert rnd is not None
-        waiting = [
-            h
-            for h in rnd.selected
-            if h not in rnd.updates and self.online[h] and h not in self.excluded
-        ]
+        gone = rnd.left | self.excluded
+        waiting = [h for h in rnd.selected if h not in rnd.updates and h not in gone]
         return [] if waiting else self._close(timed_out=False)
 
     def _close(self, *, timed_out: bool) -> list[Action]:

@@ -101,6 +101,21 @@ def test_offline_selected_hmu_does_not_hold_the_round():
     assert b not in invite2.hmus
 
 
+def test_an_hmu_back_from_a_drop_mid_round_is_not_waited_for():
+    """Churn: its connection dropped mid-round, its training for the round was lost; back
+    online before the round ends, it must not hold the round to its deadline."""
+    core = make(k=3)
+    (invite,) = bring_online(core)
+    a, b, c = invite.hmus
+    assert core.hmu_status(b, False, 2.0) == []  # a and c still train
+    assert core.hmu_status(b, True, 3.0) == []  # back, with nothing for round 1
+    core.update_arrived(a, 1, "u", 4.0)
+    (agg,) = core.update_arrived(c, 1, "u", 5.0)
+    assert sorted(agg.updates) == sorted([a, c]) and not agg.timed_out
+    (invite2,) = core.round_done(1, 6.0)
+    assert b in invite2.hmus  # and it takes part in the next round
+
+
 @pytest.mark.parametrize(
     "who, rnd, match",
     [("hmu-01", 2, "round 2"), ("hmu-09", 1, "not selected")],
