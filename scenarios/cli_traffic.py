@@ -150,3 +150,19 @@ def fetch(
     report = fetch_dataset(url or WUSTL_URL, target)
     typer.echo(f"verified dataset saved to {report.path}")
     typer.echo(f"use it with: export IOMT_DATASET={report.path}")
+
+
+@data_app.command("import")
+@guarded
+def import_(
+    file: Annotated[Path, typer.Argument(help="the WUSTL-EHMS-2020 CSV you downloaded")],
+    dest: Annotated[Path | None, typer.Option("--dest", help="where to install it")] = None,
+) -> None:
+    """Verify a WUSTL-EHMS-2020 CSV obtained by hand (rows, columns, labels, checksum)
+    and install it where iomt looks for the data."""
+    from iomt.traffic.fetch import default_dataset_path, import_dataset
+
+    report = import_dataset(file, dest or default_dataset_path())
+    facts = report.facts
+    typer.echo(f"verified {facts.rows:,} rows ({facts.normal:,} normal, {facts.attack:,} attack),"
+               f" sha256 {facts.sha256[:12]}...; installed at {report.path}")  # fmt: skip

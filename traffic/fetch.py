@@ -246,7 +246,7 @@ def fetch_dataset(
         facts = dataset_facts(part)
         wrong = facts.mismatches()
         if wrong:
-            raise DataError(f"{url} is not WUSTL-EHMS-2020: {'; '.join(wrong)}; download discarded")
+            raise DataError(f"{url} is not WUSTL-EHMS-2020: {'; '.join(wrong)}; nothing installed")
         os.replace(part, dest)
     except OSError as exc:
         raise DataError(f"cannot move the download to {dest}: {exc.strerror or exc}") from exc
@@ -255,6 +255,16 @@ def fetch_dataset(
     seconds = time.perf_counter() - started
     log.info("verified %s: %d rows, %d bytes in %.1f s", dest, facts.rows, received, seconds)
     return FetchReport(url, dest, received, converted, facts, seconds)
+
+
+def import_dataset(source: Path, dest: Path | None = None) -> FetchReport:
+    """Install a copy of WUSTL-EHMS-2020 obtained by hand (``iomt data import``): read
+    from ``source`` exactly as a download is (CRLF to LF, verified, renamed into place
+    only when it is the published file), so a file that differs installs nothing."""
+    source = Path(source).expanduser()
+    if not source.is_file():
+        raise DataError(f"{source}: no such file; give the CSV you downloaded")
+    return fetch_dataset(source.resolve().as_uri(), dest)
 
 
 def resolve_dataset(config: DataConfig) -> Path:

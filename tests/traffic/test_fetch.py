@@ -23,6 +23,7 @@ from iomt.traffic.fetch import (
     default_dataset_locations,
     default_dataset_path,
     fetch_dataset,
+    import_dataset,
     verify_dataset,
 )
 from iomt.traffic.synthetic import generate
@@ -207,3 +208,28 @@ def test_default_locations_follow_xdg(monkeypatch, tmp_path) -> None:
 def test_default_url_is_the_wustl_file() -> None:
     assert WUSTL_URL.startswith("https://www.cse.wustl.edu/~jain/ehms/")
     assert WUSTL_URL.endswith("wustl-ehms-2020_with_attacks_categories.csv")
+
+
+@pytest.mark.real_data
+def test_a_copy_obtained_by_hand_is_verified_and_installed(original, tmp_path) -> None:
+    by_hand = tmp_path / "Downloads" / "wustl-ehms-2020_with_attacks_categories.csv"
+    by_hand.parent.mkdir()
+    by_hand.write_bytes(original.replace(b"\n", b"\r\n"))  # saved on Windows, say
+    (tmp_path / "share").mkdir()  # a directory: the file gets the standard name
+    report = import_dataset(by_hand, tmp_path / "share")
+    assert report.path == tmp_path / "share" / DATASET_NAME
+    assert report.path.read_bytes() == original and report.facts.sha256 == EXPECTED_SHA256
+    assert by_hand.read_bytes() == original.replace(b"\n", b"\r\n")  # the source untouched
+
+
+def test_an_import_that_differs_names_what_and_installs_nothing(server, tmp_path) -> None:
+    dest = tmp_path / "share" / DATASET_NAME
+    cut = tmp_path / "cut.csv"
+    write_csv(generate(500, np.random.default_rng(1)), cut)
+    with pytest.raises(DataError) as excinfo:
+        import_dataset(cut, dest)
+    message = _one_line_error(excinfo)
+    assert "500 rows instead of 16,318" in message and "nothing installed" in message
+    assert not dest.exists() and list(dest.parent.iterdir()) == []
+    with pytest.raises(DataError, match="no such file"):
+        import_dataset(tmp_path / "missing.csv", dest)
