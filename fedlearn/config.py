@@ -26,6 +26,13 @@ class FederationConfig(Strict):
     round_deadline_s: float = Field(30.0, gt=0, le=3600, description="a round closes at this age")
     online_timeout_s: float = Field(60.0, gt=0, le=3600, description="wait this long for HMUs")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="stratified held-out split")
+    validation_fraction: float = Field(
+        0.0,
+        ge=0,
+        le=0.8,
+        description="share of the held-out rows the server keeps to choose the alarm"
+        " threshold that maximises macro-F1; the rest is the test split (0: threshold 0.5)",
+    )
     partition: PartitionConfig = PartitionConfig()
     server_gone_s: float = Field(
         60.0, gt=0, le=86_400, description="an HMU leaves when its server is offline this long"

@@ -12,6 +12,7 @@ their union would give; the held-out rows never influence them.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -43,6 +44,9 @@ class FederatedData:
     rows: int
     scaler: Standardiser
     synthetic: bool = False
+    x_val: np.ndarray | None = None
+    """Held-out rows the server chooses its alarm threshold on (``validation_fraction``)."""
+    y_val: np.ndarray | None = None
 
     @property
     def n_features(self) -> int:
@@ -113,7 +117,22 @@ def _scaled(
 
 
 def prepare_data(scenario: Scenario) -> FederatedData:
-    """Load, split, partition and scale as the scenario says (raises ``DataError``)."""
+    """Load, split, partition and scale as the scenario says (raises ``DataError``); with
+    ``federation.validation_fraction`` the held-out rows are split, stratified, into the
+    server's validation and test rows (the HMUs' shares do not change)."""
+    data = _prepare(scenario)
+    share = scenario.federation.validation_fraction
+    if not share:
+        return data
+    rng = np.random.default_rng([scenario.seed, 0x7A1])
+    test_idx, val_idx = stratified_split(data.y_test, share, rng)
+    return dataclasses.replace(
+        data, x_test=data.x_test[test_idx], y_test=data.y_test[test_idx],
+        x_val=data.x_test[val_idx], y_val=data.y_test[val_idx],
+    )  # fmt: skip
+
+
+def _prepare(scenario: Scenario) -> FederatedData:
     source = scenario.traffic.source
     if source == "pcap":
         return _from_pcaps(scenario)

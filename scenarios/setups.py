@@ -131,6 +131,7 @@ def server_setup(
         initial_weights=init_weights(data.n_features, scenario.training.hidden, scenario.seed),
         x_test=data.x_test,
         y_test=data.y_test,
+        validation=(data.x_val, data.y_val) if data.x_val is not None else None,
         seed=scenario.seed,
         run_dir=run_dir,
         privacy_audit=scenario.privacy_audit,

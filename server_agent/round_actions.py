@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from iomt.errors import QkdError
-from iomt.fedlearn.evaluate import Evaluation, evaluate
+from iomt.fedlearn.evaluate import Evaluation, best_threshold, evaluate
 from iomt.fedlearn.model import Weights
 from iomt.fedlearn.strategy import Aggregator, trust_ledger
 from iomt.monitoring import measurements
@@ -191,5 +191,7 @@ class RoundActions:
     # -- helpers ----------------------------------------------------------------------
 
     def _evaluate(self, weights: Weights) -> Evaluation:
+        """The model on the test rows, at the threshold the validation rows choose."""
         s = self.setup
-        return evaluate(weights, s.x_test, s.y_test, s.hidden)
+        cut = best_threshold(weights, *s.validation, s.hidden) if s.validation else 0.5
+        return evaluate(weights, s.x_test, s.y_test, s.hidden, threshold=cut)

@@ -36,6 +36,7 @@ from iomt.errors import (
     QkdError,
     RunError,
 )
+from iomt.fedlearn.evaluate import evaluate
 from iomt.fedlearn.pipeline import Decoder
 from iomt.fedlearn.strategy import build_aggregator, trust_ledger
 from iomt.monitoring import measurements
@@ -180,12 +181,15 @@ class ServerAgent(RoundActions):
         self.refused.flush()
         if not self.records and not finish.completed:
             raise RunError(f"run {s.run_id} did not start: {finish.reason}")
-        final = await asyncio.to_thread(self._evaluate, self.weights)
+        final = (await asyncio.to_thread(self._evaluate, self.weights)).as_dict()
+        if s.validation is not None:  # the same test rows at the untuned threshold, to compare
+            fixed = evaluate(self.weights, s.x_test, s.y_test, s.hidden)
+            final["at_half"] = {k: getattr(fixed, k) for k in ("accuracy", "macro_f1", "recall")}
         return ServerOutcome(
             completed=finish.completed,
             reason=finish.reason,
             rounds=self.records,
-            final=final.as_dict(),
+            final=final,
             weights=self.weights,
             version=self.core.version,
             rejected=dict(self.refused.by_reason),

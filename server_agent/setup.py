@@ -58,6 +58,8 @@ class ServerSetup:
     """Key bits of a keyed neural cipher, drawn per HMU and round from its QKD link."""
     privacy_audit: bool = False
     """Keep each round's global model and updates as read (``server_agent.audit``)."""
+    validation: tuple[np.ndarray, np.ndarray] | None = None
+    """Held-out rows to choose the alarm threshold on each round (else it is 0.5)."""
 
 
 @dataclass
