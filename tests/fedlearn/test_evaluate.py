@@ -87,3 +87,19 @@ def test_evaluate_rejects_wrong_architecture() -> None:
 def test_log_loss_is_stable_for_large_logits() -> None:
     assert log_loss(np.array([1, 0]), np.array([800.0, -800.0])) == pytest.approx(0.0)
     assert log_loss(np.array([1]), np.array([-800.0])) == pytest.approx(800.0)
+
+
+def test_the_chosen_threshold_beats_every_other_on_its_validation_rows() -> None:
+    from iomt.fedlearn.evaluate import best_threshold
+    from iomt.fedlearn.model import init_weights, logits
+
+    rng = np.random.default_rng(5)
+    weights = init_weights(6, (8,), seed=3)
+    X = rng.normal(size=(400, 6)).astype(np.float32)
+    score = logits(weights, X)
+    y = (score + rng.normal(0, 0.3, size=len(score)) > np.quantile(score, 0.85)).astype(int)
+    cut = best_threshold(weights, X, y, (8,))
+    best = evaluate(weights, X, y, (8,), threshold=cut)
+    assert best.threshold == cut and best.macro_f1 > evaluate(weights, X, y, (8,)).macro_f1
+    for other in np.linspace(0.001, 0.999, 400):  # brute force: nothing does better
+        assert evaluate(weights, X, y, (8,), threshold=float(other)).macro_f1 <= best.macro_f1
