@@ -260,6 +260,39 @@ def hmu(
         typer.echo(f"{outcome.hmu_id}: trained {outcome.rounds_trained} rounds; {outcome.reason}")
 
 
+@app.command("field-kit")
+@guarded
+def field_kit(
+    scenario_file: AgentScenario,
+    hmus: Annotated[str, typer.Option("--hmus", help="the trial's HMUs: hmu-01..hmu-03")],
+    broker_host: Annotated[
+        str, typer.Option("--broker-host", help="name or address of the broker host")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="the kit's directory")],
+    run_id: RunIdOpt = None,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8883,
+    prefix: Annotated[Path, typer.Option("--prefix", help="where the kit is installed")] = Path(
+        "/etc/iomt"
+    ),
+    python: Annotated[str, typer.Option("--python", help="the agents' Python")] = (
+        "/opt/iomt/venv/bin/python"
+    ),
+    set_: SetOpt = None,
+) -> None:
+    """Write a field trial's kit: TLS broker config, credentials, ACL, CA, per-device
+    secrets and systemd units, and a Raspberry Pi install script (see KIT/README.txt)."""
+    from iomt.scenarios.agents import pick_hmus
+    from iomt.scenarios.field_kit import KitSettings, write_kit
+    from iomt.scenarios.schema import load_scenario
+
+    scenario = load_scenario(scenario_file, set_ or [])
+    chosen = pick_hmus(hmus, scenario.hmu_ids)
+    settings = KitSettings(run_id or scenario.name, broker_host, port, prefix=prefix,
+                           python=python)  # fmt: skip
+    kit = write_kit(scenario, chosen, out, settings)
+    typer.echo(f"field kit for {len(chosen)} HMUs, broker {settings.url}: {kit} (see README.txt)")
+
+
 @app.command()
 @guarded
 def schema(
