@@ -17,20 +17,32 @@ from iomt.wire.topics import CHANNEL_ID, SERVER_ID
 pytestmark = pytest.mark.integration
 
 
-async def test_standalone_server_and_hmus_key_and_train(tmp_path: Path, dataset_path: Path):
+def trial(tmp_path: Path, dataset: Path, name: str, seed: int, hmus: int, **extra: object):
+    """A small trial's scenario and the file every agent of it reads."""
     scenario = validate_scenario(
         {
-            "name": "trial",
-            "seed": 2,
-            "federation": {"hmus": 2, "clients_per_round": 2, "rounds": 2, "round_deadline_s": 20},
+            "name": name,
+            "seed": seed,
+            "federation": {
+                "hmus": hmus,
+                "clients_per_round": hmus,
+                "rounds": 2,
+                "round_deadline_s": 30,
+            },  # fmt: skip
             "training": {"epochs": 1},
-            "data": {"dataset": str(dataset_path)},
+            "data": {"dataset": str(dataset)},
             "metrics": {"resources_interval_s": 0},
-            "qkd": {"enabled": True, "qubits": 131072, "depolarising": 0.005},
+            **extra,
         }
     )
-    scenario_file = tmp_path / "trial.yaml"
+    scenario_file = tmp_path / f"{name}.yaml"
     scenario_file.write_text(scenario_yaml(scenario))
+    return scenario, scenario_file
+
+
+async def test_standalone_server_and_hmus_key_and_train(tmp_path: Path, dataset_path: Path):
+    qkd = {"enabled": True, "qubits": 131072, "depolarising": 0.005}
+    scenario, scenario_file = trial(tmp_path, dataset_path, "trial", 2, 2, qkd=qkd)
     hmus = ["hmu-01", "hmu-02"]
     async with start_broker(scenario.broker, tmp_path, "trial-1", hmus) as handle:
         secrets = make_enrolment(hmus)
@@ -75,18 +87,7 @@ async def test_standalone_server_and_hmus_key_and_train(tmp_path: Path, dataset_
 
 
 async def test_many_hmus_per_process_with_one_command_per_machine(tmp_path: Path, dataset_path):
-    scenario = validate_scenario(
-        {
-            "name": "hosts",
-            "seed": 4,
-            "federation": {"hmus": 6, "clients_per_round": 6, "rounds": 2, "round_deadline_s": 30},
-            "training": {"epochs": 1},
-            "data": {"dataset": str(dataset_path)},
-            "metrics": {"resources_interval_s": 0},
-        }
-    )
-    scenario_file = tmp_path / "hosts.yaml"
-    scenario_file.write_text(scenario_yaml(scenario))
+    scenario, scenario_file = trial(tmp_path, dataset_path, "hosts", 4, 6)
     hmus = scenario.hmu_ids
     async with start_broker(scenario.broker, tmp_path, "hosts-1", hmus) as handle:
         creds = write_credentials(tmp_path, handle, SERVER_ID)
