@@ -68,9 +68,9 @@ async def start_fogs(
     async with contextlib.AsyncExitStack() as stack:
         handles = {}
         for fog, hmus in members.items():
-            bridge = fog_bridge(
-                run_id, fog, cloud.host, cloud.port, cloud.credentials[fog].password
-            )
+            password = cloud.credentials[fog].password
+            ca = cloud.ca_file if cloud.tls else None  # the bridge speaks TLS when agents do
+            bridge = fog_bridge(run_id, fog, cloud.host, cloud.port, password, ca)
             tiers = {SERVER_ID: [fog], fog: hmus}
             broker = MosquittoBroker(
                 scenario.broker, run_dir / "fogs" / fog, run_id, hmus, tiers=tiers, bridge=bridge

@@ -183,3 +183,17 @@ def test_the_cloud_aggregates_fog_partials_asynchronously(tmp_path: Path, datase
     assert {h: p["rounds"] for h, p in results["privacy"].items()} == {
         h: fog_heard.count(h) for h in results["privacy"]
     }
+
+
+def test_with_tls_the_bridges_and_hmus_speak_tls(tmp_path: Path, dataset_path: Path) -> None:
+    path = scenario(tmp_path, dataset_path, "broker: {tls: true}\n")
+    proc = iomt("run", str(path), "--out", str(tmp_path / "runs"))
+    assert proc.returncode == 0, proc.stderr
+    run_dir = only_run_dir(tmp_path / "runs")
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["completed"] and results["broker"]["url"].startswith("mqtts://")
+    cloud_port = results["broker"]["url"].rsplit(":", 1)[1]
+    for fog in ("fog-01", "fog-02"):
+        conf = (run_dir / "fogs" / fog / "broker" / "mosquitto.conf").read_text()
+        assert f"address 127.0.0.1:{cloud_port}" in conf and "bridge_cafile " in conf
+        assert "bridge_insecure false" in conf  # the cloud's certificate is checked
