@@ -189,7 +189,8 @@ class HmuAgent:
             actions = self.session.train_request(env.sender, env.round)
             self._bytes[env.round]["down"] += len(delivery.payload)
             for action in actions:
-                away = s.churn.away(s.hmu_id, env.round) if s.churn else None
+                again = any(c["round"] == env.round for c in self.churned)  # once a round
+                away = s.churn.away(s.hmu_id, env.round) if s.churn and not again else None
                 if isinstance(action, StartTraining) and away is not None:
                     await self._drop_off(action.round, away)
                 elif isinstance(action, StartTraining) and self._flooder(action.round):
@@ -214,8 +215,6 @@ class HmuAgent:
         if self.keying is None:
             raise ProtocolViolation(f"sealed {envelope.type!r} frame on a link without QKD")
         return self.keying.open(envelope, sealed, associated_data)
-
-    # -- training -------------------------------------------------------------------
 
     def _start_training(self, round_: int, frame: Frame) -> None:
         assert isinstance(frame.message, TrainRequest)

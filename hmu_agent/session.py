@@ -4,6 +4,7 @@
     TRAINING --training failed--> IDLE (nothing sent, not counted as trained)
     TRAINING --newer train request--> TRAINING (the stale result will be dropped)
     IDLE --train request for the round just sent--> IDLE (the same update sent again)
+    IDLE --train request for a round whose work was lost--> TRAINING (churn, a failure)
     any --run complete--> FINISHED
 
 Only the server may invite, rounds only move forward (a replayed or stale invitation
@@ -75,7 +76,8 @@ class HmuSession:
             # the server asks again after losing the broker: the same sealed frame again
             # (a replayed invitation gets no more: a copy the server already has is refused)
             return [ResendUpdate(round=round_)]
-        if round_ <= self.round:
+        lost = round_ == self.round and self._sent != round_ and self.phase is HmuPhase.IDLE
+        if round_ < self.round or (round_ == self.round and not lost):
             raise ProtocolViolation(f"train request for round {round_}; already at {self.round}")
         self.round = round_
         self.phase = HmuPhase.TRAINING

@@ -64,3 +64,19 @@ def test_an_invitation_again_for_the_round_just_sent_sends_the_same_update_again
     assert s.rounds_trained == 1  # nothing trained twice
     with pytest.raises(ProtocolViolation, match="already at 3"):
         s.train_request("server", 2)
+
+
+def test_a_round_whose_work_was_lost_can_be_asked_for_again():
+    """Churn or a failed training: invited again for the same round (the asynchronous
+    server does so when the HMU is back), it trains; a duplicate while training or after
+    sending is not a new start."""
+    s = HmuSession("hmu-01", "server")
+    assert s.train_request("server", 3) == [StartTraining(round=3)]
+    with pytest.raises(ProtocolViolation, match="already at 3"):
+        s.train_request("server", 3)  # still training
+    assert s.training_failed(3) == []
+    assert s.train_request("server", 3) == [StartTraining(round=3)]
+    assert s.training_done(3) == [SendUpdate(round=3)]
+    assert s.train_request("server", 3) == [ResendUpdate(round=3)]  # not a second training
+    with pytest.raises(ProtocolViolation, match="already at 3"):
+        s.train_request("server", 2)
