@@ -67,7 +67,13 @@ def load_enrolment(scenario: Scenario, path: Path | None) -> dict[str, bytes]:
     return secrets
 
 
-def _no_he_in_the_field(scenario: Scenario) -> None:
+def field_ready(scenario: Scenario) -> None:
+    """What agents on separate machines cannot run yet: a ``UsageError`` naming the key."""
+    if scenario.topology.fog_nodes:
+        raise UsageError(
+            f"topology.fog_nodes {scenario.topology.fog_nodes}: fog aggregators run only"
+            " inside iomt run for now; run it there, or set topology.fog_nodes: 0"
+        )
     if scenario.update_encryption.kind != "none":
         raise UsageError(
             f"update_encryption.kind {scenario.update_encryption.kind}: the agents of a field"
@@ -93,7 +99,7 @@ async def run_server_alone(
     resume: Path | None = None,
 ) -> dict[str, Any]:
     started = time.monotonic()
-    _no_he_in_the_field(scenario)
+    field_ready(scenario)
     enrolment = load_enrolment(scenario, enrolment_file)
     handle = _handle(scenario, url, creds, ca)
     checkpoint = resumable(resume, scenario) if resume is not None else None
@@ -180,7 +186,7 @@ async def run_hmus_alone(
             raise UsageError(f"--id {hmu}: the scenario has {', '.join(scenario.hmu_ids[:3])}...")
     if scenario.traffic.source == "live" and len(hmus) > 1:
         raise UsageError("traffic.source live captures one interface: give one HMU (--id)")
-    _no_he_in_the_field(scenario)
+    field_ready(scenario)
     enrolment = load_enrolment(scenario, enrolment_file)
     missing = [h for h in hmus if scenario.qkd.enabled and h not in enrolment]
     if missing:

@@ -281,11 +281,12 @@ def field_kit(
 ) -> None:
     """Write a field trial's kit: TLS broker config, credentials, ACL, CA, per-device
     secrets and systemd units, and a Raspberry Pi install script (see KIT/README.txt)."""
-    from iomt.scenarios.agents import pick_hmus
+    from iomt.scenarios.agents import field_ready, pick_hmus
     from iomt.scenarios.field_kit import KitSettings, write_kit
     from iomt.scenarios.schema import load_scenario
 
     scenario = load_scenario(scenario_file, set_ or [])
+    field_ready(scenario)
     chosen = pick_hmus(hmus, scenario.hmu_ids)
     settings = KitSettings(run_id or scenario.name, broker_host, port, prefix=prefix,
                            python=python)  # fmt: skip

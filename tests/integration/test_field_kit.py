@@ -151,3 +151,7 @@ def test_the_cli_writes_a_kit_and_names_a_bad_hmu(tmp_path: Path, dataset_path: 
     bad = iomt("field-kit", "--scenario", str(scenario), "--hmus", "hmu-09",
                "--broker-host", "b", "--out", str(tmp_path / "k2"))  # fmt: skip
     assert bad.returncode == 2 and "hmu-09 is not an HMU" in bad.stderr
+    fog = iomt("field-kit", "--scenario", str(scenario), "--hmus", "hmu-01", "--broker-host",
+               "b", "--out", str(tmp_path / "k3"), "--set", "topology.fog_nodes=2")  # fmt: skip
+    assert fog.returncode == 2 and "topology.fog_nodes 2" in fog.stderr
+    assert not (tmp_path / "k3").exists()
