@@ -162,6 +162,13 @@ class ScreeningConfig(Strict):
     features: tuple[Literal["norm", "cosine"], ...] = Field(("norm", "cosine"), min_length=1)
     estimator: Literal["shorth", "mad", "std"] = "shorth"
     min_clients: int = Field(4, ge=3, description="screen only rounds with this many updates")
+    history: int = Field(
+        0,
+        ge=0,
+        le=10_000,
+        description="norm: also score against the log-norms of this many recent updates"
+        " that were not flagged (0: this round's only); lets a small round be screened",
+    )
 
 
 class TrustConfig(Strict):

@@ -30,11 +30,19 @@ The z-score ``(x - centre) / spread`` takes its centre and spread from one of:
 A zero spread (most values equal) falls back to the mean absolute deviation from the
 centre (times 1.2533, its ratio to the standard deviation for normal data); if that is
 0 too, values at the centre score 0 and any other value infinity.
+
+**History** (``history: H``): a fog round or an asynchronous buffer may hold two or
+three updates, too few for a z-score. The ``norm`` feature can then also lean on the
+log-norms of the last ``H`` updates that passed (kept by the caller across rounds):
+centre and spread come from those and this round's values together, and only this
+round's are judged. A round is screened once it has ``min_clients`` values with its
+history. ``cosine`` has no history (its reference, the round's median update, is of
+this round only) and runs only on rounds of ``min_clients`` updates themselves.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -101,24 +109,33 @@ def update_features(vectors: np.ndarray) -> dict[str, np.ndarray]:
     return {"norm": log_norm, "cosine": cosine}
 
 
-def screen(updates: Mapping[str, np.ndarray], cfg: ScreeningConfig) -> ScreeningResult:
+def screen(
+    updates: Mapping[str, np.ndarray], cfg: ScreeningConfig, history: Sequence[float] = ()
+) -> ScreeningResult:
     """Flag the anomalous updates (flattened update vectors by client) of one round.
 
-    Rounds with fewer than ``cfg.min_clients`` updates are not screened (nothing is
-    flagged): a z-score over two or three values says nothing.
+    ``history``: log-norms of recent updates that passed (see the module doc). Rounds
+    with fewer than ``cfg.min_clients`` values are not screened (nothing is flagged):
+    a z-score over two or three values says nothing.
     """
     names = list(updates)
-    if not cfg.enabled or len(names) < cfg.min_clients:
+    past = np.asarray(history, np.float64)
+    if not cfg.enabled or not names or len(names) + len(past) < cfg.min_clients:
         return ScreeningResult(frozenset())
     vectors = np.stack([np.asarray(updates[n], np.float64) for n in names])
     features = update_features(vectors)
     flagged: set[str] = set()
     scores: dict[str, dict[str, float]] = {n: {} for n in names}
     for feature in cfg.features:
+        if feature == "cosine" and len(names) < cfg.min_clients:
+            continue  # the round's median is no reference for two or three updates
         values = features[feature]
         finite = np.isfinite(values)
         z = np.full(len(values), -np.inf)
-        z[finite] = z_scores(values[finite], cfg.estimator)
+        if feature == "norm" and len(past):
+            z[finite] = z_scores(np.concatenate([past, values[finite]]), cfg.estimator)[len(past) :]
+        else:
+            z[finite] = z_scores(values[finite], cfg.estimator)
         out = np.abs(z) > cfg.threshold if feature == "norm" else z < -cfg.threshold
         for name, score, bad in zip(names, z, out, strict=True):
             scores[name][feature] = float(score)

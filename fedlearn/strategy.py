@@ -35,7 +35,7 @@ from iomt.fedlearn.robust import (
     trimmed_mean,
     weighted_mean,
 )
-from iomt.fedlearn.screening import ScreeningResult, screen
+from iomt.fedlearn.screening import ScreeningResult, screen, update_features
 from iomt.fedlearn.trust import TrustLedger, trust_weights
 from iomt.fedlearn.updates import apply_delta, delta, flatten, unflatten
 
@@ -220,6 +220,8 @@ class Screened:
     inner: Aggregator
     cfg: ScreeningConfig
     last: ScreeningResult | None = None
+    norms: list[float] = field(default_factory=list)
+    """Log-norms of the latest updates that passed, ``cfg.history`` of them at most."""
 
     def aggregate(
         self,
@@ -230,7 +232,12 @@ class Screened:
     ) -> AggregationResult:
         names = list(updates)
         vectors = {n: flatten(delta(global_w, updates[n][0])) for n in names}
-        self.last = screen(vectors, self.cfg)
+        self.last = screen(vectors, self.cfg, self.norms)
+        if self.cfg.history:
+            passed = update_features(np.stack([vectors[n] for n in names]))["norm"] if names else []
+            kept_norms = [float(v) for n, v in zip(names, passed, strict=True)
+                          if n not in self.last.flagged and np.isfinite(v)]  # fmt: skip
+            self.norms = (self.norms + kept_norms)[-self.cfg.history :]
         if self.last.flagged:
             log.info("round %d: screening flagged %s", round_no, sorted(self.last.flagged))
         kept = {n: updates[n] for n in names if n not in self.last.flagged}

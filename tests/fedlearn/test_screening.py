@@ -81,3 +81,37 @@ def test_a_zero_update_is_flagged() -> None:
     updates = honest_updates(10, seed=5)
     updates["hmu-02"] = np.zeros(500)
     assert "hmu-02" in screen(updates, ON).flagged
+
+
+def test_a_small_round_is_screened_against_the_norms_of_recent_rounds():
+    from iomt.fedlearn.defence_config import ScreeningConfig
+    from iomt.fedlearn.screening import screen
+
+    rng = np.random.default_rng(7)
+    honest = rng.normal(size=(2, 50))
+    boosted = {"a": honest[0], "b": -10 * honest[1]}
+    cfg = ScreeningConfig(enabled=True, history=20)
+    assert screen(boosted, cfg).flagged == frozenset()  # two values: no z-score at all
+    past = np.log(np.linalg.norm(rng.normal(size=(20, 50)), axis=1))
+    result = screen(boosted, cfg, past)
+    assert result.flagged == frozenset({"b"})
+    assert "cosine" not in result.scores["a"]  # no reference direction in a round of two
+    assert screen({"a": honest[0], "b": honest[1]}, cfg, past).flagged == frozenset()
+
+
+def test_the_screened_aggregator_keeps_the_norms_that_passed():
+    from iomt.fedlearn.defence_config import DefenceConfig, ScreeningConfig
+    from iomt.fedlearn.strategy import build_aggregator
+
+    defence = DefenceConfig(screening=ScreeningConfig(enabled=True, history=5))
+    aggregator = build_aggregator(defence)
+    zero = {"w": np.zeros(50, np.float32)}
+    rng = np.random.default_rng(3)
+    for round_no in range(1, 5):  # rounds of two honest updates build the history
+        updates = {h: ({"w": rng.normal(size=50).astype(np.float32)}, 10) for h in "ab"}
+        assert aggregator.aggregate(zero, updates, round_no).flagged == frozenset()
+    assert len(aggregator.norms) == 5  # capped at history
+    attack = {"a": ({"w": rng.normal(size=50).astype(np.float32)}, 10),
+              "b": ({"w": 10 * rng.normal(size=50).astype(np.float32)}, 10)}  # fmt: skip
+    assert aggregator.aggregate(zero, attack, 5).flagged == frozenset({"b"})
+    assert len(aggregator.norms) == 5 and max(aggregator.norms) < np.log(30)
