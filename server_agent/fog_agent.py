@@ -212,7 +212,11 @@ class FogAgent:
             **({"tampered": attack.action} if tampered and attack else {}),
         })  # fmt: skip
         if partial.samples == 0:
-            log.warning("%s: round %d: no update kept; no partial sent", s.fog_id, agg.round)
+            again = self.tier.retry(time.monotonic())
+            log.warning("%s: round %d: no update kept; %s", s.fog_id, agg.round,
+                        "asking other HMUs" if again else "no partial sent")  # fmt: skip
+            for invite in again:
+                await self._invite(invite)  # type: ignore[arg-type]
             return
         message = ModelUpdate(
             num_samples=partial.samples,

@@ -13,6 +13,8 @@ time. The ``Aggregate`` it then asks for becomes one partial update upward
     IDLE --the cloud invites, none online--> IDLE (Aggregate of nothing: no partial)
     TRAINING --all answered, or deadline--> IDLE (Aggregate)
     TRAINING --the cloud invites again (its round moved on)--> TRAINING (the old round dropped)
+    IDLE --its defence kept none of the updates (``retry``)--> TRAINING (other HMUs invited,
+         within what is left of the fog's deadline) or IDLE (nobody left to ask)
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class _FogRound:
     selected: tuple[str, ...]
     closes_at: float
     updates: dict[str, Any] = field(default_factory=dict)
+    asked: frozenset[str] = frozenset()
+    """Everyone invited for this cloud round so far (a retry asks others)."""
 
 
 class FogTier:
@@ -51,6 +55,7 @@ class FogTier:
         self.share = share
         self.online: dict[str, bool] = dict.fromkeys(members, False)
         self.current: _FogRound | None = None
+        self._last: _FogRound | None = None  # the latest round opened, closed or not
         self._rng = rng
 
     def status(self, member: str, online: bool, now: float) -> list[Invite | Aggregate]:
@@ -64,15 +69,34 @@ class FogTier:
     ) -> list[Invite | Aggregate]:
         """The cloud's invitation for ``round_`` (model ``version``, answer within
         ``deadline_s``); a round still open is dropped: the cloud has moved on."""
-        self.current = None
+        self.current = self._last = None
         eligible = [m for m in self.members if self.online[m]]
         if not eligible:
             return [Aggregate(round_, (), {}, timed_out=False, version=version)]
         picked = self._rng.choice(len(eligible), size=min(self.share, len(eligible)), replace=False)
         selected = tuple(sorted(eligible[i] for i in picked))
         fog_deadline = deadline_s * (1 - MARGIN)
-        self.current = _FogRound(round_, version, selected, now + fog_deadline)
+        self.current = _FogRound(
+            round_, version, selected, now + fog_deadline, asked=frozenset(selected)
+        )
+        self._last = self.current
         return [Invite(round_, selected, fog_deadline, version)]
+
+    def retry(self, now: float) -> list[Invite | Aggregate]:
+        """The defence kept none of the round's updates: invite HMUs not asked yet for the
+        same cloud round, within what is left of its deadline ([] if nobody is left)."""
+        last = self._last
+        if last is None or self.current is not None or now >= last.closes_at:
+            return []
+        fresh = [m for m in self.members if self.online[m] and m not in last.asked]
+        if not fresh:
+            return []
+        picked = self._rng.choice(len(fresh), size=min(self.share, len(fresh)), replace=False)
+        selected = tuple(sorted(fresh[i] for i in picked))
+        self.current = _FogRound(last.number, last.version, selected, last.closes_at,
+                                 asked=last.asked | set(selected))  # fmt: skip
+        self._last = self.current
+        return [Invite(last.number, selected, last.closes_at - now, last.version)]
 
     def update(
         self, member: str, round_: int, version: int, payload: Any, now: float

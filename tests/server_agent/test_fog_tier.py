@@ -105,3 +105,21 @@ def test_the_partial_weighs_the_samples_it_kept():
     assert (kept.weights["w"] > 0).all()
     empty = partial_update(build_aggregator(DefenceConfig()), previous, Aggregate(1, (), {}, True))
     assert empty.samples == 0 and empty.weights is previous
+
+
+def test_when_nothing_was_kept_the_fog_asks_the_members_it_has_not_asked_yet():
+    t = tier(share=2)
+    (invite,) = t.invited(5, 2, 10.0, now=0.0)  # the fog's own deadline: 8 s from now
+    assert t.retry(1.0) == []  # the round is still open: nothing to retry
+    for member in invite.hmus:
+        actions = t.update(member, 5, 2, "flagged", 1.0)
+    assert isinstance(actions[0], Aggregate)
+    (again,) = t.retry(3.0)  # the defence kept none of them
+    assert again.round == 5 and again.version == 2 and again.deadline_s == pytest.approx(5.0)
+    (rest,) = set(MEMBERS) - set(invite.hmus)
+    assert again.hmus == (rest,)
+    (agg,) = t.update(rest, 5, 2, "ok", 4.0)
+    assert agg.updates == {rest: "ok"} and agg.round == 5
+    assert t.retry(4.5) == []  # everyone has been asked
+    t.invited(6, 3, 10.0, now=5.0)
+    assert t.retry(6.0) == []  # a new cloud round starts afresh
