@@ -130,7 +130,8 @@ async def run_in_process(run: RunParts) -> tuple[ServerOutcome, dict[str, Any]]:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-            outcome.fogs = await _fog_reports(fog_tasks) if fog_tasks else {}
+            fog_reports = await _fog_reports(fog_tasks) if fog_tasks else {}
+        outcome.fogs = fog_reports
         report: dict[str, Any] = {}
         for task in hmu_tasks:
             if task.cancelled():
