@@ -44,8 +44,8 @@ def watch(cmd: list[str], env: dict[str, str]) -> tuple[float, int, dict[int, in
         try:
             members = [root, *root.children(recursive=True)]
             servers = {p.pid for p in root.children() if "forkserver" in " ".join(p.cmdline())}
-        except psutil.NoSuchProcess:
-            break
+        except psutil.NoSuchProcess:  # a child ended while being listed: look again
+            continue
         for member in members:
             try:
                 rss = member.memory_info().rss
@@ -57,6 +57,7 @@ def watch(cmd: list[str], env: dict[str, str]) -> tuple[float, int, dict[int, in
                 peak_hmu[member.pid] = max(peak_hmu.get(member.pid, 0), rss)
         peak_tree = max(peak_tree, total)
         time.sleep(0.02)
+    proc.wait()
     wall = time.perf_counter() - started
     if proc.returncode:
         sys.stderr.write(proc.stderr.read().decode())
