@@ -17,24 +17,10 @@ honest one would. ``tamper`` is pure; the fog aggregator calls it just before se
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
-from pydantic import Field
 
+from iomt.fedlearn.defence_config import MaliciousFog
 from iomt.fedlearn.model import Weights
-from iomt.strict import Strict
-
-FogAction = Literal["flip", "scale", "replace", "drop"]
-
-
-class MaliciousFog(Strict):
-    """``attacks.malicious_fog``: which fog is compromised, what it does, from when."""
-
-    fog: str = Field(pattern=r"^fog-[0-9]{2,3}$", description="fog-01 .. the compromised fog")
-    action: FogAction = "flip"
-    scale: float = Field(10.0, ge=0, description="factor (flip, scale) or noise std (replace)")
-    start_round: int = Field(1, ge=1, le=100_000)
 
 
 def tamper(

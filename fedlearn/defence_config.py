@@ -12,7 +12,6 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from iomt.adversary.fog_attack import MaliciousFog
 from iomt.strict import Strict
 
 DEFAULT_LAPLACE_SENSITIVITY = 1e-2
@@ -134,6 +133,18 @@ class FloodAttack(Strict):
     hmu: str
     messages: int = Field(10_000, ge=0, le=1_000_000)
     size_bytes: int = Field(4096, ge=1, le=1_048_576)
+    start_round: int = Field(1, ge=1, le=100_000)
+
+
+FogAction = Literal["flip", "scale", "replace", "drop"]
+
+
+class MaliciousFog(Strict):
+    """``attacks.malicious_fog``: which fog is compromised, what it does, from when."""
+
+    fog: str = Field(pattern=r"^fog-[0-9]{2,3}$", description="fog-01 .. the compromised fog")
+    action: FogAction = "flip"
+    scale: float = Field(10.0, ge=0, description="factor (flip, scale) or noise std (replace)")
     start_round: int = Field(1, ge=1, le=100_000)
 
 

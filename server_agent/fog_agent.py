@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from iomt.adversary.fog_attack import MaliciousFog, tamper
+from iomt.adversary.fog_attack import tamper
 from iomt.errors import BrokerError, PeerError, ProtocolViolation
-from iomt.fedlearn.defence_config import DefenceConfig
+from iomt.fedlearn.defence_config import DefenceConfig, MaliciousFog
 from iomt.fedlearn.model import Weights
 from iomt.fedlearn.strategy import build_aggregator
 from iomt.server_agent.decoding import update_weights

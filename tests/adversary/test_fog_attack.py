@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from iomt.adversary.fog_attack import MaliciousFog, tamper
+from iomt.adversary.fog_attack import tamper
+from iomt.fedlearn.defence_config import MaliciousFog
 
 PREVIOUS = {"w": np.array([1.0, 2.0], np.float32), "b": np.array([0.5], np.float32)}
 PARTIAL = {"w": np.array([1.5, 1.0], np.float32), "b": np.array([0.25], np.float32)}
