@@ -34,7 +34,7 @@ def cloud_tiers(scenario: Scenario) -> dict[str, list[str]] | None:
 
 
 @dataclass(frozen=True)
-class FogTier:
+class FogBrokers:
     """The fog brokers of a run and who sits behind which."""
 
     members: dict[str, list[str]]
@@ -58,7 +58,7 @@ class FogTier:
 @contextlib.asynccontextmanager
 async def start_fogs(
     scenario: Scenario, run_dir: Path, run_id: str, cloud: BrokerHandle
-) -> AsyncIterator[FogTier | None]:
+) -> AsyncIterator[FogBrokers | None]:
     """The fog brokers of ``scenario`` bridged to ``cloud`` (None for a flat run)."""
     n = scenario.topology.fog_nodes
     if not n:
@@ -77,7 +77,7 @@ async def start_fogs(
             )
             handles[fog] = await stack.enter_async_context(running(broker))
         await _bridged(cloud, list(members))
-        yield FogTier(members, handles)
+        yield FogBrokers(members, handles)
 
 
 async def _bridged(cloud: BrokerHandle, fogs: list[str]) -> None:

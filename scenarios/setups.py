@@ -30,7 +30,7 @@ from iomt.monitoring.forwarder import ForwardLimits, MetricsForwarder
 from iomt.monitoring.sink import MetricsSink
 from iomt.qkd_channel.agent import ChannelSetup
 from iomt.scenarios.data_plan import FederatedData, cache_dir
-from iomt.scenarios.fog_nodes import FogTier
+from iomt.scenarios.fog_nodes import FogBrokers
 from iomt.scenarios.schema import Scenario
 from iomt.server_agent.checkpoint import Checkpoint
 from iomt.server_agent.runner import ServerAgent, ServerSetup
@@ -243,7 +243,7 @@ class RunParts:
     """The run's CKKS keys when updates are encrypted."""
     cipher: EnrolledCipher | None = None
     """The run's neural cipher: its encoder goes to the HMUs, its decoder to the server."""
-    fogs: FogTier | None = None
+    fogs: FogBrokers | None = None
     """The fog brokers in a fog topology: the server's members are then the fogs."""
 
     def server(self) -> ServerAgent:
