@@ -219,6 +219,8 @@ class HmuAgent:
     def _start_training(self, round_: int, frame: Frame) -> None:
         assert isinstance(frame.message, TrainRequest)
         self._global = frame.tensors  # the shapes an aggregate to decrypt will have
+        if self.setup.on_global is not None:  # e.g. live detection's current model
+            self.setup.on_global(frame.tensors, frame.message.model_version)
         self._spawn(self._train(round_, frame.message.model_version, frame.tensors))
 
     # -- FL + HE: decrypting the round's aggregate (fedlearn.ckks) -----------------------
@@ -358,15 +360,11 @@ class HmuAgent:
         if self.qkd is not None and link is None:
             log.warning("%s: no key; round %d update not sent", s.hmu_id, round_)
             return
-        result = done.result
+        r = done.result
         message = ModelUpdate(
-            num_samples=result.num_samples,
-            loss=float(result.loss),
-            train_seconds=float(result.seconds),
-            base_version=version,
-            encoding=list(done.update.encoding),
-            tensors=[],
-        )
+            num_samples=r.num_samples, loss=float(r.loss), train_seconds=float(r.seconds),
+            base_version=version, encoding=list(done.update.encoding), tensors=[],
+        )  # fmt: skip
         try:
             data = self._to_aggregator(round_, "update", message, done.update.tensors)
         except QkdError as exc:  # a one-time pad that is used up: refuse to send

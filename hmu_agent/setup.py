@@ -62,6 +62,8 @@ class HmuSetup:
     """Set when HMUs drop off the network now and then (``federation.churn``)."""
     links: LinkPlan | None = None
     """Set when the scenario gives HMUs slow links or processors (``links``)."""
+    on_global: Callable[[dict[str, Any], int], None] | None = None
+    """Called with the global weights (and version) of every invitation this HMU gets."""
 
 
 @dataclass
@@ -80,6 +82,8 @@ class HmuOutcome:
     """Each time this HMU dropped off: the round and the seconds it stayed away."""
     links: dict[int, dict[str, Any]] = field(default_factory=dict)
     """Per round: the link and compute profile applied, and the seconds each cost."""
+    detection: dict[str, Any] | None = None
+    """Live detection's totals (``iomt.hmu_agent.detection.DetectionReport``), if it ran."""
 
     def as_report(self) -> dict[str, Any]:
         """This HMU's entry in ``results.json``'s ``hmus``."""

@@ -266,8 +266,11 @@ def security() -> dict[str, Any]:
 
 
 def hmu_training() -> dict[str, Any]:
-    def per_hmu(title: str, field: str, unit: str | None = None, **kw: Any) -> dict[str, Any]:
-        item = panel(title, [flux("hmu_training", [field], by_hmu=True)], unit=unit,
+    def per_hmu(
+        title: str, field: str, unit: str | None = None, measurement: str = "hmu_training",
+        **kw: Any,
+    ) -> dict[str, Any]:  # fmt: skip
+        item = panel(title, [flux(measurement, [field], by_hmu=True)], unit=unit,
                      custom={"drawStyle": "line", "showPoints": "always"}, **kw)  # fmt: skip
         item["fieldConfig"]["defaults"].update(_HMU_NAME)
         return item
@@ -280,6 +283,12 @@ def hmu_training() -> dict[str, Any]:
         per_hmu("Local training time", "train_s", unit="s"),
         per_hmu("Training samples", "samples"),
         per_hmu("Flagged updates", "flagged"),
+        per_hmu("Live detection: flows scored", "flows", measurement="detection",
+                description="Flows a field HMU scored per window (traffic.detect)."),
+        per_hmu("Live detection: alerts", "alerts", measurement="detection",
+                description="Flows scored as attacks per window."),
+        per_hmu("Detection latency (median)", "latency_ms_p50", unit="ms",
+                measurement="detection", description="Last packet of a flow to its score."),
     ]  # fmt: skip
     panels[5]["type"] = "state-timeline"
     panels[5]["fieldConfig"]["defaults"]["mappings"] = [{

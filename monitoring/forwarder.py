@@ -26,7 +26,9 @@ from iomt.wire import topics
 
 log = logging.getLogger(__name__)
 
-FORWARDABLE: frozenset[str] = frozenset(("hmu_training", "qkd_link", "security", "resources"))
+FORWARDABLE: frozenset[str] = frozenset(
+    ("hmu_training", "qkd_link", "security", "resources", "detection")
+)
 """Measurements an HMU may report; ``fl_round`` and ``broker`` come from the server only."""
 
 _KIND_OF = {float: "float", int: "int", bool: "bool"}

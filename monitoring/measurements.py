@@ -18,6 +18,8 @@ qkd_link       yes   qber, qber_upper, qber_threshold, conclusive_rate, key_bits
 security       opt.  one count per event kind (``SECURITY_EVENTS``), round
 broker         no    the broker's ``$SYS`` counters (see ``iomt.monitoring.broker_stats``)
 resources      yes   cpu_percent (of one core; can exceed 100), rss_bytes, threads
+detection      yes   flows, alerts, unscored, latency_ms_p50, latency_ms_max,
+                     model_version (live detection, one point per window)
 =============  ====  ==========================================================
 """
 
@@ -57,10 +59,16 @@ MEASUREMENTS: dict[str, dict[str, FieldKind]] = {
         "subscriptions": "int",
     },
     "resources": {"cpu_percent": "float", "rss_bytes": "int", "threads": "int"},
+    "detection": {
+        "flows": "int", "alerts": "int", "unscored": "int", "latency_ms_p50": "float",
+        "latency_ms_max": "float", "model_version": "int",
+    },
 }  # fmt: skip
 """``{measurement: {field: kind}}``: every field the sink writes (dashboards are checked on it)."""
 
-HMU_TAGGED: frozenset[str] = frozenset(("hmu_training", "qkd_link", "security", "resources"))
+HMU_TAGGED: frozenset[str] = frozenset(
+    ("hmu_training", "qkd_link", "security", "resources", "detection")
+)
 """Measurements whose points carry (or, for ``security``, may carry) an ``hmu`` tag."""
 
 QKD_STATUS: dict[str, int] = {"pending": 0, "accepted": 1, "isolated": 2, "no-session": 3}
@@ -299,5 +307,34 @@ def resources(
         "resources",
         {"cpu_percent": cpu_percent, "rss_bytes": rss_bytes, "threads": threads},
         hmu=agent,
+        time_ns=time_ns,
+    )
+
+
+def detection(
+    hmu: str,
+    *,
+    flows: int,
+    alerts: int,
+    unscored: int,
+    latency_ms_p50: float | None = None,
+    latency_ms_max: float | None = None,
+    model_version: int | None = None,
+    time_ns: int | None = None,
+) -> Point:
+    """One window of an HMU's live detection: flows scored, alerts raised, flows that
+    ended before any model arrived, and the latency from a flow's last packet to its
+    score (flows closed by FIN/RST only)."""
+    return build(
+        "detection",
+        {
+            "flows": flows,
+            "alerts": alerts,
+            "unscored": unscored,
+            "latency_ms_p50": latency_ms_p50,
+            "latency_ms_max": latency_ms_max,
+            "model_version": model_version,
+        },  # fmt: skip
+        hmu=hmu,
         time_ns=time_ns,
     )

@@ -184,8 +184,8 @@ async def run_hmus_alone(
     for hmu in hmus:
         if hmu not in scenario.hmu_ids:
             raise UsageError(f"--id {hmu}: the scenario has {', '.join(scenario.hmu_ids[:3])}...")
-    if scenario.traffic.source == "live" and len(hmus) > 1:
-        raise UsageError("traffic.source live captures one interface: give one HMU (--id)")
+    if (scenario.traffic.source == "live" or scenario.traffic.detect.enabled) and len(hmus) > 1:
+        raise UsageError("traffic live/detect watch one interface: give one HMU (--id)")
     field_ready(scenario)
     enrolment = load_enrolment(scenario, enrolment_file)
     missing = [h for h in hmus if scenario.qkd.enabled and h not in enrolment]
@@ -215,4 +215,4 @@ async def run_hmus_alone(
         )  # fmt: skip
         for hmu in hmus
     ]
-    return await serve_hmus(scenario, setups)
+    return await serve_hmus(scenario, setups, data.scaler)

@@ -258,6 +258,13 @@ def hmu(
     )
     for outcome in outcomes:
         typer.echo(f"{outcome.hmu_id}: trained {outcome.rounds_trained} rounds; {outcome.reason}")
+        if outcome.detection is not None:
+            d = outcome.detection
+            median = "-" if d["latency_ms_p50"] is None else f"{d['latency_ms_p50']:.2f} ms"
+            typer.echo(
+                f"{outcome.hmu_id}: detection on {d['iface']}: {d['scored']} flows scored,"
+                f" {d['alerts']} alerts, {d['unscored']} before a model; latency median {median}"
+            )
 
 
 @app.command("field-kit")

@@ -124,6 +124,11 @@ async def launch(
             "traffic.source live is for `iomt hmu` capturing on its own interface in a "
             "field trial; for a local run use traffic.source replay"
         )
+    if scenario.traffic.detect.enabled:
+        raise UsageError(
+            "traffic.detect watches one interface from a field HMU (`iomt hmu --id`);"
+            " for a local run set traffic.detect.enabled: false"
+        )
     if scenario.topology.fog_nodes and (processes or resume is not None):
         raise UsageError(
             "topology.fog_nodes: fog runs are in-process and start afresh (yet);"

@@ -169,6 +169,16 @@ def _check_cross_references(scenario: Scenario, source: str) -> None:
             f"{source}: data.keep_identifiers needs traffic.source csv: replayed traffic "
             "makes identifiers uniform"
         )
+    detect = scenario.traffic.detect
+    if detect.enabled and scenario.data.keep_identifiers:
+        raise ScenarioError(
+            f"{source}: traffic.detect measures the 34 flow features from packets;"
+            " drop data.keep_identifiers"
+        )
+    if detect.enabled and not (detect.iface or scenario.traffic.iface):
+        raise ScenarioError(
+            f"{source}: traffic.detect.enabled needs an interface: set traffic.detect.iface"
+        )
     hmus = set(scenario.hmu_ids)
     unknown = sorted(set(scenario.mitm.hmus) - hmus)
     if unknown:

@@ -26,6 +26,28 @@ class DataConfig(Strict):
     )
 
 
+class DetectConfig(Strict):
+    """Live detection on a field HMU: score the flows seen on an interface as they end.
+
+    The HMU sniffs ``iface`` (default ``traffic.iface``) with ``filter``, assembles flows
+    and scores each with the latest global model it was sent (the weights of its last
+    invitation); a flow whose attack probability is at least ``threshold`` is an
+    alert.  Flows that end before the first model arrives are counted as unscored.
+    Counts and detection latency go to the metrics (measurement ``detection``) every
+    ``report_s``; alerts are appended to ``alerts_file`` (JSON lines) when it is set.
+    """
+
+    enabled: bool = False
+    iface: str | None = Field(None, description="default: traffic.iface")
+    filter: str = Field("tcp port 1111", description="BPF filter of the packets watched")
+    threshold: float = Field(0.5, gt=0, lt=1, description="attack probability of an alert")
+    idle_timeout_s: float = Field(
+        5.0, gt=0, le=3600, description="a flow without FIN/RST ends after this idle time"
+    )
+    report_s: float = Field(1.0, gt=0, le=3600, description="metrics window (seconds)")
+    alerts_file: str | None = Field(None, description="JSON lines, one per alert")
+
+
 class TrafficConfig(Strict):
     """How each HMU obtains flow features.
 
@@ -38,7 +60,8 @@ class TrafficConfig(Strict):
     of traffic on ``iface`` and trains on the flows it measured, labelled by
     ``truth``, the ground-truth sidecar of the capture being replayed to it
     (``iomt traffic replay``); the server's test split and the scaling statistics
-    are those of ``replay``.
+    are those of ``replay``.  ``detect`` (any source, standalone ``iomt hmu`` only)
+    scores live flows with the current global model while the HMU trains on its share.
     """
 
     source: Literal["csv", "replay", "pcap", "live"] = "csv"
@@ -49,3 +72,4 @@ class TrafficConfig(Strict):
         60.0, gt=0, le=86_400, description="live: seconds of traffic to capture"
     )
     truth: str | None = Field(None, description="live: sidecar (.flows.jsonl) of the replay")
+    detect: DetectConfig = Field(default_factory=DetectConfig)

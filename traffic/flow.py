@@ -9,7 +9,13 @@ when that packet is a SYN-ACK (then the receiver), as Argus does.  A flow ends w
   sweep of all flows once per ``idle_timeout_s`` of capture time);
 * it has lasted ``active_timeout_s`` (off by default; Argus's status interval);
 * a new connection reuses its 5-tuple: a pure SYN whose sequence number differs from
-  the flow's opening SYN, or any SYN after the flow was reset or closed both ways.
+  the flow's opening SYN, or any SYN after the flow was reset or closed both ways;
+* with ``close_on_fin`` (live detection, which scores a flow as soon as it ends), it
+  has sent a FIN both ways or a RST.  A pure ACK of the same 5-tuple within the idle
+  timeout after that (the last ACK of a normal close) is then counted in ``late``
+  and dropped instead of opening a flow of its own, so a real stack's flow ends one
+  ACK short of what the offline assembler measures; the replayed WUSTL-EHMS flows
+  end on the second FIN and measure the same either way.
 
 Each side keeps running counters only (packets, bytes, size extremes, first/last time,
 sum of squared inter-packet times in integer nanoseconds), so memory stays constant
@@ -142,7 +148,13 @@ def _update(
 class FlowAssembler:
     """Groups packets into bidirectional flows (see the module docstring)."""
 
-    def __init__(self, idle_timeout_s: float = 60.0, active_timeout_s: float | None = None) -> None:
+    def __init__(
+        self,
+        idle_timeout_s: float = 60.0,
+        active_timeout_s: float | None = None,
+        *,
+        close_on_fin: bool = False,
+    ) -> None:
         if idle_timeout_s <= 0:
             raise ValueError(f"idle_timeout_s must be positive, got {idle_timeout_s}")
         if active_timeout_s is not None and active_timeout_s <= 0:
@@ -151,7 +163,10 @@ class FlowAssembler:
         self.active_ns = None if active_timeout_s is None else int(active_timeout_s * 1e9)
         self._flows: dict[tuple[bytes, bytes, int, int, int], Flow] = {}
         self._next_sweep: int | None = None
+        self.close_on_fin = close_on_fin
+        self._closed: dict[tuple[bytes, bytes, int, int, int], int] = {}  # key -> closed at
         self.packets = 0
+        self.late = 0  # pure ACKs after a close on FIN/RST, dropped
 
     def __len__(self) -> int:
         """Flows currently open."""
@@ -178,8 +193,11 @@ class FlowAssembler:
             elif ts >= next_sweep:
                 done.extend(self._sweep(ts))
                 next_sweep = ts + idle
-            flow = flows.get((src, dst, sport, dport, proto))
+            key = (src, dst, sport, dport, proto)
+            flow = flows.get(key)
             tcp = proto == PROTO_TCP
+            if flow is None and self._closed and self._late(key, ts, flags, payload):
+                continue
             if flow is not None and (
                 ts - flow.last_ns > idle
                 or (active is not None and ts - flow.start_ns >= active)
@@ -200,6 +218,10 @@ class FlowAssembler:
             _update(side, ts, size, flags, seq, payload, tcp)
             if tcp and flags & TCP_RST:
                 flow.reset = True
+            if self.close_on_fin and tcp and (flow.reset or (flow.fwd.fin and flow.rev.fin)):
+                self._remove(flow)
+                self._closed[(flow.src, flow.dst, flow.sport, flow.dport, proto)] = ts
+                done.append(flow)
         self._next_sweep = next_sweep
         self.packets += count
         return done
@@ -208,8 +230,29 @@ class FlowAssembler:
         """Finish every open flow (end of capture), oldest first."""
         done = sorted({id(f): f for f in self._flows.values()}.values(), key=lambda f: f.start_ns)
         self._flows.clear()
+        self._closed.clear()
         self._next_sweep = None
         return done
+
+    def expire(self, now_ns: int) -> list[Flow]:
+        """Finish the flows idle since before ``now_ns - idle_timeout`` (a live capture
+        calls this on a clock, since no packet may come to trigger the sweep)."""
+        return self._sweep(now_ns)
+
+    def _late(
+        self, key: tuple[bytes, bytes, int, int, int], ts: int, flags: int, payload: bytes
+    ) -> bool:
+        """Whether a packet is the trailing pure ACK of a flow closed on FIN/RST."""
+        src, dst, sport, dport, proto = key
+        closed = self._closed.get(key)
+        if closed is None:
+            closed = self._closed.get((dst, src, dport, sport, proto))
+        if closed is None or ts - closed > self.idle_ns:
+            return False
+        if flags & (TCP_SYN | TCP_FIN | TCP_RST) or payload:
+            return False
+        self.late += 1
+        return True
 
     @staticmethod
     def _reopens(flow: Flow, src: bytes, sport: int, flags: int, seq: int) -> bool:
@@ -233,4 +276,6 @@ class FlowAssembler:
         ]  # fmt: skip
         for flow in stale:
             self._remove(flow)
+        if self._closed:
+            self._closed = {k: t for k, t in self._closed.items() if now - t <= self.idle_ns}
         return sorted(stale, key=lambda f: f.start_ns)

@@ -65,7 +65,7 @@ PACKET_STATISTICS = 6  # getsockopt(SOL_PACKET, ...): struct tpacket_stats {pack
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 
 
-class _RawListenSocket(L2ListenSocket):
+class RawListenSocket(L2ListenSocket):
     """scapy's listening packet socket with a deep buffer, handing frames over as ``Raw``.
 
     Dissecting every frame as Ether/IP/TCP costs far more than the capture needs.
@@ -158,7 +158,7 @@ class LiveCapture:
         self._lock = threading.Lock()
         self._times: list[int] = []
         self._frames: list[bytes] = []
-        self._sock: _RawListenSocket | None = None
+        self._sock: RawListenSocket | None = None
         self._sniffer: AsyncSniffer | None = None
 
     def __len__(self) -> int:
@@ -180,7 +180,7 @@ class LiveCapture:
             raise RunError(f"the capture on {self.iface} is already running")
         check_interface(self.iface)
         try:
-            sock = _RawListenSocket(iface=self.iface, filter=self.bpf, promisc=True)
+            sock = RawListenSocket(iface=self.iface, filter=self.bpf, promisc=True)
         except PermissionError:
             raise RunError(f"capturing on {self.iface} needs root or CAP_NET_RAW") from None
         except Scapy_Exception as exc:

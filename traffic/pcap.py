@@ -157,7 +157,7 @@ def _read_pcap(path: Path, reader: RawPcapReader, stats: ReadStats) -> Iterator[
                 payload = frame[start:stop] if stop > start else b""
                 yield (ts, src, dst, sport, dport, proto, wirelen, flags, seq, payload)
                 continue
-        pkt = _decode(frame, link, ts, wirelen)
+        pkt = decode_packet(frame, link, ts, wirelen)
         if pkt is None:
             stats.skipped += 1
         else:
@@ -170,7 +170,7 @@ def _read_pcapng(path: Path, reader: RawPcapNgReader, stats: ReadStats) -> Itera
             stats.records += 1
             ticks = (meta.tshigh << 32) | meta.tslow
             ts = ticks * 1_000_000_000 // meta.tsresol
-            pkt = _decode(frame, meta.linktype, ts, meta.wirelen or len(frame))
+            pkt = decode_packet(frame, meta.linktype, ts, meta.wirelen or len(frame))
             if pkt is None:
                 stats.skipped += 1
             else:
@@ -179,7 +179,7 @@ def _read_pcapng(path: Path, reader: RawPcapNgReader, stats: ReadStats) -> Itera
         raise DataError(f"{path}: corrupt pcapng capture ({exc})") from None
 
 
-def _decode(frame: bytes, link: int, ts: int, wirelen: int) -> Packet | None:
+def decode_packet(frame: bytes, link: int, ts: int, wirelen: int) -> Packet | None:
     """Generic decoder: link layer, IPv4/IPv6, then TCP/UDP ports; ``None`` if not IP."""
     try:
         if link == DLT_EN10MB:
@@ -331,7 +331,7 @@ def _decode_slow(
     extra_at = len(data)
     for i in rows.tolist():
         lo = int(frame[i])
-        pkt = _decode(data[lo : lo + int(caplen[i])], link, int(ts[i]), int(wirelen[i]))
+        pkt = decode_packet(data[lo : lo + int(caplen[i])], link, int(ts[i]), int(wirelen[i]))
         if pkt is None:
             stats.skipped += 1
             continue

@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from iomt.errors import DataError
 from iomt.traffic.batch import assemble
 from iomt.traffic.dataset import FEATURE_COLUMNS, FlowTable
 from iomt.traffic.features import FlowRecords, feature_matrix
+from iomt.traffic.flow import Flow
 from iomt.traffic.pcap import read_columns
 from iomt.traffic.truth import FlowKey, TruthEntry, read_truth, sidecar_path
 
@@ -51,6 +53,14 @@ class Extracted:
 @lru_cache(maxsize=4096)
 def _text(address: bytes) -> str:
     return str(ipaddress.ip_address(address))
+
+
+def flow_text(flow: Flow) -> dict[str, Any]:
+    """A flow's identity as JSON-ready fields (the keys of a ``TruthEntry``)."""
+    return {
+        "src": _text(flow.src), "dst": _text(flow.dst), "sport": flow.sport,
+        "dport": flow.dport, "proto": flow.proto, "start_ns": flow.start_ns,
+    }  # fmt: skip
 
 
 def extract(

@@ -116,6 +116,8 @@ def test_every_field_a_dashboard_reads_arrives_in_the_database(victoria: Victori
                                key_pool_bits=2048, rekeys=2, round=1, time_ns=t0),
         "broker": m.broker({f: 1 for f in m.MEASUREMENTS["broker"]}, time_ns=t0),
         "resources": m.resources("server", cpu_percent=5.0, rss_bytes=10, threads=3, time_ns=t0),
+        "detection": m.detection("hmu-01", flows=9, alerts=2, unscored=0, latency_ms_p50=0.3,
+                                 latency_ms_max=1.2, model_version=4, time_ns=t0),
     }  # fmt: skip
     points = list(full.values()) + [
         m.security_event(kind, hmu="hmu-02", round=1, time_ns=t0 + i * 1_000_000)

@@ -94,3 +94,11 @@ def test_a_truncated_pcap_is_a_one_line_error(tmp_path: Path):
     result = run("traffic", "features", str(bad), "--out", str(tmp_path / "x.csv"))
     assert result.exit_code == 1
     assert str(bad) in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_local_run_refuses_live_detection_in_one_line(tmp_path: Path):
+    scenario = tmp_path / "detect.yaml"
+    scenario.write_text("name: detect\ntraffic: {detect: {enabled: true, iface: eth0}}\n")
+    result = run("run", str(scenario), "--out", str(tmp_path / "runs"))
+    assert result.exit_code != 0 and "iomt hmu --id" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "runs").exists()

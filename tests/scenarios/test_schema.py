@@ -166,3 +166,14 @@ def test_a_malicious_fog_names_a_fog_of_the_topology(tmp_path):
         load_scenario(write(tmp_path, "name: x\n" + attack))
     ok = load_scenario(write(tmp_path, "name: x\ntopology: {fog_nodes: 3}\n" + attack))
     assert ok.attacks.malicious_fog is not None and ok.attacks.malicious_fog.action == "flip"
+
+
+def test_live_detection_needs_an_interface_and_the_packet_features(tmp_path):
+    detect = "traffic: {detect: {enabled: true}}\n"
+    with pytest.raises(ScenarioError, match="set traffic.detect.iface"):
+        load_scenario(write(tmp_path, "name: x\n" + detect))
+    keep = "data: {keep_identifiers: true}\ntraffic: {detect: {enabled: true, iface: eth0}}\n"
+    with pytest.raises(ScenarioError, match="drop data.keep_identifiers"):
+        load_scenario(write(tmp_path, "name: x\n" + keep))
+    on_iface = "traffic: {iface: eth1, detect: {enabled: true}}\n"
+    assert load_scenario(write(tmp_path, "name: x\n" + on_iface)).traffic.detect.enabled

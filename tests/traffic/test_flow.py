@@ -158,3 +158,39 @@ def test_bad_timeouts_are_refused():
         FlowAssembler(idle_timeout_s=0)
     with pytest.raises(ValueError):
         FlowAssembler(active_timeout_s=-1)
+
+
+# -- closing on FIN/RST (live detection) ------------------------------------------------
+
+
+def test_close_on_fin_ends_a_flow_at_its_second_fin_and_drops_the_last_ack():
+    packets = handshake(0, A, B, 40000, 1111)
+    last_ack = tcp(10, B, A, 1111, 40000, TCP_ACK, 5002)
+    asm = FlowAssembler(close_on_fin=True)
+    assert asm.feed_many(packets[:-1]) == []  # one FIN: still open
+    (flow,) = asm.feed(packets[-1])
+    assert flow.packets == 6 and len(asm) == 0
+    assert asm.feed(last_ack) == [] and asm.late == 1 and len(asm) == 0  # no phantom flow
+    offline = FlowAssembler()
+    offline.feed_many(packets)
+    (same,) = offline.flush()
+    assert np.array_equal(feature_matrix([flow]), feature_matrix([same]))
+    # the same 5-tuple opens again with a SYN; a RST closes at once
+    again = asm.feed_many([tcp(20, A, B, 40000, 1111, TCP_SYN, 9000, 66)])
+    assert again == [] and len(asm) == 1
+    (reset,) = asm.feed(tcp(21, B, A, 1111, 40000, TCP_RST | TCP_ACK, 1))
+    assert reset.reset and reset.packets == 2
+    # the default keeps a closed flow until it idles out, as Argus does
+    assert FlowAssembler().feed_many(packets) == []
+
+
+def test_expire_ends_idle_flows_on_a_clock_and_forgets_old_closes():
+    asm = FlowAssembler(idle_timeout_s=1.0, close_on_fin=True)
+    asm.feed_many(handshake(0, A, B, 40000, 1111))  # closed at 9 ms
+    asm.feed_many([tcp(5, A, C, 40001, 1111, TCP_SYN, 1, 66)])  # never closes
+    assert asm.expire(500 * MS) == []
+    (idle,) = asm.expire(1_006 * MS)
+    assert idle.dst == C and len(asm) == 0
+    asm.expire(2_000 * MS)  # the close is older than the idle timeout: an ACK is a flow
+    assert asm.feed(tcp(2_001, B, A, 1111, 40000, TCP_ACK, 5002)) == [] and len(asm) == 1
+    assert asm.late == 0

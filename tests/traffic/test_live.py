@@ -13,11 +13,9 @@ import os
 import select
 import shutil
 import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +29,7 @@ from iomt.traffic.live import Captured, LiveCapture, capture_command, label_capt
 from iomt.traffic.replay import ReplayReport, read_frames, replay_pcap, send_offsets
 from iomt.traffic.source import PcapSource, extract
 from iomt.traffic.truth import read_truth
+from iomt.traffic.veth_pair import NetnsPair, NetnsUnavailable, python_in, veth_pair
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMING = (
@@ -165,59 +164,18 @@ print(json.dumps(asdict(report)))
 """
 
 
-@dataclass
-class NetnsPair:
-    a: str
-    b: str
-    iface_a: str = "iomt-va"
-    iface_b: str = "iomt-vb"
-
-
-def _ip(*args: str) -> None:
-    done = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise RuntimeError(f"ip {' '.join(args)}: {done.stderr.strip()}")
-
-
 @pytest.fixture(scope="module")
 def netns() -> Iterator[NetnsPair]:
     """Two fresh network namespaces joined by a veth pair; deleted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("live capture needs root: it creates network namespaces and raw sockets")
-    if shutil.which("ip") is None:
-        pytest.skip("live capture needs iproute2's `ip netns` (apt-get install iproute2)")
-    tag = uuid.uuid4().hex[:8]
-    pair = NetnsPair(f"iomt-a-{tag}", f"iomt-b-{tag}")
-    created = []
     try:
-        for name in (pair.a, pair.b):
-            try:
-                _ip("netns", "add", name)
-            except RuntimeError as exc:
-                pytest.skip(f"cannot create network namespaces here: {exc}")
-            created.append(name)
-        _ip("-n", pair.a, "link", "add", pair.iface_a, "type", "veth",
-            "peer", "name", pair.iface_b, "netns", pair.b)  # fmt: skip
-        for ns, iface, addr in ((pair.a, pair.iface_a, "169.254.77.1/30"),
-                                (pair.b, pair.iface_b, "169.254.77.2/30")):  # fmt: skip
-            _ip("-n", ns, "addr", "add", addr, "dev", iface)
-            _ip("-n", ns, "link", "set", iface, "up")
-            if shutil.which("ethtool"):  # veth does no GRO by default; make sure
-                subprocess.run(["ip", "netns", "exec", ns, "ethtool", "-K", iface, "gro", "off"],
-                               capture_output=True, check=False)  # fmt: skip
-        yield pair
-    finally:
-        for name in created:
-            subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)
+        with veth_pair() as pair:
+            yield pair
+    except NetnsUnavailable as exc:
+        pytest.skip(f"live capture cannot run here: {exc}")
 
 
 def _in_netns(ns: str, script: str, *args: object, **popen) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT),
-               os.environ.get("PYTHONPATH")])))  # fmt: skip
-    return subprocess.Popen(
-        ["ip", "netns", "exec", ns, sys.executable, "-c", script, *map(str, args)],
-        cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen,
-    )  # fmt: skip
+    return python_in(ns, script, args, ROOT, **popen)
 
 
 def _ready(proc: subprocess.Popen, timeout: float) -> bool:
