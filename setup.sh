@@ -33,9 +33,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 py=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  echo "setup: creating .venv"
-  "$py" -m venv .venv
+if [ ! -x .venv/bin/python ] || [ ! -x .venv/bin/pip ]; then
+  echo "setup: creating .venv"  # again if an interrupted creation left it without pip
+  "$py" -m venv --clear .venv
 fi
 stamp=.venv/.iomt-installed
 sig=$(cat pyproject.toml setup.sh | sha256sum | cut -d' ' -f1)
