@@ -90,10 +90,24 @@ def run_jobs(todo: Sequence[Job], progress: Any) -> dict[str, list[dict[str, Any
             progress.skipped(job.label)
         else:
             progress.started(job.label)
-            results = asyncio.run(launch(job.scenario, job.folder)).results
+            results = asyncio.run(_launch_minding_ctrl_c(launch, job)).results
             progress.finished()
         runs.setdefault(job.scenario.name, []).append(results)
     return runs
+
+
+async def _launch_minding_ctrl_c(launch: Any, job: Job) -> Any:
+    """``launch`` the job's run; a Ctrl-C that came while it wound down still stops the sweep.
+
+    On Ctrl-C ``asyncio.run`` cancels this task; a run closing its agents can absorb that
+    cancellation and return normally. The request is still counted on the task, so it is
+    raised again here and the sweep stops after this (finished) run.
+    """
+    output = await launch(job.scenario, job.folder)
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+    return output
 
 
 def incomplete(runs: dict[str, list[dict[str, Any]]]) -> list[str]:

@@ -254,7 +254,7 @@ def test_a_signal_flushes_every_point(
         assert proc.stdout.readline().strip() == b"ready", proc.stderr.read()  # type: ignore[union-attr]
         assert (tmp_path / METRICS_FILE).stat().st_size == 0  # nothing written before the signal
         proc.send_signal(signum)
-        proc.wait(timeout=20)
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -1,8 +1,14 @@
 """Resumable comparisons: which run directories count as finished, and the sweep's ETA."""
 
+import asyncio
 import io
 import json
+import os
+import signal
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 from iomt.scenarios.compare_runs import INTERRUPTED, finished_run, incomplete, jobs, run_jobs
 from iomt.scenarios.progress import SweepProgress
@@ -88,6 +94,25 @@ def test_run_jobs_reads_finished_runs_without_launching(tmp_path):
     runs = run_jobs(todo, recorder)
     assert recorder.events == [("skipped", "grid-1 seed 1"), ("skipped", "grid-2 seed 1")]
     assert incomplete(runs) == ["grid-2 seed 1"]
+
+
+def test_a_ctrl_c_absorbed_by_a_run_winding_down_still_stops_the_sweep(tmp_path, monkeypatch):
+    launched = []
+
+    async def launch(scenario, folder):  # finishes, then absorbs the Ctrl-C's cancellation
+        launched.append(scenario.name)
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            pass
+        return SimpleNamespace(results={"completed": True, "seed": scenario.seed})
+
+    monkeypatch.setattr("iomt.scenarios.launcher.launch", launch)
+    todo = list(jobs(points(tmp_path), 1, tmp_path / "out"))
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs(todo, Recorder())
+    assert launched == ["grid-1"]
 
 
 def test_the_eta_counts_only_runs_done_now(monkeypatch):
