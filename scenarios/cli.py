@@ -87,6 +87,13 @@ def run(
     set_: SetOpt = None,
     processes: Annotated[bool, typer.Option("--processes", help="one OS process per HMU")] = False,
     resume: ResumeOpt = None,
+    executor: Annotated[
+        str,
+        typer.Option("--executor", help="where HMUs run: in-process, processes or ray"),
+    ] = "in-process",
+    address: Annotated[
+        str | None, typer.Option("--address", help="--executor ray: the cluster (default auto)")
+    ] = None,
 ) -> None:
     """Run a scenario end to end: broker, server and HMUs; write a run directory."""
     from iomt.errors import UsageError
@@ -98,6 +105,12 @@ def run(
         raise UsageError("give a scenario file, or --resume RUN_DIR (its scenario.yaml is used)")
     if resume is not None and set_:
         raise UsageError("--set cannot change a run being resumed")
+    if executor not in ("in-process", "processes", "ray"):
+        raise UsageError(f"--executor {executor}: choose in-process, processes or ray")
+    if address is not None and executor != "ray":
+        raise UsageError("--address is the Ray cluster of --executor ray")
+    processes = processes or executor == "processes"
+    ray_address = (address or "auto") if executor == "ray" else None
     scenario = load_scenario(file or resume / "scenario.yaml", set_ or [])  # type: ignore[operator]
     with RunProgress(scenario.name, scenario.federation.rounds) as progress:
         output = asyncio.run(
@@ -108,6 +121,7 @@ def run(
                 on_round=progress.round_done,
                 on_start=progress.start,
                 resume=resume,
+                ray_address=ray_address,
             )
         )
     final_table(output.results, output.run_dir)

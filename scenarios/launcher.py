@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from iomt.scenarios.data_plan import prepare_data
 from iomt.scenarios.fog_nodes import cloud_tiers, start_fogs
 from iomt.scenarios.in_process import run_in_process
 from iomt.scenarios.processes import run_processes
+from iomt.scenarios.ray_hosts import ray_cluster, run_on_ray
 from iomt.scenarios.results import RESULTS_FILE, build_results, write_results
 from iomt.scenarios.schema import Scenario, scenario_yaml
 from iomt.scenarios.setups import (
@@ -50,6 +52,9 @@ from iomt.scenarios.setups import (
 from iomt.server_agent.checkpoint import Checkpoint, read_checkpoint
 from iomt.server_agent.setup import ServerOutcome
 from iomt.wire.topics import CHANNEL_ID
+
+Runner = Callable[[RunParts], Awaitable[tuple[ServerOutcome, dict[str, Any]]]]
+"""How the HMUs of a run are placed: in this process, one process each, or on Ray."""
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +120,11 @@ async def launch(
     on_start: Callable[[str, str], None] | None = None,
     executor: Executor | None = None,
     resume: Path | None = None,
+    ray_address: str | None = None,
 ) -> RunOutput:
     """Run ``scenario`` end to end and write its run directory; with ``resume`` (a run
-    directory holding this scenario), continue that run from its last checkpoint."""
-    started = time.monotonic()
+    directory holding this scenario), continue that run from its last checkpoint; with
+    ``ray_address`` (``auto`` or HOST:PORT) the HMUs run on that Ray cluster."""
     if scenario.traffic.source == "live":
         raise UsageError(
             "traffic.source live is for `iomt hmu` capturing on its own interface in a "
@@ -129,12 +135,38 @@ async def launch(
             "traffic.detect watches one interface from a field HMU (`iomt hmu --id`);"
             " for a local run set traffic.detect.enabled: false"
         )
+    if ray_address is not None and (processes or scenario.topology.fog_nodes or resume):
+        raise UsageError("--executor ray places the HMUs of a fresh run of a flat topology;"
+                         " drop --processes, --resume and topology.fog_nodes")  # fmt: skip
     if scenario.topology.fog_nodes and (processes or resume is not None):
         raise UsageError(
             "topology.fog_nodes: fog runs are in-process and start afresh (yet);"
             " drop --processes and --resume, or set topology.fog_nodes: 0"
         )
     checkpoint = resumable(resume, scenario) if resume is not None else None
+    run = functools.partial(_launch, scenario, out_root, on_round=on_round, on_start=on_start,
+                            executor=executor, checkpoint=checkpoint, resume=resume)  # fmt: skip
+    if ray_address is None:
+        if processes:
+            return await run(run_processes, "processes")
+        return await run(run_in_process, "in-process")
+    with ray_cluster(ray_address) as ray:  # joined before any run directory is made
+        return await run(functools.partial(run_on_ray, ray=ray), "ray")
+
+
+async def _launch(
+    scenario: Scenario,
+    out_root: Path,
+    runner: Runner,
+    mode: str,
+    *,
+    on_round: RoundCallback | None,
+    on_start: Callable[[str, str], None] | None,
+    executor: Executor | None,
+    checkpoint: Checkpoint | None,
+    resume: Path | None,
+) -> RunOutput:
+    started = time.monotonic()
     run_id = checkpoint.run_id if checkpoint else make_run_id(scenario.name)
     data = await asyncio.to_thread(prepare_data, scenario)
     run_dir = resume if resume is not None else prepare_run_dir(scenario, out_root, run_id)
@@ -152,7 +184,7 @@ async def launch(
             ):
                 run = RunParts(scenario, data, run_id, run_dir, handle, sink, on_round, executor)
                 run.resume, run.fogs = checkpoint, fogs
-                outcome, hmu_report, channel_outcome = await _run_agents(run, processes, on_start)
+                outcome, hmu_report, channel_outcome = await _run_agents(run, runner, on_start)
         finally:
             if sampler is not None:
                 sampler.cancel()
@@ -163,7 +195,7 @@ async def launch(
             handle,
             data,
             outcome,
-            mode="processes" if processes else "in-process",
+            mode=mode,
             wall_time_s=time.monotonic() - started,
             hmus=hmu_report,
             channel=channel_outcome,
@@ -200,7 +232,7 @@ def _report(run_dir: Path) -> None:
 
 
 async def _run_agents(
-    run: RunParts, processes: bool, on_start: Callable[[str, str], None] | None
+    run: RunParts, runner: Runner, on_start: Callable[[str, str], None] | None
 ) -> tuple[ServerOutcome, dict[str, Any], ChannelOutcome | None]:
     scenario, handle = run.scenario, run.handle
     log.info("broker: %s at %s", handle.kind, handle.url)
@@ -218,7 +250,6 @@ async def _run_agents(
     try:
         async with start_eves(scenario.mitm, handle.host, handle.port, eve_rng) as eves:
             run.eves = eves
-            runner = run_processes if processes else run_in_process
             outcome, hmu_report = await runner(run)
             outcome.mitm = {
                 h: {**p.policy.report(), "proxy": dataclasses.asdict(p.stats)}  # type: ignore[attr-defined]

@@ -90,6 +90,17 @@ def fog_rounds(fogs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for report in fogs.values() for r in report.get("rounds", [])]
 
 
+def run_verdict(outcome: ServerOutcome, hmus: dict[str, Any]) -> dict[str, Any]:
+    """Completed only if the server finished its rounds and no HMU agent failed on the way
+    (crashed, killed with its host, or never returned): a lost agent is a lost part."""
+    failed = sorted(h for h, report in hmus.items() if report.get("state") == "failed")
+    if not failed:
+        return {"completed": outcome.completed, "reason": outcome.reason}
+    named = ", ".join(failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
+    why = f"{len(failed)} HMU agent(s) failed ({named}; see hmus in results.json)"
+    return {"completed": False, "reason": f"{outcome.reason}, but {why}"}
+
+
 def build_results(
     scenario: Scenario,
     run_id: str,
@@ -118,8 +129,7 @@ def build_results(
             "keep_identifiers": scenario.data.keep_identifiers,
             "test_rows": len(data.y_test),
         },
-        "completed": outcome.completed,
-        "reason": outcome.reason,
+        **run_verdict(outcome, hmus or {}),
         "rounds": outcome.rounds,
         "final": outcome.final,
         "rejected": outcome.rejected,
