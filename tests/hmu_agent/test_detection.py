@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -36,6 +35,7 @@ from iomt.traffic.source import PcapSource, extract
 from iomt.traffic.synthesis import SynthesisConfig
 from iomt.traffic.truth import read_truth
 from iomt.traffic.veth_pair import NetnsPair, NetnsUnavailable, python_in, veth_pair
+from tests.netns_replay import replay_while_watching
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -176,22 +176,10 @@ def test_live_detections_agree_with_the_offline_evaluation(netns: NetnsPair, tra
         pytest.skip("tcpreplay is not installed (apt-get install tcpreplay)")
     assert netns.b is not None
     detector = python_in(netns.b, DETECT, [netns.iface_b, trained.model, 300], ROOT)
-    replay = None
-    try:
-        assert detector.stdout is not None
-        assert detector.stdout.readline().strip() == "ready", detector.stderr.read()  # type: ignore[union-attr]
-        time.sleep(0.2)
-        replay = python_in(netns.a, REPLAY, [trained.pcap, netns.iface_a], ROOT)
-        _, err = replay.communicate(timeout=60)
-        assert replay.returncode == 0, err
-        out, err = detector.communicate(timeout=60)
-        assert detector.returncode == 0, err
-    finally:
-        for proc in (detector, replay):
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    got = json.loads(out.strip().splitlines()[-1])
+    _, last = replay_while_watching(
+        detector, lambda: python_in(netns.a, REPLAY, [trained.pcap, netns.iface_a], ROOT)
+    )
+    got = json.loads(last)
     report, flows = got["report"], got["flows"]
     assert report["scored"] == len(flows) == 300 and report["unscored"] == 0
     assert report["watch"]["closed"] == 300 and report["watch"]["dropped"] == 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import shutil
 import subprocess
 import time
@@ -30,6 +29,7 @@ from iomt.traffic.replay import ReplayReport, read_frames, replay_pcap, send_off
 from iomt.traffic.source import PcapSource, extract
 from iomt.traffic.truth import read_truth
 from iomt.traffic.veth_pair import NetnsPair, NetnsUnavailable, python_in, veth_pair
+from tests.netns_replay import ready, replay_while_watching
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMING = (
@@ -178,32 +178,26 @@ def _in_netns(ns: str, script: str, *args: object, **popen) -> subprocess.Popen:
     return python_in(ns, script, args, ROOT, **popen)
 
 
-def _ready(proc: subprocess.Popen, timeout: float) -> bool:
-    readable, _, _ = select.select([proc.stdout], [], [], timeout)
-    return bool(readable) and proc.stdout.readline().strip() == "ready"
-
-
 def _replay_live(
     pair: NetnsPair, flows: BuildReport, out: Path, speed: float, max_gap_s: float | None,
     backend: str,
 ) -> tuple[ReplayReport, dict]:  # fmt: skip
     """Sniff in B, replay in A; the live pcap and its sidecar are written to ``out``."""
     capture = _in_netns(pair.b, CAPTURE, pair.iface_b, flows.packets, 15, out, flows.truth)
-    replay = None
-    try:
-        assert _ready(capture, 15), capture.stderr.read() if capture.poll() is not None else ""
-        replay = _in_netns(pair.a, REPLAY, flows.pcap, pair.iface_a, speed,
-                           "" if max_gap_s is None else max_gap_s, backend)  # fmt: skip
-        sent, err = replay.communicate(timeout=30)
-        assert replay.returncode == 0, err
-        got, err = capture.communicate(timeout=30)
-        assert capture.returncode == 0, err
-    finally:
-        for proc in (capture, replay):
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    return ReplayReport(**json.loads(sent)), json.loads(got.strip().splitlines()[-1])
+    sent, last = replay_while_watching(
+        capture,
+        lambda: _in_netns(
+            pair.a,
+            REPLAY,
+            flows.pcap,
+            pair.iface_a,
+            speed,
+            "" if max_gap_s is None else max_gap_s,
+            backend,
+        ),  # fmt: skip
+        timeout=30,
+    )
+    return ReplayReport(**json.loads(sent)), json.loads(last)
 
 
 def _timing_match(live: np.ndarray, offline: np.ndarray) -> np.ndarray:
@@ -323,7 +317,7 @@ def test_a_live_hmu_trains_on_what_it_captured(
                     tmp_path / "cache")  # fmt: skip
     replay = None
     try:
-        assert _ready(hmu, 60), hmu.stderr.read() if hmu.poll() is not None else ""
+        assert ready(hmu, 60), hmu.stderr.read() if hmu.poll() is not None else ""
         time.sleep(1.0)  # the capture opens right after "ready"
         replay = _in_netns(netns.a, REPLAY, flows50.pcap, netns.iface_a, 1.0, "", "auto")
         _, err = replay.communicate(timeout=30)
