@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from iomt.traffic.veth_pair import NetnsPair, NetnsUnavailable, veth_pair
 
 pytest_plugins = ["tests.broker_fixtures", "tests.real_data", "pytester"]
 
@@ -22,3 +25,14 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="module")
+def netns() -> Iterator[NetnsPair]:
+    """Two fresh network namespaces joined by a veth pair (live-traffic tests); deleted
+    afterwards.  Skipped, with the reason, where namespaces cannot be made (not root)."""
+    try:
+        with veth_pair() as pair:
+            yield pair
+    except NetnsUnavailable as exc:
+        pytest.skip(f"network namespaces cannot be made here: {exc}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -34,7 +33,7 @@ from iomt.traffic.replay import read_frames
 from iomt.traffic.source import PcapSource, extract
 from iomt.traffic.synthesis import SynthesisConfig
 from iomt.traffic.truth import read_truth
-from iomt.traffic.veth_pair import NetnsPair, NetnsUnavailable, python_in, veth_pair
+from iomt.traffic.veth_pair import NetnsPair, python_in
 from tests.netns_replay import replay_while_watching
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,15 +151,6 @@ import sys
 from iomt.traffic.replay import replay_pcap
 print(replay_pcap(sys.argv[1], sys.argv[2], speed=1.0, backend="tcpreplay").packets)
 """
-
-
-@pytest.fixture(scope="module")
-def netns() -> Iterator[NetnsPair]:
-    try:
-        with veth_pair() as pair:
-            yield pair
-    except NetnsUnavailable as exc:
-        pytest.skip(f"live detection cannot run here: {exc}")
 
 
 def test_live_detections_agree_with_the_offline_evaluation(netns: NetnsPair, trained: Trained):

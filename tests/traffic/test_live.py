@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from iomt.traffic.live import Captured, LiveCapture, capture_command, label_capt
 from iomt.traffic.replay import ReplayReport, read_frames, replay_pcap, send_offsets
 from iomt.traffic.source import PcapSource, extract
 from iomt.traffic.truth import read_truth
-from iomt.traffic.veth_pair import NetnsPair, NetnsUnavailable, python_in, veth_pair
+from iomt.traffic.veth_pair import NetnsPair, python_in
 from tests.netns_replay import ready, replay_while_watching
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,16 +161,6 @@ report = replay_pcap(pcap, iface, speed=float(speed), max_gap_s=float(gap) if ga
                      backend=backend)
 print(json.dumps(asdict(report)))
 """
-
-
-@pytest.fixture(scope="module")
-def netns() -> Iterator[NetnsPair]:
-    """Two fresh network namespaces joined by a veth pair; deleted afterwards."""
-    try:
-        with veth_pair() as pair:
-            yield pair
-    except NetnsUnavailable as exc:
-        pytest.skip(f"live capture cannot run here: {exc}")
 
 
 def _in_netns(ns: str, script: str, *args: object, **popen) -> subprocess.Popen:
