@@ -63,6 +63,9 @@ def hmu_process(
 ) -> None:
     """An HMU process: its output to its own log, one torch thread, its outcome to a file;
     under ``links.shaping: tc`` in its own network namespace, its link shaped."""
+    if isinstance(setup.on_upload, KernelLink):  # before any socket is opened
+        setup.on_upload.enter()
+        setup.on_upload.shape(1, 1)
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
@@ -72,9 +75,6 @@ def hmu_process(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
-    if isinstance(setup.on_upload, KernelLink):  # before any socket is opened
-        setup.on_upload.enter()
-        setup.on_upload.shape(1, 1)
     from iomt.scenarios.hmu_service import serve_hmu
 
     def online() -> None:
