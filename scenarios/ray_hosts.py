@@ -1,4 +1,4 @@
-"""HMU agents placed on a Ray cluster: one host actor per node runs a group of HMUs.
+"""HMU agents placed on a Ray cluster: one host task per node runs a group of HMUs.
 
 ``iomt run --executor ray [--address ADDR]``: the launcher starts the broker and the
 server as for any run, joins the Ray cluster at ``ADDR`` (default ``auto``: the cluster
@@ -10,10 +10,11 @@ HMU to the broker's URL, torch imported once per core, only selected HMUs traini
 So 100 HMUs on two nodes are two Ray workers, not 100 processes.
 
 Each HMU's setup (its share of the data, its broker password and enrolment secret)
-travels to its host in the actor call, through Ray's object store: the cluster is
+travels to its host in the task's arguments, through Ray's object store: the cluster is
 trusted with what the HMUs hold.  A host's outcomes come back as the call's result,
-one report per HMU with the node it ran on; a host that dies or does not finish within
-``EXIT_WAIT_S`` after the server reports each of its HMUs as failed, never as done.
+one report per HMU with the node it ran on.  A host that dies, raises, or has not
+returned ``EXIT_WAIT_S`` after the server finished has each of its HMUs reported as
+failed, never as done (and the run as not completed).
 
 Every node needs the same install (``./setup.sh`` with ``pip install -e .[ray]``) and
 ``ray start`` run from that environment.  The broker must be reachable by every node:
