@@ -10,7 +10,6 @@ while it trains.  After training the update runs through the scenario's pipeline
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -98,20 +97,18 @@ class HmuAgent:
             await bus.publish(status_topic, self._status("online"), retain=True)
             if s.on_online is not None:
                 s.on_online()
-            pump = None
+            pump, stop_pump = None, asyncio.Event()
             if s.publisher is not None:
-                pump = asyncio.create_task(s.publisher.pump(bus.publish))
+                pump = asyncio.create_task(s.publisher.pump(bus.publish, stop_pump))
             reason = await self._loop(bus)
             self._refusals.flush()
             for task in list(self._tasks):
                 task.cancel()
             if s.metrics is not None:
                 await s.metrics.aflush()
+            stop_pump.set()
             if pump is not None:
-                pump.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pump
-                await s.publisher.drain(bus.publish)  # type: ignore[union-attr]
+                await pump  # publishes what the flush handed over
             await bus.publish(status_topic, self._status("offline"), retain=True)
         return HmuOutcome(
             s.hmu_id,

@@ -10,6 +10,7 @@ agent's job (it owns the connection): give ``pump``/``drain`` its publish corout
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections import deque
@@ -130,12 +131,12 @@ class MqttMetricsPublisher:
             self.published_payloads += 1
         return sent
 
-    async def pump(self, publish: Publish, interval_s: float = 1.0) -> None:
-        """Publish what the sink wrote every ``interval_s`` until cancelled (then once more)."""
-        try:
-            while True:
-                await asyncio.sleep(interval_s)
-                await self.drain(publish)
-        except asyncio.CancelledError:
+    async def pump(self, publish: Publish, stop: asyncio.Event, interval_s: float = 1.0) -> None:
+        """Publish what the sink wrote every ``interval_s`` until ``stop`` is set, then
+        once more.  An event, not cancellation, ends it: a cancellation can be lost in
+        an acknowledged publish (``iomt.stopping``)."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval_s)
             await self.drain(publish)
-            raise
+        await self.drain(publish)  # what was written while the last drain ran

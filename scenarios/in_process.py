@@ -20,6 +20,7 @@ from iomt.orphans import reap_with_me
 from iomt.scenarios.setups import RunParts, churn_away_s
 from iomt.server_agent.fog_agent import FogAgent, FogOutcome
 from iomt.server_agent.setup import ServerOutcome
+from iomt.stopping import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -94,17 +95,23 @@ def _start_workers(pool: Executor) -> None:
 async def _fog_reports(tasks: list[asyncio.Task[FogOutcome]]) -> dict[str, Any]:
     """Each fog aggregator's report; they leave on the cloud's run-complete."""
     _, pending = await asyncio.wait(tasks, timeout=5.0)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await cancel_and_wait(pending)
     reports: dict[str, Any] = {}
     for task in tasks:
-        if task.cancelled() or task.exception() is not None:
-            reports[task.get_name()] = {"state": "failed", "error": repr(task.exception())
-                                        if not task.cancelled() else "did not leave"}  # fmt: skip
-        else:
-            reports[task.get_name()] = task.result().as_report()
+        failure = _failure(task, "did not leave")
+        reports[task.get_name()] = failure or task.result().as_report()
     return reports
+
+
+def _failure(task: asyncio.Task[Any], cancelled: str) -> dict[str, str] | None:
+    """The report of an agent task that did not end well; None when it did."""
+    if not task.done():
+        return {"state": "failed", "error": "did not stop when cancelled"}
+    if task.cancelled():
+        return {"state": "failed", "error": cancelled}
+    if task.exception() is not None:
+        return {"state": "failed", "error": str(task.exception())}
+    return None
 
 
 async def run_in_process(run: RunParts) -> tuple[ServerOutcome, dict[str, Any]]:
@@ -127,17 +134,15 @@ async def run_in_process(run: RunParts) -> tuple[ServerOutcome, dict[str, Any]]:
             # HMUs leave on the run-complete message (one away on churn reads it when it
             # is back); give them a moment, then stop them
             done, pending = await asyncio.wait(hmu_tasks, timeout=5.0 + churn_away_s(scenario))
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            await cancel_and_wait(pending)
             fog_reports = await _fog_reports(fog_tasks) if fog_tasks else {}
         outcome.fogs = fog_reports
         report: dict[str, Any] = {}
         for task in hmu_tasks:
-            if task.cancelled():
+            if task.done() and task.cancelled():
                 report[task.get_name()] = {"state": "cancelled"}
-            elif task.exception() is not None:
-                report[task.get_name()] = {"state": "failed", "error": str(task.exception())}
+            elif failure := _failure(task, "cancelled"):
+                report[task.get_name()] = failure
             else:
                 result: HmuOutcome = task.result()
                 report[result.hmu_id] = result.as_report()

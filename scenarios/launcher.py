@@ -51,6 +51,7 @@ from iomt.scenarios.setups import (
 )
 from iomt.server_agent.checkpoint import Checkpoint, read_checkpoint
 from iomt.server_agent.setup import ServerOutcome
+from iomt.stopping import cancel_and_wait
 from iomt.wire.topics import CHANNEL_ID
 
 Runner = Callable[[RunParts], Awaitable[tuple[ServerOutcome, dict[str, Any]]]]
@@ -266,8 +267,7 @@ async def stop_channel(task: asyncio.Task[ChannelOutcome] | None) -> ChannelOutc
         return None
     done, _ = await asyncio.wait([task], timeout=5.0)
     if not done:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait([task])
         return None
     if task.exception() is not None:
         log.warning("the QKD channel agent failed: %s", task.exception())
