@@ -52,6 +52,7 @@ async def start_broker(
     run_id: str,
     hmu_ids: Sequence[str],
     tiers: Mapping[str, Sequence[str]] | None = None,
+    also_on: str | None = None,
 ) -> AsyncIterator[BrokerHandle]:
     """Yield a handle on the run's broker and stop it (if we started it) on the way out.
 
@@ -59,8 +60,11 @@ async def start_broker(
     (``kind`` auto or mosquitto) or, with ``kind: amqtt`` or no Mosquitto installed
     under ``auto``, the embedded amqtt broker, whose differences are logged.  ``tiers``
     (Mosquitto only): aggregators and their members, for a fog topology's cloud broker.
+    ``also_on`` (Mosquitto only): one more local address its plain port opens on.
     """
     if config.url is not None:
+        if also_on is not None:
+            raise BrokerError("links.shaping tc needs the run's own broker, not broker.url")
         yield await asyncio.to_thread(attach_external, config)
         return
     kind = config.kind
@@ -74,9 +78,12 @@ async def start_broker(
             )
             kind = "amqtt"
     if kind == "mosquitto":
-        async with running(MosquittoBroker(config, run_dir, run_id, hmu_ids, tiers=tiers)) as h:
+        broker = MosquittoBroker(config, run_dir, run_id, hmu_ids, tiers=tiers, also_on=also_on)
+        async with running(broker) as h:
             yield h
         return
+    if also_on is not None:
+        raise BrokerError("links.shaping tc needs Mosquitto (apt-get install mosquitto)")
     if tiers is not None:
         raise BrokerError("a fog topology needs Mosquitto, whose bridges link the fog brokers")
     if kind != "amqtt":

@@ -92,10 +92,11 @@ class MosquittoBroker:
         tiers: Mapping[str, Sequence[str]] | None = None,
         bridge: Bridge | None = None,
         observers: Sequence[str] = (),
+        also_on: str | None = None,
     ) -> None:
-        """``tiers`` maps aggregators to members (``acl_for_run``; default: the server
-        over ``hmu_ids``); ``bridge`` makes this a fog broker bridged to the cloud;
-        ``observers`` are accounts that may read every run topic (an administrator's)."""
+        """``tiers`` maps aggregators to members (``acl_for_run``; default: the server over
+        ``hmu_ids``); ``bridge`` makes this a fog broker bridged to the cloud; ``observers``
+        may read every run topic; ``also_on``: the plain port on one more address too."""
         if config.url is not None:
             raise BrokerError("broker.url is set: attach to that broker instead of starting one")
         self.config = config
@@ -103,7 +104,7 @@ class MosquittoBroker:
         self.run_id = run_id
         self.hmu_ids = list(hmu_ids)
         self.tiers = tiers
-        self.bridge = bridge
+        self.bridge, self.also_on = bridge, also_on
         self.observers = tuple(observers)
         self._revoked: set[str] = set()
         self._rules()  # fail on bad ids before anything starts
@@ -272,6 +273,7 @@ class MosquittoBroker:
             tls_port=self._tls_port,
             stay_root=stay_root,
             bridge=render_bridge(self.bridge) if self.bridge is not None else (),
+            also_on=self.also_on,
         )
         self.conf_file.write_text(conf, encoding="utf-8")
         os.chmod(self.conf_file, 0o600)

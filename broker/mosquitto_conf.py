@@ -98,9 +98,12 @@ def render_mosquitto_conf(
     tls_port: int | None,
     stay_root: bool,
     bridge: Sequence[str] = (),
+    also_on: str | None = None,
 ) -> str:
     """The text of ``mosquitto.conf`` for a run (Mosquitto 2.0 syntax); ``bridge`` is a
-    fog broker's ``connection`` block (``iomt.broker.bridge``), which must come last."""
+    fog broker's ``connection`` block (``iomt.broker.bridge``), which must come last;
+    ``also_on`` is one more address the plain listener's port opens on (the bridge of
+    the HMUs' network namespaces under ``links.shaping: tc``)."""
     paths = [files.password_file, files.acl_file]
     if data_dir is not None:
         paths.append(data_dir)
@@ -145,6 +148,8 @@ def render_mosquitto_conf(
     else:
         lines.append("persistence false")
     lines.append(f"listener {port} {host}")
+    if also_on is not None:
+        lines.append(f"listener {port} {also_on}")
     if files.tls is not None and tls_port is not None:
         lines += [
             f"listener {tls_port} {host}",

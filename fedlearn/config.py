@@ -145,6 +145,12 @@ class LinksConfig(Strict):
         " reference_ghz / ghz; null: as fast as this machine",
     )
     reference_ghz: float = Field(2.0, gt=0, le=10, description="the clock this machine counts as")
+    shaping: Literal["pacer", "tc"] = Field(
+        "pacer",
+        description="who enforces bandwidth and latency: the HMU's transport (pacer), or"
+        " the kernel (tc netem on a veth pair into a network namespace per HMU process:"
+        " root and --processes only)",
+    )
 
     @model_validator(mode="after")
     def _ranges(self) -> LinksConfig:

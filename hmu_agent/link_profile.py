@@ -4,12 +4,14 @@
 uniformly from them, seeded by the scenario's seed, the HMU and the round.  The HMU's
 transport enforces it, an emulation stated as such:
 
-* **bandwidth and latency**: a message of n bytes is held back ``latency + 8 n /
-  bandwidth`` before it goes out (an update) or before it is used (an invitation): a
-  token bucket without burst, one message at a time, in the HMU's own transport.  The
-  server measures each update's transfer time where it arrives (``results.json``'s
-  round ``transfer_s``: arrival minus the time the HMU stamped it).  Kernel shaping
-  with ``tc`` inside network namespaces is not built.
+* **bandwidth and latency**, ``shaping: pacer``: a message of n bytes is held back
+  ``latency + 8 n / bandwidth`` before it goes out (an update) or before it is used (an
+  invitation): a token bucket without burst, one message at a time, in the HMU's own
+  transport.  ``shaping: tc``: the kernel holds the bandwidth (``tbf`` on both ends of
+  the HMU process's veth pair, ``iomt.hmu_agent.kernel_link``) and the transport only
+  the latency.  Either way the server measures each
+  update's transfer time where it arrives (``results.json``'s round ``transfer_s``:
+  arrival minus the time the HMU stamped it).
 * **compute**: local training is stretched by ``reference_ghz / ghz`` (a slower clock
   takes proportionally longer; a faster one than the reference is not sped up).
 """
@@ -31,10 +33,13 @@ class RoundProfile:
     latency_ms: float
     ghz: float | None
     reference_ghz: float
+    kernel: bool = False
+    """The kernel holds the bandwidth (``shaping: tc``): the transport only the latency."""
 
     def transfer_s(self, nbytes: int) -> float:
-        """How long ``nbytes`` take on this link (0 without a bandwidth limit)."""
-        if self.kbps is None:
+        """How long the transport holds ``nbytes`` back: latency, and the bandwidth's
+        share unless there is no limit or the kernel holds it."""
+        if self.kbps is None or self.kernel:
             return self.latency_ms / 1000
         return self.latency_ms / 1000 + nbytes * 8 / (self.kbps * 1000)
 
@@ -44,8 +49,10 @@ class RoundProfile:
             return 0.0
         return train_s * (self.reference_ghz / self.ghz - 1)
 
-    def as_dict(self) -> dict[str, float | None]:
-        return {"kbps": self.kbps, "latency_ms": self.latency_ms, "ghz": self.ghz}
+    def as_dict(self) -> dict[str, float | str | None]:
+        shaping = "tc" if self.kernel else "pacer"
+        return {"kbps": self.kbps, "latency_ms": self.latency_ms, "ghz": self.ghz,
+                "shaping": shaping}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,7 @@ class LinkPlan:
     compute_ghz: tuple[float, float] | None
     reference_ghz: float
     seed: int
+    kernel: bool = False
 
     def profile(self, hmu_id: str, round_: int) -> RoundProfile:
         rng = np.random.default_rng([self.seed, 0x11E4, hmu_number(hmu_id), round_])
@@ -66,4 +74,5 @@ class LinkPlan:
 
         kbps = draw(self.bandwidth_kbps)
         latency = draw(self.latency_ms) or 0.0
-        return RoundProfile(kbps, latency, draw(self.compute_ghz), self.reference_ghz)
+        ghz = draw(self.compute_ghz)
+        return RoundProfile(kbps, latency, ghz, self.reference_ghz, self.kernel)

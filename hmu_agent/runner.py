@@ -369,6 +369,8 @@ class HmuAgent:
             self.rejected["OtpExhausted"] += 1
             return
         self._last_update = (round_, data)  # kept to send again if the broker loses it
+        if s.on_upload is not None:
+            await asyncio.to_thread(s.on_upload, round_)
         if s.links is not None:
             await self._on_link(round_, "up_s", lambda p: p.transfer_s(len(data)))
         await self.bus.publish(self._tier(topics.update), data)

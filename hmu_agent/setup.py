@@ -62,6 +62,9 @@ class HmuSetup:
     """Set when HMUs drop off the network now and then (``federation.churn``)."""
     links: LinkPlan | None = None
     """Set when the scenario gives HMUs slow links or processors (``links``)."""
+    on_upload: Callable[[int], None] | None = None
+    """Called (in a thread) with a round just before that round's update goes out: the
+    kernel link's shaping (``iomt.hmu_agent.kernel_link``)."""
     on_global: Callable[[dict[str, Any], int], None] | None = None
     """Called with the global weights (and version) of every invitation this HMU gets."""
 

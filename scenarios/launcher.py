@@ -35,6 +35,7 @@ from iomt.qkd_channel.agent import ChannelAgent, ChannelOutcome
 from iomt.scenarios.accounting import update_leakage
 from iomt.scenarios.data_plan import prepare_data
 from iomt.scenarios.fog_nodes import cloud_tiers, start_fogs
+from iomt.scenarios.hmu_netns import kernel_network, kernel_shaped, refuse_unshapeable
 from iomt.scenarios.in_process import run_in_process
 from iomt.scenarios.processes import run_processes
 from iomt.scenarios.ray_hosts import ray_cluster, run_on_ray
@@ -144,6 +145,8 @@ async def launch(
             "topology.fog_nodes: fog runs are in-process and start afresh (yet);"
             " drop --processes and --resume, or set topology.fog_nodes: 0"
         )
+    if kernel_shaped(scenario):
+        refuse_unshapeable(scenario, processes=processes and ray_address is None)
     checkpoint = resumable(resume, scenario) if resume is not None else None
     run = functools.partial(_launch, scenario, out_root, on_round=on_round, on_start=on_start,
                             executor=executor, checkpoint=checkpoint, resume=resume)  # fmt: skip
@@ -179,13 +182,17 @@ async def _launch(
         try:
             tiers = cloud_tiers(scenario)
             cloud_hmus = [] if tiers else hmus  # behind fogs, HMUs use their fog's broker
-            async with (
-                start_broker(scenario.broker, run_dir, run_id, cloud_hmus, tiers) as handle,
-                start_fogs(scenario, run_dir, run_id, handle) as fogs,
-            ):
-                run = RunParts(scenario, data, run_id, run_dir, handle, sink, on_round, executor)
-                run.resume, run.fogs = checkpoint, fogs
-                outcome, hmu_report, channel_outcome = await _run_agents(run, runner, on_start)
+            with kernel_network(scenario) as network:
+                also_on = network.address if network is not None else None
+                async with (
+                    start_broker(scenario.broker, run_dir, run_id, cloud_hmus, tiers,
+                                 also_on) as handle,
+                    start_fogs(scenario, run_dir, run_id, handle) as fogs,
+                ):  # fmt: skip
+                    run = RunParts(scenario, data, run_id, run_dir, handle, sink, on_round,
+                                   executor)  # fmt: skip
+                    run.resume, run.fogs, run.network = checkpoint, fogs, network
+                    outcome, hmu_report, channel_outcome = await _run_agents(run, runner, on_start)
         finally:
             if sampler is not None:
                 sampler.cancel()

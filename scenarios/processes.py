@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from iomt.atomic import write_text_atomically
+from iomt.hmu_agent.kernel_link import KernelLink
 from iomt.hmu_agent.setup import HmuSetup
 from iomt.orphans import reap_with_me
 from iomt.scenarios.schema import Scenario
@@ -60,7 +61,8 @@ def fork_server() -> ForkServerContext:
 def hmu_process(
     scenario: Scenario, setup: HmuSetup, log_path: Path, outcome_path: Path, ready: Connection
 ) -> None:
-    """An HMU process: its output to its own log, one torch thread, its outcome to a file."""
+    """An HMU process: its output to its own log, one torch thread, its outcome to a file;
+    under ``links.shaping: tc`` in its own network namespace, its link shaped."""
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
@@ -70,6 +72,9 @@ def hmu_process(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
+    if isinstance(setup.on_upload, KernelLink):  # before any socket is opened
+        setup.on_upload.enter()
+        setup.on_upload.shape(1, 1)
     from iomt.scenarios.hmu_service import serve_hmu
 
     def online() -> None:

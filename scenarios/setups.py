@@ -161,7 +161,7 @@ def link_plan(scenario: Scenario) -> LinkPlan | None:
         return None
     return LinkPlan(
         links.bandwidth_kbps, links.latency_ms, links.compute_ghz, links.reference_ghz,
-        scenario.seed,
+        scenario.seed, kernel=links.shaping == "tc",
     )  # fmt: skip
 
 
@@ -245,6 +245,8 @@ class RunParts:
     """The run's neural cipher: its encoder goes to the HMUs, its decoder to the server."""
     fogs: FogBrokers | None = None
     """The fog brokers in a fog topology: the server's members are then the fogs."""
+    network: Any = None
+    """``HmuNetwork`` under ``links.shaping: tc``: each HMU's namespace and kernel link."""
 
     def server(self) -> ServerAgent:
         kwargs = client_kwargs(self.handle, SERVER_ID)
@@ -281,6 +283,10 @@ class RunParts:
         )  # fmt: skip
         if self.fogs is not None:
             setup = dataclasses.replace(setup, aggregator=self.fogs.fog_of(hmu))
+        if self.network is not None:  # the broker by the namespaces' bridge; shaped links
+            kwargs = {**setup.client_kwargs, "hostname": self.network.address}
+            link = self.network.links[hmu]
+            setup = dataclasses.replace(setup, client_kwargs=kwargs, on_upload=link)
         return setup
 
     def hmu_kwargs(self, hmu: str) -> dict[str, Any]:
