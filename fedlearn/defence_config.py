@@ -237,6 +237,13 @@ class NeuralCipherConfig(Strict):
     """SAFE-MED's adversarial neural cipher (``iomt.fedlearn.neural_cipher``)."""
 
     width: int = Field(128, ge=8, le=1024, description="ciphertext values per 128-value block")
+    hidden: tuple[int, ...] = Field(
+        (256, 128, 64),
+        min_length=1,
+        max_length=6,
+        description="the encoder's hidden layers, mirrored in the decoder (SAFE-MED's: "
+        "256, 128, 64, whose 64-wide layer keeps about half of a block)",
+    )
     compression_ratio: float = Field(
         1.0, gt=0, le=1, description="the share of ``width`` sent (SAFE-MED: 0.25)"
     )

@@ -4,9 +4,9 @@ Algorithm 1), and the same cipher keyed by a per-HMU key (after Abadi and Anders
 Three networks, Xavier-uniform initialised:
 
 * encoder E: a 128-value block of the update (and, keyed, ``key_bits`` key values) ->
-  hidden [256, 128, 64], each Linear -> ReLU -> BatchNorm -> ciphertext of ``width``
-  values, tanh;
-* decoder D: the ciphertext (and the key) -> [64, 128, 256], Linear -> ReLU ->
+  hidden [256, 128, 64] (``hidden``; the paper's), each Linear -> ReLU -> BatchNorm ->
+  ciphertext of ``width`` values, tanh;
+* decoder D: the ciphertext (and the key) -> the hidden layers reversed, Linear -> ReLU ->
   BatchNorm -> the block, linear;
 * adversary A: the ciphertext only -> [256, 128], Linear -> ReLU -> Dropout -> the
   block, linear.
@@ -79,8 +79,8 @@ class CipherNets:
         k = cfg.key_bits if cfg.keyed else 0
         nets = cls(
             cfg,
-            nn.Sequential(*_mlp([BLOCK + k, 256, 128, 64], cfg.cipher_width, norm=True), nn.Tanh()),
-            nn.Sequential(*_mlp([cfg.cipher_width + k, 64, 128, 256], BLOCK, norm=True)),
+            nn.Sequential(*_mlp([BLOCK + k, *cfg.hidden], cfg.cipher_width, norm=True), nn.Tanh()),
+            nn.Sequential(*_mlp([cfg.cipher_width + k, *cfg.hidden[::-1]], BLOCK, norm=True)),
             nn.Sequential(
                 *_mlp([cfg.cipher_width, 256, 128], BLOCK, norm=False, dropout=cfg.dropout)
             ),

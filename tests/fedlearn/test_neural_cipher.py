@@ -44,6 +44,22 @@ def test_the_networks_are_the_papers():
     assert cipher.shape == (10, 32) and np.abs(cipher).max() <= 1
 
 
+def test_hidden_layers_set_how_much_of_a_random_block_the_code_keeps():
+    wide = NeuralCipherConfig(hidden=(256, 256), adversarial=False, **FAST)
+    nets = nc.CipherNets.build(wide, seed=0)
+    assert [m.out_features for m in nets.encoder if isinstance(m, nn.Linear)] == [256, 256, 128]
+    assert [m.out_features for m in nets.decoder if isinstance(m, nn.Linear)] == [256, 256, 128]
+    rng = np.random.default_rng(1)
+    data, test = nc.random_blocks(6000, rng), nc.random_blocks(500, rng)
+    kept = {}
+    for hidden in ((256, 128, 64), (256, 256)):  # seeded: 6 % and 89 % here
+        cfg = NeuralCipherConfig(hidden=hidden, adversarial=False, max_epochs=60, batch=128)
+        trained, _ = nc.train_cipher(cfg, data, seed=1)
+        kept[hidden] = nc.leakage(trained.decode(trained.encode(test)), test)
+    # 64 values cannot carry 128 independent ones: about half at best
+    assert kept[(256, 128, 64)] < 55 and kept[(256, 256)] > 75
+
+
 def test_training_converges_and_stops_early():
     cfg = NeuralCipherConfig(adversarial=False, **FAST)
     nets, history = nc.train_cipher(cfg, blocks(1500, 1), seed=1)
