@@ -199,6 +199,28 @@ class NeuralStep(Step):
     key_bits: int = 0
     """Key bits the encoder takes (a keyed cipher); 0: keyless, as SAFE-MED."""
 
+    def __getstate__(self) -> dict[str, object]:
+        # To a worker process torch would hand each tensor over as a file descriptor, a
+        # socket round trip per tensor and HMU and round; one saved buffer is one copy.
+        import io
+
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(self.encoder, buffer)
+        return {"encoder": buffer.getvalue(), "key_bits": self.key_bits}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        import io
+
+        import torch
+
+        saved = state["encoder"]
+        assert isinstance(saved, bytes)
+        # our own pickle from the launcher, like the rest of the pipeline it travels with
+        self.encoder = torch.load(io.BytesIO(saved), weights_only=False)
+        self.key_bits = int(state["key_bits"])  # type: ignore[call-overload]
+
     def encode(self, ctx: RoundContext, update: Update) -> Update:
         from iomt.fedlearn import neural_cipher  # torch: only where a cipher runs
 

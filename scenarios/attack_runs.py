@@ -38,7 +38,7 @@ def _check_run_dir(run_dir: Path) -> None:
         )
 
 
-def _run_data(run_dir: Path):
+def run_data(run_dir: Path):
     """The run's scenario and its data, split as the run split it (the dataset it used
     is read from results.json when the scenario left it to IOMT_DATASET)."""
     import json
@@ -72,7 +72,7 @@ def inversion(
 
     _check_run_dir(run_dir)
     base, seen = audit.read_round(run_dir, round_)
-    scenario, data = _run_data(run_dir)
+    scenario, data = run_data(run_dir)
     if hmu not in data.parts:
         raise UsageError(f"--hmu {hmu}: no such HMU in {run_dir} ({', '.join(data.parts)})")
     target = hmu if hmu in seen else audit.AGGREGATE if audit.AGGREGATE in seen else None
@@ -128,7 +128,7 @@ def membership(run_dir: Path, hmu: str | None = None, seed: int = 0) -> dict[str
     from iomt.server_agent.checkpoint import read_checkpoint
 
     _check_run_dir(run_dir)
-    scenario, data = _run_data(run_dir)
+    scenario, data = run_data(run_dir)
     hmu = hmu or scenario.hmu_ids[0]
     if hmu not in data.parts:
         raise UsageError(f"--hmu {hmu}: no such HMU in {run_dir} ({', '.join(data.parts)})")

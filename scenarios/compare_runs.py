@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,32 +79,51 @@ def run_jobs(todo: Sequence[Job], progress: Any) -> dict[str, list[dict[str, Any
     """Results per scenario name in seed order; finished runs are read, the rest run.
 
     ``progress`` gets ``skipped(label)`` for a finished run, ``started(label)`` and
-    ``finished()`` around each run. A Ctrl-C stops between two runs' files: every run
-    finished before it keeps its ``results.json``.
-    """
-    from iomt.scenarios.launcher import launch
+    ``finished()`` around each run, and ``note(line)`` for work before the runs. A Ctrl-C
+    stops between two runs' files: every run finished before it keeps its
+    ``results.json``.
 
+    The runs share one pool of training workers: a worker's torch import and warm-up
+    (about 5 s of a 25 s run) is paid once. Workers keep nothing between tasks (each
+    trains from the weights and seed it is given), so a run's results do not depend on
+    what the pool ran before. The neural ciphers the runs need are trained first, one
+    per worker at a time (``enrol_ahead``), not one by one as each run starts.
+    """
+    from iomt.scenarios.in_process import training_pool
+    from iomt.scenarios.launcher import launch
+    from iomt.scenarios.setups import ciphers_missing, enrol_ahead
+
+    found = [(job, finished_run(job.folder, job.scenario)) for job in todo]
+    left = [job.scenario for job, results in found if results is None]
     runs: dict[str, list[dict[str, Any]]] = {}
-    for job in todo:
-        results = finished_run(job.folder, job.scenario)
-        if results is not None:
-            progress.skipped(job.label)
-        else:
-            progress.started(job.label)
-            results = asyncio.run(_launch_minding_ctrl_c(launch, job)).results
-            progress.finished()
-        runs.setdefault(job.scenario.name, []).append(results)
+    pool = training_pool() if left else None
+    try:
+        if pool is not None and (missing := ciphers_missing(left)):
+            progress.note(f"compare: training {len(missing)} neural ciphers first,"
+                          f" {pool.workers} at a time")  # fmt: skip
+            enrol_ahead(missing, pool)
+        for job, results in found:
+            if results is not None:
+                progress.skipped(job.label)
+            else:
+                progress.started(job.label)
+                results = asyncio.run(_launch_minding_ctrl_c(launch, job, pool)).results
+                progress.finished()
+            runs.setdefault(job.scenario.name, []).append(results)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
     return runs
 
 
-async def _launch_minding_ctrl_c(launch: Any, job: Job) -> Any:
+async def _launch_minding_ctrl_c(launch: Any, job: Job, pool: Executor) -> Any:
     """``launch`` the job's run; a Ctrl-C that came while it wound down still stops the sweep.
 
     On Ctrl-C ``asyncio.run`` cancels this task; a run closing its agents can absorb that
     cancellation and return normally. The request is still counted on the task, so it is
     raised again here and the sweep stops after this (finished) run.
     """
-    output = await launch(job.scenario, job.folder)
+    output = await launch(job.scenario, job.folder, executor=pool)
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError

@@ -18,24 +18,21 @@ from pathlib import Path
 from typing import Any
 
 from iomt.scenarios.schema import Scenario
-from iomt.scenarios.sweep import VARIANTS
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "scenario.schema.json"
 MODELINE_PREFIX = "# yaml-language-server: $schema="
 
 _SWEEP = {
     "type": "object",
-    "description": "a grid of key paths to lists of values (iomt compare runs every point);"
-    f" '{VARIANTS}' names bundles of key settings",
+    "description": "a grid: key path -> list of values, or axis name -> {bundle name:"
+    " {key.path: value}} (iomt compare runs every point)",
     "minProperties": 1,
-    "properties": {
-        VARIANTS: {
-            "type": "object",
-            "description": "variant name -> {key.path: value}; one point per variant",
-            "additionalProperties": {"type": "object"},
-        }
+    "additionalProperties": {
+        "anyOf": [
+            {"type": "array", "minItems": 1},
+            {"type": "object", "minProperties": 1, "additionalProperties": {"type": "object"}},
+        ]
     },
-    "additionalProperties": {"type": "array", "minItems": 1},
 }
 
 

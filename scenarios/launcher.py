@@ -26,7 +26,7 @@ import numpy as np
 
 from iomt.adversary.mitm import start_eves
 from iomt.atomic import new_run_dir, write_text_atomically
-from iomt.blas import single_threaded_blas
+from iomt.blas import single_threaded_blas, single_threaded_torch
 from iomt.broker import client_kwargs, start_broker
 from iomt.errors import UsageError
 from iomt.monitoring.resources import ResourceSampler
@@ -209,17 +209,23 @@ async def _launch(
             channel=channel_outcome,
         )
         results["metrics"] = metrics.as_dict()
-        if run.cipher is not None:
-            log.info("measuring the neural cipher's leakage to a fresh attacker")
-        results["leakage"] = await asyncio.to_thread(
-            update_leakage, scenario, data, run.cipher, outcome.weights
-        )
+        results["leakage"] = await _leakage(run, outcome)
         if checkpoint is not None:
             results["resumed_after_round"] = checkpoint.completed_rounds
         write_results(run_dir, results)
         _report(run_dir)
         log.info("run %s: %s", run_id, outcome.reason)
     return RunOutput(run_dir, results)
+
+
+async def _leakage(run: RunParts, outcome: ServerOutcome) -> dict[str, Any]:
+    if not run.scenario.measure_leakage:
+        return {"headline": None, "note": "not measured (measure_leakage: false)"}
+    if run.cipher is not None:
+        log.info("measuring the neural cipher's leakage to a fresh attacker")
+    return await asyncio.to_thread(
+        update_leakage, run.scenario, run.data, run.cipher, outcome.weights
+    )
 
 
 def _sample_resources(scenario: Scenario, sink: MetricsSink) -> asyncio.Task[None] | None:
@@ -258,7 +264,8 @@ async def _run_agents(
     try:
         async with start_eves(scenario.mitm, handle.host, handle.port, eve_rng) as eves:
             run.eves = eves
-            outcome, hmu_report = await runner(run)
+            with single_threaded_torch():  # the cipher is trained: the cores go to training
+                outcome, hmu_report = await runner(run)
             outcome.mitm = {
                 h: {**p.policy.report(), "proxy": dataclasses.asdict(p.stats)}  # type: ignore[attr-defined]
                 for h, p in eves.items()

@@ -131,6 +131,13 @@ class SweepProgress:
         minutes, seconds = divmod(round(left), 60)
         return f"{minutes}m{seconds:02d}s"
 
+    def note(self, line: str) -> None:
+        """A line about the sweep as a whole (work done before its runs)."""
+        if self._progress is not None:
+            self._progress.console.print(line)
+        else:
+            print(line, file=self.stream, flush=True)
+
     def skipped(self, what: str) -> None:
         """A run found finished by an earlier invocation."""
         self.done += 1

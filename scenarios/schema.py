@@ -53,6 +53,12 @@ class Scenario(Strict):
     mitm: MitmConfig = MitmConfig()
     links: LinksConfig = LinksConfig()
     topology: TopologyConfig = TopologyConfig()
+    measure_leakage: bool = Field(
+        True,
+        description="after the run, measure its updates' gradient leakage (results.json"
+        " leakage; for the neural cipher a fresh attacker is trained, about 25 s); false"
+        " where nothing reads it (the attacked points of a sweep)",
+    )
     privacy_audit: bool = Field(
         False,
         description="keep each round's global model and every update as the server reads it"

@@ -10,14 +10,17 @@ Each point is the file with those keys set, named ``<name>-<value>-<value>`` (``
 becomes ``0p1``), and is validated as a scenario of its own, so a bad key or value is
 reported with the point that has it before anything runs.
 
-Methods that differ in several keys at once are ``variants``: named bundles of key
-paths, one axis of the grid whose value in a point's name is the variant's name::
+Values that differ in several keys at once are named bundles: an axis given as a mapping
+of names to key settings (its own name is only a label), whose value in a point's name
+is the bundle's name::
 
     sweep:
       variants:
         fedavg: {}
         fl-dp: {privacy.mechanism: gaussian, privacy.epsilon: 50}
-      attacks.entries[0].schedule.share_start: [0, 0.2]
+      attackers:
+        "0": {attacks.entries[0].schedule.share_start: 0}
+        "0p2": {attacks.entries[0].schedule.share_start: 0.2, measure_leakage: false}
 """
 
 from __future__ import annotations
@@ -32,7 +35,6 @@ from iomt.errors import ScenarioError
 
 _SEGMENT = re.compile(r"([A-Za-z_][\w-]*)((?:\[\d+\])*)")
 MAX_POINTS = 1000
-VARIANTS = "variants"
 
 
 @dataclass(frozen=True)
@@ -50,12 +52,15 @@ def grid(raw: dict[str, Any], source: str) -> list[Point]:
         raise ScenarioError(f"{source}: sweep: a mapping of key paths to lists of values")
     axes: list[list[tuple[str, dict[str, Any]]]] = []
     for key, values in sweep.items():
-        if key == VARIANTS:
-            axes.append(_variants(values, source))
+        if isinstance(values, dict):
+            axes.append(_bundles(str(key), values, source))
             continue
         _segments(str(key), source)
         if not isinstance(values, list) or not values:
-            raise ScenarioError(f"{source}: sweep.{key}: a non-empty list of values")
+            raise ScenarioError(
+                f"{source}: sweep.{key}: a non-empty list of values, or a mapping of names"
+                " to key settings"
+            )
         axes.append([(_label(v), {str(key): v}) for v in values])
     combos = list(itertools.product(*axes))
     if len(combos) > MAX_POINTS:
@@ -71,17 +76,17 @@ def grid(raw: dict[str, Any], source: str) -> list[Point]:
     return points
 
 
-def _variants(values: Any, source: str) -> list[tuple[str, dict[str, Any]]]:
-    if not isinstance(values, dict) or not values:
-        raise ScenarioError(f"{source}: sweep.{VARIANTS}: a mapping of names to key settings")
+def _bundles(axis: str, values: dict[Any, Any], source: str) -> list[tuple[str, dict[str, Any]]]:
+    if not values:
+        raise ScenarioError(f"{source}: sweep.{axis}: a mapping of names to key settings")
     out = []
     for name, settings in values.items():
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", str(name)):
             raise ScenarioError(
-                f"{source}: sweep.{VARIANTS}.{name}: lower-case letters, digits, '-' and '_'"
+                f"{source}: sweep.{axis}.{name}: lower-case letters, digits, '-' and '_'"
             )
         if not isinstance(settings, dict | None):
-            raise ScenarioError(f"{source}: sweep.{VARIANTS}.{name}: a mapping of key paths")
+            raise ScenarioError(f"{source}: sweep.{axis}.{name}: a mapping of key paths")
         for key in settings or {}:
             _segments(str(key), source)
         out.append((str(name), {str(k): v for k, v in (settings or {}).items()}))
@@ -119,7 +124,7 @@ def _segments(key: str, source: str) -> list[str | int]:
 def _set(raw: dict[str, Any], key: str, value: Any, source: str) -> None:
     *parents, leaf = _segments(key, source)
     node: Any = raw
-    for part, nxt in zip(parents, [*parents[1:], leaf], strict=True):
+    for part, nxt in zip(parents, [*parents, leaf][1:], strict=True):
         node = _child(node, part, {} if isinstance(nxt, str) else [], key, source)
     if isinstance(leaf, int):
         if not isinstance(node, list) or leaf >= len(node):

@@ -87,3 +87,22 @@ def test_the_message_names_wire_steps_by_kind_only() -> None:
         ModelUpdate(**fields, encoding=["Not A Kind"])
     with pytest.raises(ValidationError):
         ModelUpdate(**fields, encoding=["topk"] * 9)
+
+
+def test_the_neural_step_travels_to_a_worker_as_one_buffer_and_encodes_the_same() -> None:
+    from multiprocessing.reduction import ForkingPickler
+
+    from iomt.fedlearn.defence_config import NeuralCipherConfig
+    from iomt.fedlearn.neural_cipher import CipherNets
+    from iomt.fedlearn.pipeline import NeuralStep, Update
+
+    encoder = CipherNets.build(NeuralCipherConfig(hidden=(32,)), seed=0).encoder
+    step = NeuralStep(encoder)
+    # what a process pool sends: torch's own reduction would pass each tensor as a file
+    # descriptor (bytes of a handle); the step sends the weights themselves
+    payload = bytes(ForkingPickler.dumps(step))
+    assert len(payload) > 4 * sum(p.numel() for p in encoder.parameters())
+    there = ForkingPickler.loads(payload)
+    update = Update({k: v for k, v in local().items()})
+    np.testing.assert_array_equal(there.encode(ctx(), update).tensors["cipher"],
+                                  step.encode(ctx(), update).tensors["cipher"])  # fmt: skip

@@ -156,17 +156,23 @@ def test_missing_dataset_says_how_to_get_it(tmp_path: Path) -> None:
 
 def test_a_two_point_sweep_file_runs_through_compare(tiny: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "sweep.yaml"
-    sweep.write_text(tiny.read_text() + "sweep:\n  training.epochs: [1, 2]\n")
+    sweep.write_text(tiny.read_text() + "sweep:\n  epochs:\n    '1': {training.epochs: 1}\n"
+                     "    '2': {training.epochs: 2, measure_leakage: false}\n")  # fmt: skip
     out = tmp_path / "cmp"
     proc = iomt("compare", str(sweep), "--seeds", "1", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     rows = (out / "compare.csv").read_text().splitlines()[1:]
     assert [r.split(",")[0] for r in rows] == ["tiny-1", "tiny-2"]
+    leakage = {}
     for name, epochs in (("tiny-1", 1), ("tiny-2", 2)):
         results = json.loads((only_run_dir(out / name) / "results.json").read_text())
         assert results["completed"] is True and results["scenario"] == name
         assert yaml.safe_load((only_run_dir(out / name) / "scenario.yaml").read_text())[
             "training"]["epochs"] == epochs  # fmt: skip
+        leakage[name] = results["leakage"]
+    # the point that skips the leakage measurement says so; the other reads every update
+    assert leakage["tiny-1"]["headline"] == 100.0
+    assert leakage["tiny-2"] == {"headline": None, "note": "not measured (measure_leakage: false)"}
     # the same command again: both runs are found finished and read, none runs again
     before = {p: p.stat().st_mtime_ns for p in out.rglob("results.json")}
     proc = iomt("compare", str(sweep), "--seeds", "1", "--out", str(out))

@@ -3,8 +3,9 @@
 import numpy as np
 
 from iomt.fedlearn import neural_cipher as nc
+from iomt.scenarios.in_process import training_pool
 from iomt.scenarios.schema import validate_scenario
-from iomt.scenarios.setups import make_cipher
+from iomt.scenarios.setups import ciphers_missing, enrol_ahead, make_cipher
 
 
 def scenario(tmp_path, seed=1, epochs=2):
@@ -28,3 +29,24 @@ def test_a_cipher_is_kept_and_loaded_by_its_settings_and_seed(tmp_path):
     make_cipher(scenario(tmp_path, epochs=3))
     assert len(list((tmp_path / "ciphers").iterdir())) == 3
     assert make_cipher(validate_scenario({"name": "plain"})) is None
+
+
+def test_a_sweeps_missing_ciphers_are_trained_ahead_in_worker_processes(tmp_path):
+    points = [scenario(tmp_path), scenario(tmp_path), scenario(tmp_path, seed=2),
+              validate_scenario({"name": "plain"})]  # fmt: skip
+    missing = ciphers_missing(points)
+    assert [s.seed for s in missing] == [1, 2]  # one per cipher; none for a plaintext run
+    pool = training_pool(2)
+    try:
+        enrol_ahead(missing, pool)
+    finally:
+        pool.shutdown()
+    assert ciphers_missing(points) == []
+    assert len(list((tmp_path / "ciphers").iterdir())) == 2
+    # what a worker trained is what the launcher would have trained, bit for bit: both
+    # train on one thread
+    loaded = make_cipher(scenario(tmp_path))
+    (tmp_path / "fresh").mkdir()
+    trained_here = make_cipher(scenario(tmp_path / "fresh"))
+    blocks = nc.random_blocks(5, np.random.default_rng(0))
+    np.testing.assert_array_equal(loaded.nets.encode(blocks), trained_here.nets.encode(blocks))

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from iomt.scenarios.compare_runs import INTERRUPTED, finished_run, incomplete, jobs, run_jobs
+from iomt.scenarios.in_process import TrainingPool
 from iomt.scenarios.progress import SweepProgress
 from iomt.scenarios.results import RESULTS_FILE
 from iomt.scenarios.schema import load_points, scenario_yaml
@@ -96,10 +97,25 @@ def test_run_jobs_reads_finished_runs_without_launching(tmp_path):
     assert incomplete(runs) == ["grid-2 seed 1"]
 
 
+def test_the_runs_of_a_sweep_share_one_pool_of_training_workers(tmp_path, monkeypatch):
+    pools = []
+
+    async def launch(scenario, folder, executor):
+        pools.append(executor)
+        return SimpleNamespace(results={"completed": True, "seed": scenario.seed})
+
+    monkeypatch.setattr("iomt.scenarios.launcher.launch", launch)
+    run_jobs(list(jobs(points(tmp_path), 2, tmp_path / "out")), Recorder())
+    assert len(pools) == 4 and all(p is pools[0] for p in pools)
+    assert isinstance(pools[0], TrainingPool)
+    with pytest.raises(RuntimeError, match="shutdown"):  # and it is shut down after the last
+        pools[0].submit(print)
+
+
 def test_a_ctrl_c_absorbed_by_a_run_winding_down_still_stops_the_sweep(tmp_path, monkeypatch):
     launched = []
 
-    async def launch(scenario, folder):  # finishes, then absorbs the Ctrl-C's cancellation
+    async def launch(scenario, folder, executor):  # finishes, then absorbs the Ctrl-C
         launched.append(scenario.name)
         try:
             os.kill(os.getpid(), signal.SIGINT)

@@ -104,3 +104,27 @@ def test_safemeds_scalability_sweep_keeps_ten_percent_behind_ten_fogs():
     assert [(p.federation.hmus, p.federation.clients_per_round) for p in points] == [
         (20, 2), (50, 5), (100, 10), (200, 20)]  # fmt: skip
     assert all(p.topology.fog_nodes == 10 and p.defence.screening.enabled for p in points)
+
+
+def test_any_axis_may_be_named_bundles_and_set_top_level_keys(tmp_path):
+    text = GRID.split("sweep:")[0] + (
+        "sweep:\n  variants:\n    plain: {}\n    dp: {privacy.mechanism: gaussian}\n"
+        "  attackers:\n    '0':\n      attacks.entries[0].schedule.share_start: 0\n"
+        "    0p5:\n      attacks.entries[0].schedule.share_start: 0.5\n"
+        "      measure_leakage: false\n"
+    )
+    points = load_points(write(tmp_path, text))
+    assert [p.name for p in points] == ["grid-plain-0", "grid-plain-0p5", "grid-dp-0",
+                                        "grid-dp-0p5"]  # fmt: skip
+    assert [(p.attacks.entries[0].schedule.share_start, p.measure_leakage) for p in points] == [
+        (0, True), (0.5, False), (0, True), (0.5, False)]  # fmt: skip
+    bad = GRID.split("sweep:")[0] + "sweep:\n  attackers: {}\n"
+    with pytest.raises(ScenarioError, match="sweep.attackers: a mapping of names"):
+        load_points(write(tmp_path, bad))
+
+
+def test_safemeds_attacked_points_skip_the_leakage_that_t1_reads_only_without_attackers():
+    methods = load_points(SAFEMED / "methods.yaml")
+    assert {p.name for p in methods if p.measure_leakage} == {
+        f"t1-{m}-0" for m in ("fedavg", "fl-dp", "fl-he", "neuralcrypto", "safemed", "keyed")
+    }

@@ -1,0 +1,67 @@
+"""FedQ's conditions, one more thing tried for the IDS: the mean of the last k global
+models as the final model (post-processing of released models: no privacy cost).
+
+Runs ``scenarios/fedq_eve.yaml`` through ``iomt compare`` over seeds 1..N with
+``privacy_audit: true`` (each round's global model kept), then scores the mean of the
+last k global models on each run's own held-out rows. k = 1 is the run's own final
+model (the figure ``iomt compare`` reports).
+
+Run: ``.venv/bin/python -m bench.tail_average [--seeds 5] [--out DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from bench.table_i import compare
+from iomt.fedlearn.evaluate import evaluate
+from iomt.scenarios.attack_runs import run_data
+from iomt.server_agent import audit
+from iomt.server_agent.checkpoint import read_checkpoint
+
+TAILS = (1, 3, 5, 10)
+
+
+def tail_scores(run_dir: Path) -> dict[int, tuple[float, float]]:
+    """Accuracy and macro-F1 of the mean of the last k global models, per k."""
+    scenario, data = run_data(run_dir)
+    models = [audit.read_round(run_dir, r)[0] for r in audit.rounds_kept(run_dir)]
+    models.append(read_checkpoint(run_dir).weights)  # the model after the last round
+    scores = {}
+    for k in TAILS:
+        mean = {name: np.mean([m[name] for m in models[-k:]], axis=0) for name in models[-1]}
+        e = evaluate(mean, data.x_test, data.y_test, scenario.training.hidden)
+        scores[k] = (e.accuracy, e.macro_f1)
+    return scores
+
+
+def _spread(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        out = args.out or Path(scratch)
+        compare(["fedq_eve"], ("--set", "privacy_audit=true"), args.seeds, out)
+        runs = sorted(p for p in (out / "fedq_eve").iterdir() if (p / "results.json").is_file())
+        per_run = [tail_scores(run_dir) for run_dir in runs]
+    print(f"\nFedQ's conditions (fedq_eve.yaml), seeds 1-{args.seeds}: final model = mean of"
+          " the last k global models")  # fmt: skip
+    print("| k | accuracy | macro-F1 |\n|---|---|---|")
+    for k in TAILS:
+        acc, f1 = ([s[k][i] for s in per_run] for i in (0, 1))
+        print(f"| {k} | {statistics.mean(acc):.4f} ± {_spread(acc):.4f} |"
+              f" {statistics.mean(f1):.3f} ± {_spread(f1):.3f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
