@@ -12,25 +12,18 @@ Run: ``.venv/bin/python -m bench.safemed_sweep [--seeds 5] [--families fedavg dp
 
 from __future__ import annotations
 
-import argparse
-import tempfile
-from pathlib import Path
-
-from bench.table_i import compare, print_table
+from bench.table_i import compare, print_table, runs_folder, sweep_parser
 
 FAMILIES = ("fedavg", "dp", "robust")
 COLUMNS = ("accuracy", "macro_f1", "tpr", "fpr", "resilience")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
+    parser = sweep_parser(__doc__)
     parser.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
-    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     rows = []
-    with tempfile.TemporaryDirectory() as scratch:
-        out = args.out or Path(scratch)
+    with runs_folder(args.out) as out:
         for family in args.families:
             baseline = ("--baseline", f"safemed_{family}-0")
             rows += compare([f"safemed/{family}"], baseline, args.seeds, out / family)

@@ -19,12 +19,9 @@ invocation's).
 
 from __future__ import annotations
 
-import argparse
-import tempfile
 import time
-from pathlib import Path
 
-from bench.table_i import cell, compare
+from bench.table_i import cell, compare, runs_folder, sweep_parser
 
 METHODS = ("fedavg", "fl-dp", "fl-he", "neuralcrypto", "safemed", "keyed")
 SHARES = ("0", "0p1", "0p2", "0p3", "0p4")
@@ -39,13 +36,10 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
+    parser = sweep_parser(__doc__)
     parser.add_argument("--tables", nargs="+", choices=("t1", "t3"), default=["t1", "t3"])
-    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
-        out = args.out or Path(scratch)
+    with runs_folder(args.out) as out:
         if "t1" in args.tables:
             started = time.monotonic()
             by = {

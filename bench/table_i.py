@@ -18,11 +18,13 @@ Run: ``.venv/bin/python -m bench.table_i [--seeds 5] [--out DIR]``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench.inprocess import default_dataset
@@ -32,6 +34,25 @@ ROOT = Path(__file__).resolve().parents[1]
 TABLE_I = ("fedavg", "fedavg_eve", "fedq", "fedq_eve")
 HONEST = ("fedq", ("--set", "privacy.unit=update"), "fedq, ε per update")
 COLUMNS = ("accuracy", "precision", "recall", "f1", "macro_f1", "epsilon_total")
+
+
+def sweep_parser(doc: str) -> argparse.ArgumentParser:
+    """A sweep bench's arguments: ``--seeds N`` (seeds 1..N) and ``--out DIR`` (keep the
+    runs there; the same ``DIR`` again resumes, ``iomt compare`` reading what finished)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=None)
+    return parser
+
+
+@contextlib.contextmanager
+def runs_folder(out: Path | None) -> Iterator[Path]:
+    """``out``, or a scratch folder removed afterwards."""
+    if out is not None:
+        yield out
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        yield Path(scratch)
 
 
 def compare(files: list[str], extra: tuple[str, ...], seeds: int, out: Path) -> list[dict]:
@@ -63,12 +84,8 @@ def print_table(title: str, rows: list[dict], columns: tuple[str, ...]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
-        out = args.out or Path(scratch)
+    args = sweep_parser(__doc__).parse_args()
+    with runs_folder(args.out) as out:
         rows = compare(list(TABLE_I), (), args.seeds, out / "table_i")
         name, extra, label = HONEST
         honest = compare([name], extra, args.seeds, out / "honest")

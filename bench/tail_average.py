@@ -11,14 +11,12 @@ Run: ``.venv/bin/python -m bench.tail_average [--seeds 5] [--out DIR]``
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from bench.table_i import compare
+from bench.table_i import compare, runs_folder, sweep_parser
 from iomt.fedlearn.evaluate import evaluate
 from iomt.scenarios.attack_runs import run_data
 from iomt.server_agent import audit
@@ -45,12 +43,8 @@ def _spread(values: list[float]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
-        out = args.out or Path(scratch)
+    args = sweep_parser(__doc__).parse_args()
+    with runs_folder(args.out) as out:
         compare(["fedq_eve"], ("--set", "privacy_audit=true"), args.seeds, out)
         runs = sorted(p for p in (out / "fedq_eve").iterdir() if (p / "results.json").is_file())
         per_run = [tail_scores(run_dir) for run_dir in runs]

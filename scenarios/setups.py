@@ -99,7 +99,8 @@ def cipher_file(scenario: Scenario) -> Path | None:
     from iomt.fedlearn import cipher_enrolment as ce
 
     cfg = scenario.update_encryption.neural
-    digest = hashlib.sha256(f"{cfg.model_dump_json()}/{scenario.seed}".encode())
+    # one thread: two sum in another order and train another cipher from the same seed
+    digest = hashlib.sha256(f"{cfg.model_dump_json()}/{scenario.seed}/1 thread".encode())
     for module in (ce, ce.nc):
         digest.update(Path(module.__file__ or "").read_bytes())
     return cache_dir(scenario) / "ciphers" / f"{digest.hexdigest()[:32]}.pt"

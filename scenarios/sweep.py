@@ -19,8 +19,13 @@ is the bundle's name::
         fedavg: {}
         fl-dp: {privacy.mechanism: gaussian, privacy.epsilon: 50}
       attackers:
-        "0": {attacks.entries[0].schedule.share_start: 0}
-        "0p2": {attacks.entries[0].schedule.share_start: 0.2, measure_leakage: false}
+        "0":
+          attacks.entries[0].schedule.share_start: 0
+        0p2:
+          attacks.entries[0].schedule.share_start: 0.2
+          measure_leakage: false
+
+(A key with ``[i]`` needs YAML's block style: in ``{...}`` the bracket opens a list.)
 """
 
 from __future__ import annotations

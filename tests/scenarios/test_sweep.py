@@ -71,20 +71,25 @@ def test_safemeds_poisoning_sweeps_give_five_attacker_shares(path):
     assert points[0].name == f"safemed_{path.stem}-0"
 
 
-def test_variants_set_several_keys_at_once_and_name_their_points(tmp_path):
+def test_named_bundles_set_several_keys_at_once_and_name_their_points(tmp_path):
     text = GRID.split("sweep:")[0] + (
         "sweep:\n  variants:\n    plain: {}\n"
         "    dp: {privacy.mechanism: gaussian, privacy.epsilon: 50}\n"
-        "  attacks.entries[0].schedule.share_start: [0, 0.5]\n"
+        "  attackers:\n    '0':\n      attacks.entries[0].schedule.share_start: 0\n"
+        "    0p5:\n      attacks.entries[0].schedule.share_start: 0.5\n"
+        "      measure_leakage: false\n"  # a top-level key
     )
     points = load_points(write(tmp_path, text))
     assert [p.name for p in points] == ["grid-plain-0", "grid-plain-0p5", "grid-dp-0",
                                         "grid-dp-0p5"]  # fmt: skip
     assert [(p.privacy.mechanism, p.privacy.epsilon) for p in points[1:3]] == [
         ("none", points[0].privacy.epsilon), ("gaussian", 50)]  # fmt: skip
-    bad = GRID.split("sweep:")[0] + "sweep:\n  variants:\n    Bad Name: {}\n"
-    with pytest.raises(ScenarioError, match="sweep.variants.Bad Name"):
-        load_points(write(tmp_path, bad))
+    assert [(p.attacks.entries[0].schedule.share_start, p.measure_leakage) for p in points] == [
+        (0, True), (0.5, False), (0, True), (0.5, False)]  # fmt: skip
+    for bad, error in (("variants:\n    Bad Name: {}", "sweep.variants.Bad Name"),
+                       ("attackers: {}", "sweep.attackers: a mapping of names")):  # fmt: skip
+        with pytest.raises(ScenarioError, match=error):
+            load_points(write(tmp_path, GRID.split("sweep:")[0] + f"sweep:\n  {bad}\n"))
 
 
 def test_safemeds_tables_are_sweeps_of_its_methods_and_its_ablation():
@@ -104,23 +109,6 @@ def test_safemeds_scalability_sweep_keeps_ten_percent_behind_ten_fogs():
     assert [(p.federation.hmus, p.federation.clients_per_round) for p in points] == [
         (20, 2), (50, 5), (100, 10), (200, 20)]  # fmt: skip
     assert all(p.topology.fog_nodes == 10 and p.defence.screening.enabled for p in points)
-
-
-def test_any_axis_may_be_named_bundles_and_set_top_level_keys(tmp_path):
-    text = GRID.split("sweep:")[0] + (
-        "sweep:\n  variants:\n    plain: {}\n    dp: {privacy.mechanism: gaussian}\n"
-        "  attackers:\n    '0':\n      attacks.entries[0].schedule.share_start: 0\n"
-        "    0p5:\n      attacks.entries[0].schedule.share_start: 0.5\n"
-        "      measure_leakage: false\n"
-    )
-    points = load_points(write(tmp_path, text))
-    assert [p.name for p in points] == ["grid-plain-0", "grid-plain-0p5", "grid-dp-0",
-                                        "grid-dp-0p5"]  # fmt: skip
-    assert [(p.attacks.entries[0].schedule.share_start, p.measure_leakage) for p in points] == [
-        (0, True), (0.5, False), (0, True), (0.5, False)]  # fmt: skip
-    bad = GRID.split("sweep:")[0] + "sweep:\n  attackers: {}\n"
-    with pytest.raises(ScenarioError, match="sweep.attackers: a mapping of names"):
-        load_points(write(tmp_path, bad))
 
 
 def test_safemeds_attacked_points_skip_the_leakage_that_t1_reads_only_without_attackers():
