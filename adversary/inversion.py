@@ -87,15 +87,39 @@ def invert(
     lr: float = 0.1,
     box: tuple[float, float] = (-10.0, 10.0),
     seed: int = 0,
+    restarts: int = 1,
     progress=None,
 ) -> Inversion:
     """Rebuild ``batch`` rows whose gradient matches ``gradient``.
 
     ``method``: ``cosine`` (Inverting Gradients, Adam) or ``l2`` (DLG, L-BFGS).  Without
     ``labels`` a batch of one takes iDLG's label; larger batches need them.  ``box``
-    bounds every feature (the attacker knows the input scale).  ``progress(step,
-    distance)`` is called every 100 steps.
+    bounds every feature (the attacker knows the input scale).  ``restarts``: random
+    starts (seeds ``seed``, ``seed + 1``, ...), the one left nearest the gradient kept,
+    as Geiping et al. do; DLG's L-BFGS from a bad start can settle far from any record.
+    ``progress(step, distance)`` is called every 100 steps.
     """
+    if restarts < 1:
+        raise ValueError(f"restarts {restarts}: at least 1")
+    tries = (
+        _invert_once(weights, gradient, batch, labels, method, steps, lr, box, seed + i, progress)
+        for i in range(restarts)
+    )
+    return min(tries, key=lambda t: t.distance if np.isfinite(t.distance) else np.inf)
+
+
+def _invert_once(
+    weights: Weights,
+    gradient: np.ndarray,
+    batch: int,
+    labels: np.ndarray | None,
+    method: str,
+    steps: int,
+    lr: float,
+    box: tuple[float, float],
+    seed: int,
+    progress,
+) -> Inversion:
     if method not in ("cosine", "l2"):
         raise ValueError(f"method {method!r}: cosine or l2")
     if labels is None:

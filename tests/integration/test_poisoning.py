@@ -42,4 +42,5 @@ def test_one_sign_flipper_in_five(dataset_path: Path, tmp_path: Path):
     # the robust defence stays within 2 points of the clean run and flags the attacker
     assert robust["final"]["accuracy"] >= clean_acc - 0.02
     assert robust["poisoning"]["tpr"] == 1.0 and robust["poisoning"]["fpr"] <= 0.05
-    assert all(r["flagged"] == attacker for r in robust["rounds"])
+    # flagged in every round; a false flag now and then is what the FPR bound above allows
+    assert all(set(attacker) <= set(r["flagged"]) for r in robust["rounds"])
