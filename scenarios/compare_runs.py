@@ -101,7 +101,11 @@ def run_jobs(todo: Sequence[Job], progress: Any) -> dict[str, list[dict[str, Any
         if pool is not None and (missing := ciphers_missing(left)):
             progress.note(f"compare: training {len(missing)} neural ciphers first,"
                           f" {pool.workers} at a time")  # fmt: skip
-            enrol_ahead(missing, pool)
+            try:
+                enrol_ahead(missing, pool)
+            except Exception as exc:  # a time saving only: each run still trains its own
+                progress.note(f"compare: training ciphers ahead failed ({exc}); each run"
+                              " trains its own")  # fmt: skip
         for job, results in found:
             if results is not None:
                 progress.skipped(job.label)

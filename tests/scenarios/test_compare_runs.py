@@ -86,6 +86,9 @@ class Recorder:
     def finished(self):
         self.events.append(("finished",))
 
+    def note(self, line):
+        self.events.append(("note", line))
+
 
 def test_run_jobs_reads_finished_runs_without_launching(tmp_path):
     todo = list(jobs(points(tmp_path), 1, tmp_path / "out"))
@@ -110,6 +113,29 @@ def test_the_runs_of_a_sweep_share_one_pool_of_training_workers(tmp_path, monkey
     assert isinstance(pools[0], TrainingPool)
     with pytest.raises(RuntimeError, match="shutdown"):  # and it is shut down after the last
         pools[0].submit(print)
+
+
+def test_ciphers_that_fail_to_train_ahead_are_left_to_each_run(tmp_path, monkeypatch):
+    launched = []
+
+    async def launch(scenario, folder, executor):
+        launched.append(scenario.name)
+        return SimpleNamespace(results={"completed": True, "seed": scenario.seed})
+
+    def enrol_ahead(scenarios, pool):
+        raise RuntimeError("a worker died")
+
+    monkeypatch.setattr("iomt.scenarios.launcher.launch", launch)
+    monkeypatch.setattr("iomt.scenarios.setups.ciphers_missing", lambda left: left[:1])
+    monkeypatch.setattr("iomt.scenarios.setups.enrol_ahead", enrol_ahead)
+    recorder = Recorder()
+    run_jobs(list(jobs(points(tmp_path), 1, tmp_path / "out")), recorder)
+    assert launched == ["grid-1", "grid-2"]
+    notes = [e[1] for e in recorder.events if e[0] == "note"]
+    assert (
+        notes[-1] == "compare: training ciphers ahead failed (a worker died); each run"
+        " trains its own"
+    )
 
 
 def test_a_ctrl_c_absorbed_by_a_run_winding_down_still_stops_the_sweep(tmp_path, monkeypatch):
