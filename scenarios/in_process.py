@@ -34,8 +34,8 @@ class TrainingPool(Executor):
 
     A worker that dies (killed, out of memory) breaks its ``ProcessPoolExecutor``: every
     task in flight fails with ``BrokenProcessPool``, and each HMU records that round as
-    failed with the reason.  The next submission starts a fresh pool, so later rounds
-    train; ``replaced`` counts how often.
+    failed with the reason.  A fresh pool starts and warms up at once, while the broken
+    round waits out its deadline, so the next round trains; ``replaced`` counts how often.
     """
 
     def __init__(self, workers: int | None = None) -> None:
@@ -43,6 +43,7 @@ class TrainingPool(Executor):
         self.replaced = 0
         self._watched: set[int] = set()
         self._lock = threading.Lock()
+        self._closed = False
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -57,13 +58,32 @@ class TrainingPool(Executor):
             try:
                 future = self._pool.submit(fn, *args, **kwargs)
             except BrokenProcessPool:
-                log.warning("a training worker died; starting %d new workers", self.workers)
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = self._new_pool()
-                self.replaced += 1
+                self._replace(self._pool)
                 future = self._pool.submit(fn, *args, **kwargs)
+            pool = self._pool
+            future.add_done_callback(lambda f: self._on_done(f, pool))
             self._watch_workers()
             return future
+
+    def _on_done(self, future: Future[Any], pool: ProcessPoolExecutor) -> None:
+        """A task that failed with its pool: replace the pool now, off the pool's own thread."""
+        if not future.cancelled() and isinstance(future.exception(), BrokenProcessPool):
+            threading.Thread(target=self._replace_broken, args=(pool,), daemon=True).start()
+
+    def _replace_broken(self, pool: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if pool is self._pool and not self._closed:
+                self._replace(pool)
+                for _ in range(self.workers):  # spawn and warm up every new worker now
+                    self._pool.submit(time.sleep, 0.05)
+                self._watch_workers()
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        """Called with the lock held."""
+        log.warning("a training worker died; starting %d new workers", self.workers)
+        broken.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._new_pool()
+        self.replaced += 1
 
     def _watch_workers(self) -> None:
         """New workers (they start on submission) die with this process, whatever kills it."""
@@ -78,6 +98,7 @@ class TrainingPool(Executor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
+            self._closed = True
             self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 

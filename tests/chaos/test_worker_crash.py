@@ -29,7 +29,8 @@ def scenario(dataset: Path, **federation: object):
                 "hmus": 3,
                 "clients_per_round": 3,
                 "rounds": 3,
-                "round_deadline_s": 8,
+                # a round takes about 5 s here; four times that for slower or busier machines
+                "round_deadline_s": 20,
                 **federation,
             },
             # seconds of training per task: the kill lands mid-training, never while a worker
