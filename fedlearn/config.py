@@ -128,7 +128,7 @@ class TrainingConfig(Strict):
         True, description="an HMU carries its optimiser's moments from round to round"
     )
     class_weight: Literal["none", "sqrt", "balanced"] = "sqrt"
-    threads: int = Field(1, ge=1, le=256, description="torch threads per trainer")
+    threads: int = Field(1, ge=1, le=256, description="BLAS threads per trainer")
 
 
 class LinksConfig(Strict):
