@@ -1,8 +1,9 @@
 """Imported by the fork server of ``iomt run --processes`` (``iomt.scenarios.processes``).
 
-Importing this module loads torch and the HMU agent and pays torch's first-call costs
-(``warm_up``: lazy imports, kernel selection) on one torch thread, so every HMU process
-forked afterwards starts with all of it in pages it shares copy-on-write.  ``gc.freeze``
+Importing this module loads torch (the neural cipher's networks run on it) and the HMU
+agent and pays the trainer's first-call costs (``warm_up``) on one torch thread, so
+every HMU process forked afterwards starts with all of it in pages it shares
+copy-on-write.  ``gc.freeze``
 then moves every object into the permanent generation: the collector in a child never
 walks (and so never writes to, and copies) the pages those objects live on.
 

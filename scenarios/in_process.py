@@ -29,8 +29,9 @@ class TrainingPool(Executor):
     """Worker processes for the HMUs' local training, one per core, replaced when one dies.
 
     Training is Python-heavy (small batches through a small MLP), so threads would
-    serialise on the GIL; processes use every core. Each worker pays torch's import
-    and warm-up once, and the launcher itself never imports torch.
+    serialise on the GIL; processes use every core. Each worker pays its imports and
+    warm-up once (torch's only if a neural cipher needs it), and the launcher itself
+    never imports torch for training.
 
     A worker that dies (killed, out of memory) breaks its ``ProcessPoolExecutor``: every
     task in flight fails with ``BrokenProcessPool``, and each HMU records that round as
