@@ -146,6 +146,7 @@ def run_federation(
         for h, future in futures.items():
             done = future.result()
             states[h] = done.result.optimiser_state
+            pipelines[h].restore(done.pipeline_state)  # a worker process trained a copy
             update = done.update
             if update.encoding:
                 sizes.append(payload_nbytes(update.tensors))

@@ -26,6 +26,7 @@ residual) and pickle, so a pipeline can run in a worker process and come back mo
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
@@ -199,27 +200,28 @@ class NeuralStep(Step):
     key_bits: int = 0
     """Key bits the encoder takes (a keyed cipher); 0: keyless, as SAFE-MED."""
 
+    _saved: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    """The encoder as ``torch.save`` wrote it, made once: it never changes."""
+
     def __getstate__(self) -> dict[str, object]:
         # To a worker process torch would hand each tensor over as a file descriptor, a
         # socket round trip per tensor and HMU and round; one saved buffer is one copy.
-        import io
+        if self._saved is None:
+            import io
 
-        import torch
+            import torch
 
-        buffer = io.BytesIO()
-        torch.save(self.encoder, buffer)
-        return {"encoder": buffer.getvalue(), "key_bits": self.key_bits}
+            buffer = io.BytesIO()
+            torch.save(self.encoder, buffer)
+            self._saved = buffer.getvalue()
+        return {"encoder": self._saved, "key_bits": self.key_bits}
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        import io
-
-        import torch
-
         saved = state["encoder"]
         assert isinstance(saved, bytes)
-        # our own pickle from the launcher, like the rest of the pipeline it travels with
-        self.encoder = torch.load(io.BytesIO(saved), weights_only=False)
+        self.encoder = _load_encoder(saved)
         self.key_bits = int(state["key_bits"])  # type: ignore[call-overload]
+        self._saved = saved
 
     def encode(self, ctx: RoundContext, update: Update) -> Update:
         from iomt.fedlearn import neural_cipher  # torch: only where a cipher runs
@@ -232,6 +234,18 @@ class NeuralStep(Step):
             key = neural_cipher.key_from_bytes(ctx.cipher_key, self.key_bits)
         tensors = neural_cipher.encrypt_update(self.encoder, ctx.global_w, local, key)  # type: ignore[arg-type]
         return replace(update, tensors=tensors, encoding=(*update.encoding, self.kind))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_encoder(saved: bytes) -> object:
+    """The encoder a worker receives, loaded once per worker rather than once per task
+    (the same bytes come with every HMU's every round; only ``encode`` reads it)."""
+    import io
+
+    import torch
+
+    # our own pickle from the launcher, like the rest of the pipeline it travels with
+    return torch.load(io.BytesIO(saved), weights_only=False)
 
 
 def _dense(update: Update, step: str) -> Weights:

@@ -2,8 +2,9 @@
 
 The steps and their order come from the scenario (``iomt.fedlearn.pipeline``); the
 AEAD seal comes last, in the runner.  Runs in a worker thread or process: the
-pipeline goes in and comes back with its state moved on (compression's
-error-feedback residual), and so does the optimiser's state.
+pipeline goes in, and its carried state (compression's error-feedback residual) comes
+back as arrays, as does the optimiser's state.  The pipeline itself does not come back:
+its neural cipher's encoder would be unpickled in the agent's process every round.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from iomt.fedlearn.train import OptimiserState, TrainResult, train_local
 
 @dataclass(frozen=True)
 class LocalUpdate:
-    """The update to send, the training figures, and the pipeline after this round."""
+    """The update to send, the training figures, and the pipeline's state after this round."""
 
     update: Update
     result: TrainResult
-    pipeline: UpdatePipeline
+    pipeline_state: dict[str, np.ndarray]
 
 
 def local_update(
@@ -49,4 +50,5 @@ def local_update(
     ctx = RoundContext(hmu, round_, global_w, np.random.default_rng([seed, 0xA77]), cipher_key)
     x, y = pipeline.prepare(ctx, x, y)
     result = train_local(global_w, x, y, training, seed, optimiser_state)
-    return LocalUpdate(pipeline.encode(ctx, result.weights), result, pipeline)
+    update = pipeline.encode(ctx, result.weights)
+    return LocalUpdate(update, result, pipeline.state())

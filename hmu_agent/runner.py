@@ -317,7 +317,7 @@ class HmuAgent:
             log.exception("%s: round %d training failed", s.hmu_id, round_)
             self._failed(round_, f"{type(exc).__name__}: {exc}")
             return
-        self.pipeline = done.pipeline  # the worker may have been another process
+        self.pipeline.restore(done.pipeline_state)  # the worker may have been another process
         result = done.result
         if s.links is not None:  # a slower processor than this machine's takes longer
             await self._on_link(round_, "compute_s", lambda p: p.extra_compute_s(result.seconds))
