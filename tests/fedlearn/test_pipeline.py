@@ -106,3 +106,9 @@ def test_the_neural_step_travels_to_a_worker_as_one_buffer_and_encodes_the_same(
     update = Update({k: v for k, v in local().items()})
     np.testing.assert_array_equal(there.encode(ctx(), update).tensors["cipher"],
                                   step.encode(ctx(), update).tensors["cipher"])  # fmt: skip
+    # every HMU's every round carries the same encoder: a worker loads it once
+    again = ForkingPickler.loads(bytes(ForkingPickler.dumps(step)))
+    assert again.encoder is there.encoder
+    other = CipherNets.build(NeuralCipherConfig(hidden=(32,)), seed=1).encoder
+    elsewhere = ForkingPickler.loads(bytes(ForkingPickler.dumps(NeuralStep(other))))
+    assert elsewhere.encoder is not there.encoder

@@ -84,3 +84,16 @@ def test_compressed_update_decodes_close_to_the_dense_one(data):
     restored = decompress(packed.update.tensors, w)
     dense = packed.result.weights
     assert norm(restored, dense) < 0.05 * norm(dense, w) + 1e-6
+
+
+def test_training_hands_back_the_pipeline_state_for_the_agent_to_carry(data):
+    """A worker process trains a copy of the pipeline: what comes back is its state
+    (top-k's error-feedback residual here), which the agent restores into its own."""
+    w, x, y = data
+    worker_copy = pipeline(compression=CompressionConfig(kind="topk", k=0.1))
+    done = local_update(w, x, y, CFG, seed=1, pipeline=worker_copy)
+    assert set(done.pipeline_state) == {"0.residual"}
+    assert np.abs(done.pipeline_state["0.residual"]).sum() > 0  # 90 % of the update held back
+    agents = pipeline(compression=CompressionConfig(kind="topk", k=0.1))
+    agents.restore(done.pipeline_state)
+    np.testing.assert_array_equal(agents.state()["0.residual"], done.pipeline_state["0.residual"])
