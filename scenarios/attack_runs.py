@@ -64,10 +64,12 @@ def inversion(
     rows: int = 16,
     method: str = "cosine",
     steps: int = 2000,
+    restarts: int = 1,
     seed: int = 0,
     progress: Callable[[int, float], None] | None = None,
 ) -> dict[str, Any]:
-    """Rebuild ``rows`` of ``hmu``'s records from its round-``round_`` update."""
+    """Rebuild ``rows`` of ``hmu``'s records from its round-``round_`` update (the best of
+    ``restarts`` random starts)."""
     from iomt.adversary import inversion as inv
 
     _check_run_dir(run_dir)
@@ -87,7 +89,7 @@ def inversion(
     direction = inv.update_direction(base, seen[target])
     result = inv.invert(
         base, direction, rows, labels=labels, method=method, steps=steps, seed=seed,
-        progress=progress,
+        restarts=restarts, progress=progress,
     )  # fmt: skip
     control_rows, _ = held_out_halves(data.y_test, seed)
     member = inv.score(result.rows, x)
@@ -102,6 +104,7 @@ def inversion(
         "method": method,
         "rows": rows,
         "steps": result.steps,
+        "restarts": restarts,
         "distance": result.distance,
         "against_its_records": _summary(member),
         "against_held_out_records": _summary(control),

@@ -34,6 +34,9 @@ def attack_inversion(
     rows: Annotated[int, typer.Option("--rows", min=1, max=256, help="records rebuilt")] = 16,
     method: Annotated[str, typer.Option("--method", help="cosine (Geiping) | l2 (DLG)")] = "cosine",
     steps: Annotated[int, typer.Option("--steps", min=1, help="optimisation steps")] = 2000,
+    restarts: Annotated[
+        int, typer.Option("--restarts", min=1, help="random starts; the best fit is kept")
+    ] = 1,
     seed: SeedOpt = 0,
 ) -> None:
     """Rebuild an HMU's records from its update as the server read it; SSIM, PSNR, R^2."""
@@ -47,8 +50,8 @@ def attack_inversion(
         typer.echo(f"  step {step}/{steps}: gradient distance {distance:.4g}", err=True)
 
     report = inversion(
-        run_dir, hmu, round_, rows=rows, method=method, steps=steps, seed=seed,
-        progress=progress,
+        run_dir, hmu, round_, rows=rows, method=method, steps=steps, restarts=restarts,
+        seed=seed, progress=progress,
     )  # fmt: skip
     typer.echo(f"{hmu}, round {round_}: {report['attacked']} ({method}, {rows} rows)")
     typer.echo("| rebuilt rows paired with | SSIM | PSNR (dB) | median R^2 | data range |")

@@ -76,6 +76,8 @@ def test_under_ckks_the_server_reads_only_the_aggregate(tmp_path: Path, dataset_
     _, seen = audit.read_round(run, 1)
     assert list(seen) == [audit.AGGREGATE]
     proc = iomt("attack", "inversion", str(run), "--hmu", "hmu-01", "--round", "1",
-                "--rows", "2", "--steps", "50")  # fmt: skip
+                "--rows", "2", "--steps", "50", "--restarts", "2")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "the decrypted aggregate (CKKS)" in proc.stdout
+    report = json.loads((run / "attacks" / "inversion-hmu-01-round-1.json").read_text())
+    assert report["restarts"] == 2
