@@ -107,7 +107,7 @@ def _init_worker() -> None:
     """Each worker computes on one thread: the pool has a worker per core.  numpy's BLAS
     is held to ``training.threads`` by the trainer; torch, imported later only where a
     neural cipher runs, reads its thread count from the environment at import (on two
-    threads per worker, the ciphers' encoding cost a SAFE-MED run 17 s more)."""
+    threads per worker, the cipher's encoding cost a SAFE-MED run about 6 s more)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     warm_up()
 
