@@ -23,6 +23,7 @@ from iomt.errors import PeerError, ProtocolViolation
 from iomt.qkd_channel.backends import run_link
 from iomt.qkd_channel.config import QkdConfig
 from iomt.qkd_channel.eve.base import Eavesdropper
+from iomt.qkd_channel.session import session_seed
 from iomt.qkd_channel.transport import pack_detections, unpack_states
 from iomt.wire import topics
 from iomt.wire.bus import Bus, Delivery
@@ -85,7 +86,6 @@ class ChannelAgent:
             )
             for h in setup.hmus
         }
-        self._rng = np.random.SeedSequence([setup.seed, 0x0C4A])
 
     async def run(self) -> ChannelOutcome:
         s = self.setup
@@ -120,14 +120,15 @@ class ChannelAgent:
         if hmu not in self.links or delivery.topic != topics.quantum(s.run_id, hmu, "tx"):
             raise ProtocolViolation(f"qubits from {hmu!r} on {delivery.topic}")
         states = unpack_states(frame.tensors, message.qubits)
-        channel_rng, bob_rng = (np.random.default_rng(x) for x in self._rng.spawn(2))
+        stats = self.links[hmu]
+        stats.sessions += 1
+        streams = session_seed(s.seed, 0x0C4A, hmu, stats.sessions).spawn(2)
+        channel_rng, bob_rng = (np.random.default_rng(x) for x in streams)
         eve = s.eavesdroppers.get(hmu)
         link = s.qkd.link()
         detections = await asyncio.to_thread(
             run_link, states, link, eve, channel_rng, bob_rng, s.qkd.backend
         )
-        stats = self.links[hmu]
-        stats.sessions += 1
         stats.qubits += detections.qubits
         stats.clicks += int(detections.clicked.sum())
         stats.conclusive += int(detections.conclusive.sum())

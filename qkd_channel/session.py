@@ -15,6 +15,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from iomt.errors import ProtocolViolation
 from iomt.qkd_channel.config import QkdConfig
 from iomt.qkd_channel.messages import QkdMessage, Role, _Message, mac_key, open_frame, seal
@@ -153,3 +155,10 @@ class Session:
     def _on_abort(self, message: QkdMessage) -> list[_Message]:
         self._abort(f"peer aborted: {message.reason}")  # type: ignore[union-attr]
         return []
+
+
+def session_seed(seed: int, party: int, hmu: str, session: int) -> np.random.SeedSequence:
+    """The random streams of one party (``party``: a tag per role) in one HMU's
+    ``session``-th key session: fixed by the run's seed, the link and the session's number,
+    whatever order the HMUs' sessions run in, so a seeded run draws the same keys."""
+    return np.random.SeedSequence([seed, party, *hmu.encode(), session])

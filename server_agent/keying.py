@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,7 +20,7 @@ import numpy as np
 from iomt.errors import ProtocolViolation
 from iomt.qkd_channel.bob import BobSession
 from iomt.qkd_channel.config import QkdConfig
-from iomt.qkd_channel.session import SessionOutcome
+from iomt.qkd_channel.session import SessionOutcome, session_seed
 from iomt.qkd_channel.transport import unpack_detections
 from iomt.wire import topics
 from iomt.wire.envelope import Envelope, new_envelope
@@ -39,13 +40,14 @@ class ServerKeying:
         qkd: QkdConfig,
         secrets_: dict[str, bytes],
         run_id: str,
-        rng: np.random.Generator,
+        seed: int,
         publish: Publish,
     ) -> None:
         self.qkd = qkd
         self.secrets = secrets_
         self.run_id = run_id
-        self.rng = rng
+        self.seed = seed
+        self.sessions: Counter[str] = Counter()
         self.publish = publish
         self.links: dict[str, LinkCipher] = {}
         self.bobs: dict[str, BobSession] = {}
@@ -85,9 +87,13 @@ class ServerKeying:
                 f"detections for {hmu} session {record.session_id}, not pending"
             )
         detections = unpack_detections(frame.tensors, record.qubits)
-        bob = BobSession(self.qkd, self.secrets[hmu], record.session_id, detections, self.rng)
+        self.sessions[hmu] += 1
+        bob = BobSession(self.qkd, self.secrets[hmu], record.session_id, detections, self._rng(hmu))
         self.bobs[hmu] = bob
         return await self._forward(hmu, bob, await asyncio.to_thread(bob.start))
+
+    def _rng(self, hmu: str) -> np.random.Generator:
+        return np.random.default_rng(session_seed(self.seed, 0xB0B, hmu, self.sessions[hmu]))
 
     async def on_key_frame(self, hmu: str, payload: bytes) -> SessionOutcome | None:
         """One post-processing frame from the HMU's side of its session."""

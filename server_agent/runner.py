@@ -153,8 +153,7 @@ class ServerAgent(RoundActions):
         async with Bus(s.client_kwargs, will=will, reconnect_s=s.reconnect_s) as bus:
             self.bus = bus
             if self.qkd is not None:
-                rng = np.random.default_rng([s.seed, 0xB0B])
-                self.keying = ServerKeying(self.qkd, s.secrets, s.run_id, rng, bus.publish)
+                self.keying = ServerKeying(self.qkd, s.secrets, s.run_id, s.seed, bus.publish)
             await bus.subscribe(topics.status_filter(s.run_id), self._tier(topics.update_filter))
             await bus.subscribe(SYS_FILTER, qos=0)  # counters; dropped messages
             if s.forwarder is not None:

@@ -15,7 +15,7 @@ from iomt.qkd_channel.config import QkdConfig
 from iomt.qkd_channel.driver import exchange, run_session
 from iomt.qkd_channel.eve import make_eavesdropper
 from iomt.qkd_channel.messages import Abort, mac_key, open_frame, seal
-from iomt.qkd_channel.session import SessionState
+from iomt.qkd_channel.session import SessionState, session_seed
 
 SECRET = b"enrolment secret of hmu-01 (test)"
 CFG = QkdConfig(qubits=2**17)
@@ -126,3 +126,14 @@ def test_exchange_counts_frames_of_a_session():
     assert alice.state is bob.state is SessionState.DONE
     assert frames >= 7 and size > CFG.qubits // 8
     assert alice.outcome.key == bob.outcome.key
+
+
+def test_a_session_draws_from_its_link_and_number_not_from_the_order_sessions_run_in():
+    def draw(*args) -> tuple[int, ...]:
+        return tuple(np.random.default_rng(session_seed(*args)).integers(0, 2**32, 4).tolist())
+
+    first = draw(7, 0xB0B, "hmu-01", 1)
+    assert draw(7, 0xB0B, "hmu-01", 1) == first  # whatever ran before it
+    others = [draw(7, 0xB0B, "hmu-02", 1), draw(7, 0xB0B, "hmu-01", 2),
+              draw(7, 0x0C4A, "hmu-01", 1), draw(8, 0xB0B, "hmu-01", 1)]  # fmt: skip
+    assert len({first, *others}) == 5
