@@ -31,8 +31,10 @@ class LinkCipher:
 
     def __init__(self, qkd_key: bytes, session_id: str, role: Role, cipher: CipherName = "aes-gcm"):
         self.key_id = session_id
-        # the neural cipher's key material: a separate HKDF output, never the AEAD keys
-        self._cipher_root = derive_key(qkd_key, session_id.encode(), b"iomt neural cipher", 32)
+        # the neural cipher's key material: a separate HKDF output, never the AEAD keys.  It
+        # depends on the QKD key alone (not on the random session id that salts the AEAD
+        # keys), so a seeded run, whose simulated keys repeat, trains the same models
+        self._cipher_root = derive_key(qkd_key, b"", b"iomt neural cipher", 32)
         self.cipher: Cipher = "aes-256-gcm" if cipher == "aes-gcm" else "otp"
         if cipher == "aes-gcm":
             up, down = derive_keys(qkd_key, session_id)
@@ -51,7 +53,7 @@ class LinkCipher:
         """Key material for the neural cipher of round ``round_``: both ends derive the same
         (HKDF-SHA256 from the link's QKD key, per round)."""
         label = f"round {round_}".encode()
-        return derive_key(self._cipher_root, self.key_id.encode(), label, (bits + 7) // 8)
+        return derive_key(self._cipher_root, b"", label, (bits + 7) // 8)
 
     def seal(self, payload: bytes, associated_data: bytes) -> bytes:
         """Raises ``QkdError`` when a one-time pad cannot cover ``payload``."""
