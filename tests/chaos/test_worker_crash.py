@@ -35,7 +35,7 @@ def scenario(dataset: Path, **federation: object):
             },
             # seconds of training per task: the kill lands mid-training, never while a worker
             # writes its result (a result cut in half deadlocks CPython's process pool)
-            "training": {"epochs": 200},
+            "training": {"epochs": 800},
             "data": {"dataset": str(dataset), "limit": 3000},
             "metrics": {"enabled": False},
         }
