@@ -22,6 +22,7 @@ import torch
 
 from iomt.fedlearn import neural_cipher as nc
 from iomt.fedlearn.defence_config import NeuralCipherConfig
+from iomt.fedlearn.updates import leakage
 
 SETTINGS = ("256,128,64", "256,128,96", "256,128", "256,256")
 
@@ -40,8 +41,8 @@ def measure(hidden: tuple[int, ...], seed: int) -> tuple[float, float, int, floa
     keys = np.repeat(nc.random_keys(20, cfg.key_bits, rng), 100, axis=0)
     cipher = nets.encode(victims, keys)
     return (
-        nc.leakage(nets.decode(cipher, keys), victims),
-        nc.leakage(nc.attack(attacker, cipher), victims),
+        leakage(nets.decode(cipher, keys), victims),
+        leakage(nc.attack(attacker, cipher), victims),
         training.epochs,
         time.perf_counter() - started,
     )

@@ -27,11 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from iomt.fedlearn import neural_cipher as nc
-from iomt.fedlearn.config import TrainingConfig
 from iomt.fedlearn.defence_config import NeuralCipherConfig
-from iomt.fedlearn.model import Weights
-from iomt.fedlearn.train import train_local
-from iomt.fedlearn.updates import delta, flatten
+from iomt.fedlearn.updates import leakage
 
 
 @dataclass
@@ -71,18 +68,6 @@ def blocks_of(updates: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([b for b, _ in cut]), np.concatenate([s for _, s in cut])
 
 
-def real_updates(
-    global_w: Weights, parts: list[tuple[np.ndarray, np.ndarray]], training: TrainingConfig,
-    seed: int,
-) -> list[np.ndarray]:  # fmt: skip
-    """One local update per share of real data, from ``global_w`` (the accounting side's
-    ground truth: the launcher holds every share)."""
-    return [
-        flatten(delta(global_w, train_local(global_w, x, y, training, seed + i).weights))
-        for i, (x, y) in enumerate(parts)
-    ]
-
-
 def leakage_report(
     enrolled: EnrolledCipher,
     insider: list[np.ndarray],
@@ -111,7 +96,7 @@ def leakage_report(
     cipher = nets.encode(blocks, keys)
 
     def recovered(rebuilt: np.ndarray) -> float:
-        return round(nc.leakage(rebuilt * scales[:, None] / nc.BLOCK_RMS, truth), 2)
+        return round(leakage(rebuilt * scales[:, None] / nc.BLOCK_RMS, truth), 2)
 
     return {
         "keyed": cfg.keyed,

@@ -295,17 +295,6 @@ def attack(net: nn.Module, cipher: np.ndarray) -> np.ndarray:
     return _run(net, cipher)
 
 
-def leakage(reconstruction: np.ndarray, truth: np.ndarray) -> float:
-    """Gradient leakage %: the share of the update's variance an attacker recovers,
-    ``100 * max(0, 1 - MSE / Var)`` (100 for plaintext, 0 for a guess of the mean)."""
-    truth = np.asarray(truth, dtype=np.float64)
-    var = float(truth.var())
-    if var == 0:
-        return 0.0
-    mse = float(np.mean((np.asarray(reconstruction, dtype=np.float64) - truth) ** 2))
-    return 100.0 * max(0.0, 1.0 - mse / var)
-
-
 def to_blocks(vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``vector`` padded with zeros and cut into rows of ``BLOCK``, each scaled to an RMS
     of ``BLOCK_RMS``; and each row's RMS before (1 for a row of zeros)."""

@@ -32,6 +32,7 @@ import numpy as np
 from iomt.fedlearn.backprop import Adam, FlatMlp, OptimiserState, Sgd
 from iomt.fedlearn.config import TrainingConfig
 from iomt.fedlearn.model import Weights, check_weights, init_weights, layer_shapes
+from iomt.fedlearn.updates import delta, flatten
 
 log = logging.getLogger(__name__)
 
@@ -136,3 +137,15 @@ def warm_up(threads: int = 1) -> float:
     took = time.perf_counter() - started
     log.debug("warm-up took %.2f s", took)
     return took
+
+
+def real_updates(
+    global_w: Weights, parts: list[tuple[np.ndarray, np.ndarray]], training: TrainingConfig,
+    seed: int,
+) -> list[np.ndarray]:  # fmt: skip
+    """One local update per share of real data, from ``global_w`` (the accounting side's
+    ground truth: the launcher holds every share)."""
+    return [
+        flatten(delta(global_w, train_local(global_w, x, y, training, seed + i).weights))
+        for i, (x, y) in enumerate(parts)
+    ]

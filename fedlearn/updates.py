@@ -59,3 +59,14 @@ def unflatten(vector: np.ndarray, like: Mapping[str, np.ndarray]) -> Weights:
 def parameter_count(weights: Mapping[str, np.ndarray]) -> int:
     """Number of scalar parameters in ``weights``."""
     return sum(int(np.size(v)) for v in weights.values())
+
+
+def leakage(reconstruction: np.ndarray, truth: np.ndarray) -> float:
+    """Gradient leakage %: the share of the update's variance an attacker recovers,
+    ``100 * max(0, 1 - MSE / Var)`` (100 for plaintext, 0 for a guess of the mean)."""
+    truth = np.asarray(truth, dtype=np.float64)
+    var = float(truth.var())
+    if var == 0:
+        return 0.0
+    mse = float(np.mean((np.asarray(reconstruction, dtype=np.float64) - truth) ** 2))
+    return 100.0 * max(0.0, 1.0 - mse / var)

@@ -127,17 +127,17 @@ def update_leakage(
     update gives after the best rescaling (clipping hides an update's size, not its
     direction; the figure is then the squared correlation of the two).
     """
-    import numpy as np
-
-    from iomt.fedlearn.cipher_enrolment import leakage_report, real_updates
-    from iomt.fedlearn.privacy import privatize_update
-
     kind, noised = scenario.update_encryption.kind, scenario.privacy.mechanism != "none"
     if kind == "ckks":
         return {"to_server": 0.0, "headline": 0.0,
                 "note": "the server decrypts only the sum of the round's updates"}  # fmt: skip
     if enrolled is None and not noised:
         return {"to_server": 100.0, "headline": 100.0, "note": "the server reads every update"}
+    import numpy as np
+
+    from iomt.fedlearn.privacy import privatize_update
+    from iomt.fedlearn.train import real_updates
+
     insider, *victims = scenario.hmu_ids
     training, seed = scenario.training, scenario.seed
     truth = real_updates(final_w, [data.parts[h] for h in victims], training, seed + 7)
@@ -148,6 +148,8 @@ def update_leakage(
     )
     report: dict[str, Any] = {"to_server": to_server, "headline": to_server}
     if enrolled is not None:
+        from iomt.fedlearn.cipher_enrolment import leakage_report
+
         own = real_updates(final_w, [data.parts[insider]], training, seed)
         cipher = leakage_report(enrolled, own, truth, seed, sent=sent)
         report.update(insider=insider, **cipher, headline=cipher["fresh_attacker"])
@@ -159,7 +161,7 @@ def _rescaled(seen: Any, truth: Any) -> float:
     """Leakage of ``truth`` from ``seen`` scaled by the least-squares factor."""
     import numpy as np
 
-    from iomt.fedlearn.neural_cipher import leakage
+    from iomt.fedlearn.updates import leakage
 
     seen, truth = np.asarray(seen, np.float64), np.asarray(truth, np.float64)
     power = float(seen @ seen)

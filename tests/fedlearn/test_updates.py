@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from iomt.fedlearn.model import init_weights
-from iomt.fedlearn.updates import apply_delta, delta, flatten, parameter_count, unflatten
+from iomt.fedlearn.updates import (
+    apply_delta,
+    delta,
+    flatten,
+    leakage,
+    parameter_count,
+    unflatten,
+)
 
 
 def test_delta_flatten_unflatten_apply_round_trip() -> None:
@@ -28,3 +35,11 @@ def test_mismatches_are_refused() -> None:
         delta(g, init_weights(6, (4,), seed=0))
     with pytest.raises(ValueError, match="vector has shape"):
         unflatten(np.zeros(3), g)
+
+
+def test_leakage_is_the_share_of_variance_recovered() -> None:
+    truth = np.random.default_rng(0).normal(size=(50, 128))
+    assert leakage(truth, truth) == 100.0
+    assert leakage(np.full_like(truth, truth.mean()), truth) == pytest.approx(0.0, abs=1e-9)
+    assert leakage(-truth, truth) == 0.0
+    assert 70 < leakage(truth * 0.5, truth) < 80  # MSE = Var / 4
