@@ -98,6 +98,17 @@ def _vectors(ctx: ts.Context, parts: Sequence[bytes]) -> list[ts.CKKSVector]:
         raise DecodeError(f"not a CKKS ciphertext of this run: {exc}") from None
 
 
+def check_ciphertexts(ctx: ts.Context, parts: Sequence[bytes]) -> None:
+    """``DecodeError`` unless every part is a fresh CKKS vector under ``ctx``: two
+    polynomials at the top level and scale, as ``encrypt`` makes them, so that the
+    server's weighting and sum cannot fail on it later (parsing and looking costs a
+    fifth of trying the multiplication)."""
+    for vector in _vectors(ctx, parts):
+        for ct in vector.ciphertext():
+            if (ct.size(), ct.coeff_modulus_size(), ct.scale) != (2, len(COEFF_BITS) - 1, SCALE):
+                raise DecodeError("not a fresh CKKS ciphertext: wrong size, level or scale")
+
+
 def weighted_sum(ctx: ts.Context, updates: Sequence[tuple[Sequence[bytes], float]]) -> list[bytes]:
     """``sum_i w_i c_i`` over encrypted updates ``(c_i, w_i)``, without the secret key."""
     if not updates:

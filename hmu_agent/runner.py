@@ -322,9 +322,8 @@ class HmuAgent:
         if s.links is not None:  # a slower processor than this machine's takes longer
             await self._on_link(round_, "compute_s", lambda p: p.extra_compute_s(result.seconds))
         try:
-            # written and fsynced off the event loop: the other agents go on meanwhile
             carried = Carried(round_, result.optimiser_state, self.pipeline.state())
-            await asyncio.to_thread(self.carried.after, carried)
+            self.carried.after(carried)
         except EnvironmentProblem as exc:  # the update still goes out; a resume may differ
             log.warning("%s: round %d state not saved: %s", s.hmu_id, round_, exc)
         if s.metrics is not None:

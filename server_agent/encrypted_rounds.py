@@ -53,7 +53,7 @@ class EncryptedRounds:
         parts = ckks.ciphertexts(dict(tensors))
         if len(parts) != -(-size // ckks.SLOTS):
             raise DecodeError(f"update from {sender} holds {len(parts)} ciphertexts, not a model's")
-        ckks.weighted_sum(ckks.load_context(self._context), [(parts, 1.0)])  # parses each
+        ckks.check_ciphertexts(ckks.load_context(self._context), parts)
         return parts
 
     def start(self, agg: Aggregate, now: float) -> Pending:

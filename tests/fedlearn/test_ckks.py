@@ -54,6 +54,13 @@ def test_garbage_is_a_peer_error(keys):
     hmu, server = keys
     with pytest.raises(DecodeError, match="not a CKKS ciphertext"):
         ckks.weighted_sum(server, [([b"\x00" * 64], 1.0)])
+    with pytest.raises(DecodeError, match="not a CKKS ciphertext"):
+        ckks.check_ciphertexts(server, [b"\x00" * 64])
+    fresh = ckks.encrypt(hmu, np.ones(10))
+    ckks.check_ciphertexts(server, fresh)
+    weighted = ckks.weighted_sum(server, [(fresh, 0.5)])  # one level down: not an update
+    with pytest.raises(DecodeError, match="not a fresh CKKS ciphertext"):
+        ckks.check_ciphertexts(server, weighted)
     with pytest.raises(PeerError):
         ckks.ciphertexts({"ckks.0": b"x", "weights": b"y"})
     with pytest.raises(DecodeError):

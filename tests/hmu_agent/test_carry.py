@@ -4,7 +4,7 @@ import numpy as np
 
 from iomt.fedlearn.defence_config import AttackConfig, CompressionConfig, PrivacyConfig
 from iomt.fedlearn.pipeline import build_pipeline
-from iomt.hmu_agent.carry import KEEP, Carried, CarriedStates
+from iomt.hmu_agent.carry import KEEP, Carried, CarriedStates, pack_arrays, unpack_arrays
 
 
 def state(round_: int) -> Carried:
@@ -29,7 +29,7 @@ def test_states_are_written_and_read_back(tmp_path):
     states = CarriedStates(folder)
     for r in (1, 3, 4):
         states.after(state(r))
-    assert sorted(p.name for p in folder.iterdir()) == ["round-000003.npz", "round-000004.npz"]
+    assert sorted(p.name for p in folder.iterdir()) == ["round-000003.state", "round-000004.state"]
     back = CarriedStates(folder).before(4)
     assert back.round == 3
     np.testing.assert_array_equal(back.optimiser["0.exp_avg"], np.full(3, 3, np.float32))
@@ -37,8 +37,25 @@ def test_states_are_written_and_read_back(tmp_path):
 
 
 def test_an_unreadable_state_file_is_skipped(tmp_path):
-    tmp_path.joinpath("round-000002.npz").write_bytes(b"not a zip")
-    assert CarriedStates(tmp_path).kept == {}
+    whole = pack_arrays({"optimiser:0.exp_avg": np.ones(3, np.float32)})
+    tmp_path.joinpath("round-000002.state").write_bytes(b"garbage")
+    tmp_path.joinpath("round-000003.state").write_bytes(whole[:-1])
+    tmp_path.joinpath("round-000004.state").write_bytes(whole + b"x")
+    tmp_path.joinpath("round-000005.state").write_bytes(whole)
+    assert list(CarriedStates(tmp_path).kept) == [5]
+
+
+def test_packed_arrays_keep_names_dtypes_and_shapes():
+    arrays = {
+        "a": np.arange(6, dtype=np.float32).reshape(2, 3),
+        "b": np.array(2.5),
+        "c": np.ones(0),
+    }
+    back = unpack_arrays(pack_arrays(arrays))
+    assert list(back) == ["a", "b", "c"]
+    for name, array in arrays.items():
+        assert back[name].dtype == array.dtype and back[name].shape == array.shape
+        np.testing.assert_array_equal(back[name], array)
 
 
 def test_compression_residual_survives_a_state_round_trip():
