@@ -26,6 +26,7 @@ from iomt.fedlearn.model import Weights
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 
+STATE_NAMES = ("step", "exp_avg", "exp_avg_sq")
 OptimiserState = dict[str, np.ndarray]
 """Adam's state per parameter tensor as ``{"<index>.step" | "<index>.exp_avg" |
 "<index>.exp_avg_sq": array}``, the layout of torch's optimiser ``state_dict``."""
@@ -41,10 +42,11 @@ class FlatMlp:
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
         self.flat = np.concatenate([np.ravel(weights[k]) for k in self.keys]).astype(np.float32)
         self.grad = np.zeros_like(self.flat)
-        self.params = self._views(self.flat)
-        self.grads = self._views(self.grad)
+        self.params = self.views(self.flat)
+        self.grads = self.views(self.grad)
 
-    def _views(self, buffer: np.ndarray) -> list[np.ndarray]:
+    def views(self, buffer: np.ndarray) -> list[np.ndarray]:
+        """``buffer`` (laid out as ``flat``) cut into one view per parameter tensor."""
         o = self.offsets
         return [buffer[o[i] : o[i + 1]].reshape(s) for i, s in enumerate(self.shapes)]
 
@@ -105,7 +107,7 @@ class Adam:
 
     def state(self) -> OptimiserState:
         out: OptimiserState = {}
-        m, v = self.model._views(self.exp_avg), self.model._views(self.exp_avg_sq)
+        m, v = self.model.views(self.exp_avg), self.model.views(self.exp_avg_sq)
         for i in range(len(m)):
             out[f"{i}.step"] = np.array(self.step_count, dtype=np.float32)
             out[f"{i}.exp_avg"] = m[i].copy()
@@ -115,7 +117,7 @@ class Adam:
     def load(self, saved: OptimiserState) -> None:
         """Continue from ``state()``'s output; ``ValueError`` if it is not this model's."""
         shapes = self.model.shapes
-        want = {f"{i}.{name}" for i in range(len(shapes)) for name in _STATE_NAMES}
+        want = {f"{i}.{name}" for i in range(len(shapes)) for name in STATE_NAMES}
         if set(saved) != want:
             raise ValueError(f"optimiser state has keys {sorted(saved)}, want {sorted(want)}")
         for i, shape in enumerate(shapes):
@@ -129,9 +131,6 @@ class Adam:
         self.exp_avg_sq[:] = np.concatenate(
             [np.ravel(saved[f"{i}.exp_avg_sq"]) for i in range(len(shapes))]
         )
-
-
-_STATE_NAMES = ("step", "exp_avg", "exp_avg_sq")
 
 
 class Sgd:
