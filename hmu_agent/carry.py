@@ -11,7 +11,8 @@ With a folder (``checkpoints/hmus/<hmu>/`` in a launcher's run directory, or an
 ``iomt hmu --state-dir``) each round's state is also written there, whole or not at
 all, and read back when the HMU starts again.  The file is a JSON index (name, dtype,
 shape) and the arrays' raw bytes: every HMU writes one each round, and ``np.savez``'s
-zip archive cost ten times as much.
+zip archive cost ten times as much.  Not the wire's ``iomt.wire.codec``: the
+compression residual is float64, which the wire rightly refuses.
 """
 
 from __future__ import annotations
