@@ -3,7 +3,8 @@
 The live-traffic tests and benchmarks replay a capture in namespace ``a`` and sniff it
 in namespace ``b``.  ``veth_pair()`` makes both (``ip netns add``), joins them with a
 veth pair carrying link-local addresses and no routes, so nothing leaves them, turns
-GRO off where ethtool exists (a sniffer must see frames as sent), and deletes both
+GRO off where ethtool exists (a sniffer must see frames as sent), IPv6 off on both ends
+(no router or neighbour solicitations among the frames under test), and deletes both
 namespaces whatever happens.  Needs root; ``NetnsUnavailable`` says why it cannot run.
 """
 
@@ -74,11 +75,15 @@ def veth_pair(*, b_here: bool = False) -> Iterator[NetnsPair]:
 
 
 def _up(ns: str | None, iface: str) -> None:
-    """Bring ``iface`` up in ``ns`` (``None``: here), GRO off where ethtool exists
-    (veth does no GRO by default; make sure)."""
+    """Bring ``iface`` up in ``ns`` (``None``: here) without IPv6, GRO off where ethtool
+    exists (veth does no GRO by default; make sure).  Both are best effort: a kernel
+    without IPv6 has nothing to turn off."""
+    run = ("ip", "netns", "exec", ns) if ns else ()
+    if shutil.which("sysctl"):
+        subprocess.run([*run, "sysctl", "-qw", f"net.ipv6.conf.{iface}.disable_ipv6=1"],
+                       capture_output=True, check=False)  # fmt: skip
     _ip(*(("-n", ns) if ns else ()), "link", "set", iface, "up")
     if shutil.which("ethtool"):
-        run = ("ip", "netns", "exec", ns) if ns else ()
         subprocess.run([*run, "ethtool", "-K", iface, "gro", "off"], capture_output=True,
                        check=False)  # fmt: skip
 

