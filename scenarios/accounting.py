@@ -114,6 +114,19 @@ def message_books(
     return books
 
 
+def fixed_leakage(scenario: Scenario) -> dict[str, Any] | None:
+    """The leakage report a run's settings fix without measuring anything; None when it
+    is measured (a neural cipher, or DP noise on plaintext updates)."""
+    if not scenario.measure_leakage:
+        return {"headline": None, "note": "not measured (measure_leakage: false)"}
+    if scenario.update_encryption.kind == "ckks":
+        return {"to_server": 0.0, "headline": 0.0,
+                "note": "the server decrypts only the sum of the round's updates"}  # fmt: skip
+    if scenario.update_encryption.kind != "neural" and scenario.privacy.mechanism == "none":
+        return {"to_server": 100.0, "headline": 100.0, "note": "the server reads every update"}
+    return None
+
+
 def update_leakage(
     scenario: Scenario, data: FederatedData, enrolled: EnrolledCipher | None, final_w: Weights
 ) -> dict[str, Any]:
@@ -127,12 +140,9 @@ def update_leakage(
     update gives after the best rescaling (clipping hides an update's size, not its
     direction; the figure is then the squared correlation of the two).
     """
-    kind, noised = scenario.update_encryption.kind, scenario.privacy.mechanism != "none"
-    if kind == "ckks":
-        return {"to_server": 0.0, "headline": 0.0,
-                "note": "the server decrypts only the sum of the round's updates"}  # fmt: skip
-    if enrolled is None and not noised:
-        return {"to_server": 100.0, "headline": 100.0, "note": "the server reads every update"}
+    fixed = fixed_leakage(scenario)
+    if fixed is not None:
+        return fixed
     import numpy as np
 
     from iomt.fedlearn.privacy import privatize_update

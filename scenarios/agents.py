@@ -22,8 +22,9 @@ from iomt.hmu_agent.setup import HmuOutcome
 from iomt.qkd_channel.agent import ChannelAgent
 from iomt.scenarios.data_plan import cache_dir, capture_share, prepare_data
 from iomt.scenarios.hmu_service import serve_hmus
-from iomt.scenarios.launcher import prepare_run_dir, resumable, run_log, stop_channel
+from iomt.scenarios.launcher import prepare_run_dir, resumable, stop_channel
 from iomt.scenarios.results import build_results, write_results
+from iomt.scenarios.run_end import run_log
 from iomt.scenarios.schema import Scenario
 from iomt.scenarios.setups import channel_setup, hmu_setup, open_sink, server_setup
 from iomt.server_agent.runner import ServerAgent

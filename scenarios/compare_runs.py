@@ -79,24 +79,26 @@ def run_jobs(todo: Sequence[Job], progress: Any) -> dict[str, list[dict[str, Any
     """Results per scenario name in seed order; finished runs are read, the rest run.
 
     ``progress`` gets ``skipped(label)`` for a finished run, ``started(label)`` and
-    ``finished()`` around each run, and ``note(line)`` for work before the runs. A Ctrl-C
-    stops between two runs' files: every run finished before it keeps its
-    ``results.json``.
+    ``finished()`` around each run, and ``note(line)`` for work before and after the
+    runs. A Ctrl-C stops between two runs' files: every run whose ``results.json`` was
+    written before it is kept; one whose leakage was still being measured runs again.
 
     The runs share one pool of training workers: a worker's torch import and warm-up
     (about 5 s of a 25 s run) is paid once. Workers keep nothing between tasks (each
     trains from the weights and seed it is given), so a run's results do not depend on
     what the pool ran before. The neural ciphers the runs need are trained first, one
-    per worker at a time (``enrol_ahead``), not one by one as each run starts.
+    per worker at a time (``enrol_ahead``), not one by one as each run starts. A run's
+    leakage measurement goes to a worker of its own while the next run starts
+    (``iomt.scenarios.run_end``): the runs leave a core idle most of the time.
     """
     from iomt.scenarios.in_process import training_pool
-    from iomt.scenarios.launcher import launch
     from iomt.scenarios.setups import ciphers_missing, enrol_ahead
 
     found = [(job, finished_run(job.folder, job.scenario)) for job in todo]
     left = [job.scenario for job, results in found if results is None]
-    runs: dict[str, list[dict[str, Any]]] = {}
+    outputs: list[tuple[Job, Any]] = []
     pool = training_pool() if left else None
+    ender = training_pool(1) if left else None
     try:
         if pool is not None and (missing := ciphers_missing(left)):
             progress.note(f"compare: training {len(missing)} neural ciphers first,"
@@ -109,25 +111,36 @@ def run_jobs(todo: Sequence[Job], progress: Any) -> dict[str, list[dict[str, Any
         for job, results in found:
             if results is not None:
                 progress.skipped(job.label)
-            else:
-                progress.started(job.label)
-                results = asyncio.run(_launch_minding_ctrl_c(launch, job, pool)).results
-                progress.finished()
+                outputs.append((job, results))
+                continue
+            progress.started(job.label)
+            outputs.append((job, asyncio.run(_launch_minding_ctrl_c(job, pool, ender))))
+            progress.finished()
+        if waiting := sum(1 for _, out in outputs if getattr(out, "pending", None)):
+            progress.note(f"compare: waiting for the leakage of {waiting} runs")
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for job, out in outputs:
+            results = out if isinstance(out, dict) else out.finished()
             runs.setdefault(job.scenario.name, []).append(results)
+        return runs
     finally:
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
-    return runs
+        for executor in (pool, ender):
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
+        if ender is not None:
+            ender.kill()  # a measurement cut short: its run has no results.json, runs again
 
 
-async def _launch_minding_ctrl_c(launch: Any, job: Job, pool: Executor) -> Any:
+async def _launch_minding_ctrl_c(job: Job, pool: Executor, ender: Executor) -> Any:
     """``launch`` the job's run; a Ctrl-C that came while it wound down still stops the sweep.
 
     On Ctrl-C ``asyncio.run`` cancels this task; a run closing its agents can absorb that
     cancellation and return normally. The request is still counted on the task, so it is
     raised again here and the sweep stops after this (finished) run.
     """
-    output = await launch(job.scenario, job.folder, executor=pool)
+    from iomt.scenarios.launcher import launch
+
+    output = await launch(job.scenario, job.folder, executor=pool, end_in=ender)
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError

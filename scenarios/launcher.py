@@ -8,15 +8,14 @@ time on field hardware pointed at a remote broker.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
 import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from concurrent.futures import Executor
+from collections.abc import Awaitable, Callable
+from concurrent.futures import BrokenExecutor, CancelledError, Executor, Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,14 +31,14 @@ from iomt.errors import UsageError
 from iomt.monitoring.resources import ResourceSampler
 from iomt.monitoring.sink import MetricsSink
 from iomt.qkd_channel.agent import ChannelAgent, ChannelOutcome
-from iomt.scenarios.accounting import update_leakage
 from iomt.scenarios.data_plan import prepare_data
 from iomt.scenarios.fog_nodes import cloud_tiers, start_fogs
 from iomt.scenarios.hmu_netns import kernel_network, kernel_shaped, refuse_unshapeable
 from iomt.scenarios.in_process import run_in_process
 from iomt.scenarios.processes import run_processes
 from iomt.scenarios.ray_hosts import ray_cluster, run_on_ray
-from iomt.scenarios.results import RESULTS_FILE, build_results, write_results
+from iomt.scenarios.results import RESULTS_FILE, build_results
+from iomt.scenarios.run_end import RunEnd, finish_run, run_log
 from iomt.scenarios.schema import Scenario, scenario_yaml
 from iomt.scenarios.setups import (
     RoundCallback,
@@ -67,25 +66,6 @@ def make_run_id(name: str) -> str:
     return f"{name[:40]}-{stamp}-{secrets.token_hex(2)}"
 
 
-@contextlib.contextmanager
-def run_log(run_dir: Path) -> Iterator[None]:
-    """Send the testbed's log records to ``run_dir/run.log`` for the duration."""
-    handler = logging.FileHandler(run_dir / "run.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.setLevel(logging.INFO)
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    if root.level > logging.INFO or root.level == logging.NOTSET:
-        root.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(previous)
-        handler.close()
-
-
 def prepare_run_dir(scenario: Scenario, out_root: Path, run_id: str) -> Path:
     """A new run directory holding the resolved scenario."""
     run_dir = new_run_dir(out_root, run_id)
@@ -95,8 +75,29 @@ def prepare_run_dir(scenario: Scenario, out_root: Path, run_id: str) -> Path:
 
 @dataclass
 class RunOutput:
+    """A run's directory and results; with ``pending``, the end of the run (its leakage,
+    ``results.json``) is still being done in ``end_in`` and ``results`` lacks the leakage:
+    ``finished()`` waits for it."""
+
     run_dir: Path
     results: dict[str, Any]
+    pending: Future[dict[str, Any]] | None = None
+    end: RunEnd | None = None
+
+    def finished(self) -> dict[str, Any]:
+        """The complete results, once ``results.json`` is written; a worker lost on the
+        way (killed, out of memory) leaves the end to be done here."""
+        if self.pending is None:
+            return self.results
+        try:
+            self.results = self.pending.result()
+        except (BrokenExecutor, CancelledError) as exc:
+            if self.end is None:
+                raise
+            log.warning("%s: finishing the run here (%s)", self.run_dir, exc or "cancelled")
+            self.results = finish_run(self.end)
+        self.pending = None
+        return self.results
 
 
 def resumable(run_dir: Path, scenario: Scenario) -> Checkpoint:
@@ -123,10 +124,13 @@ async def launch(
     executor: Executor | None = None,
     resume: Path | None = None,
     ray_address: str | None = None,
+    end_in: Executor | None = None,
 ) -> RunOutput:
     """Run ``scenario`` end to end and write its run directory; with ``resume`` (a run
     directory holding this scenario), continue that run from its last checkpoint; with
-    ``ray_address`` (``auto`` or HOST:PORT) the HMUs run on that Ray cluster."""
+    ``ray_address`` (``auto`` or HOST:PORT) the HMUs run on that Ray cluster; with
+    ``end_in``, a leakage measurement runs there and the run returns before it ends
+    (``RunOutput.pending``, ``iomt.scenarios.run_end``)."""
     if scenario.traffic.source == "live":
         raise UsageError(
             "traffic.source live is for `iomt hmu` capturing on its own interface in a "
@@ -149,7 +153,8 @@ async def launch(
         refuse_unshapeable(scenario, processes=processes and ray_address is None)
     checkpoint = resumable(resume, scenario) if resume is not None else None
     run = functools.partial(_launch, scenario, out_root, on_round=on_round, on_start=on_start,
-                            executor=executor, checkpoint=checkpoint, resume=resume)  # fmt: skip
+                            executor=executor, checkpoint=checkpoint, resume=resume,
+                            end_in=end_in)  # fmt: skip
     if ray_address is None:
         if processes:
             return await run(run_processes, "processes")
@@ -169,6 +174,7 @@ async def _launch(
     executor: Executor | None,
     checkpoint: Checkpoint | None,
     resume: Path | None,
+    end_in: Executor | None,
 ) -> RunOutput:
     started = time.monotonic()
     run_id = checkpoint.run_id if checkpoint else make_run_id(scenario.name)
@@ -209,23 +215,13 @@ async def _launch(
             channel=channel_outcome,
         )
         results["metrics"] = metrics.as_dict()
-        results["leakage"] = await _leakage(run, outcome)
         if checkpoint is not None:
             results["resumed_after_round"] = checkpoint.completed_rounds
-        write_results(run_dir, results)
-        _report(run_dir)
         log.info("run %s: %s", run_id, outcome.reason)
-    return RunOutput(run_dir, results)
-
-
-async def _leakage(run: RunParts, outcome: ServerOutcome) -> dict[str, Any]:
-    if not run.scenario.measure_leakage:
-        return {"headline": None, "note": "not measured (measure_leakage: false)"}
-    if run.cipher is not None:
-        log.info("measuring the neural cipher's leakage to a fresh attacker")
-    return await asyncio.to_thread(
-        update_leakage, run.scenario, run.data, run.cipher, outcome.weights
-    )
+    end = RunEnd(run_dir, results, scenario, data, outcome.weights)
+    if end_in is not None and end.measures:
+        return RunOutput(run_dir, results, end_in.submit(finish_run, end), end)
+    return RunOutput(run_dir, await asyncio.to_thread(finish_run, end))
 
 
 def _sample_resources(scenario: Scenario, sink: MetricsSink) -> asyncio.Task[None] | None:
@@ -233,16 +229,6 @@ def _sample_resources(scenario: Scenario, sink: MetricsSink) -> asyncio.Task[Non
     if not scenario.metrics.enabled or interval <= 0:
         return None
     return asyncio.create_task(ResourceSampler("launcher", interval).run(sink.emit))
-
-
-def _report(run_dir: Path) -> None:
-    """The HTML report with plots; a failure here never loses the results."""
-    try:
-        from iomt.monitoring.report import render_report
-
-        render_report(run_dir)
-    except Exception as exc:  # plotting must not turn a finished run into a failed one
-        log.warning("report not written: %s", exc)
 
 
 async def _run_agents(

@@ -5,15 +5,18 @@ import io
 import json
 import os
 import signal
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from iomt.scenarios.compare_runs import INTERRUPTED, finished_run, incomplete, jobs, run_jobs
 from iomt.scenarios.in_process import TrainingPool
+from iomt.scenarios.launcher import RunOutput
 from iomt.scenarios.progress import SweepProgress
 from iomt.scenarios.results import RESULTS_FILE
+from iomt.scenarios.run_end import RunEnd
 from iomt.scenarios.schema import load_points, scenario_yaml
 
 SWEEP = """\
@@ -103,9 +106,9 @@ def test_run_jobs_reads_finished_runs_without_launching(tmp_path):
 def test_the_runs_of_a_sweep_share_one_pool_of_training_workers(tmp_path, monkeypatch):
     pools = []
 
-    async def launch(scenario, folder, executor):
+    async def launch(scenario, folder, executor, end_in):
         pools.append(executor)
-        return SimpleNamespace(results={"completed": True, "seed": scenario.seed})
+        return RunOutput(folder, {"completed": True, "seed": scenario.seed})
 
     monkeypatch.setattr("iomt.scenarios.launcher.launch", launch)
     run_jobs(list(jobs(points(tmp_path), 2, tmp_path / "out")), Recorder())
@@ -115,12 +118,44 @@ def test_the_runs_of_a_sweep_share_one_pool_of_training_workers(tmp_path, monkey
         pools[0].submit(print)
 
 
+def test_a_run_measured_in_the_end_worker_is_read_when_its_end_is_done(tmp_path, monkeypatch):
+    """The second run starts before the first one's end is done; the table waits for it."""
+    ends = []
+
+    async def launch(scenario, folder, executor, end_in):
+        assert end_in is not executor  # a worker of its own, beside the training pool
+        ends.append(end_in)
+        partial = {"completed": True, "seed": scenario.seed}
+        pending = end_in.submit(dict, partial, leakage={"headline": scenario.training.epochs})
+        return RunOutput(folder, partial, pending, end=None)
+
+    monkeypatch.setattr("iomt.scenarios.launcher.launch", launch)
+    recorder = Recorder()
+    runs = run_jobs(list(jobs(points(tmp_path), 1, tmp_path / "out")), recorder)
+    assert [r["leakage"]["headline"] for r in (*runs["grid-1"], *runs["grid-2"])] == [1, 2]
+    assert ("note", "compare: waiting for the leakage of 2 runs") in recorder.events
+    assert isinstance(ends[0], TrainingPool) and ends[0].workers == 1 and ends[1] is ends[0]
+
+
+def test_an_end_lost_with_its_worker_is_done_here(tmp_path):
+    job = next(jobs(points(tmp_path), 1, tmp_path / "out"))
+    run_dir = fake_run(job.folder, "run", scenario_yaml(job.scenario), None)
+    lost: Future = Future()
+    lost.set_exception(BrokenProcessPool("a worker died"))
+    partial = {"scenario": "grid-1", "seed": 1, "broker": {}, "rounds": [], "final": {}}
+    end = RunEnd(run_dir, partial, job.scenario, data=None, weights=None)  # type: ignore[arg-type]
+    results = RunOutput(run_dir, partial, lost, end).finished()
+    leakage = {"to_server": 100.0, "headline": 100.0, "note": "the server reads every update"}
+    assert results == {**partial, "leakage": leakage}
+    assert json.loads((run_dir / RESULTS_FILE).read_text()) == results
+
+
 def test_ciphers_that_fail_to_train_ahead_are_left_to_each_run(tmp_path, monkeypatch):
     launched = []
 
-    async def launch(scenario, folder, executor):
+    async def launch(scenario, folder, executor, end_in):
         launched.append(scenario.name)
-        return SimpleNamespace(results={"completed": True, "seed": scenario.seed})
+        return RunOutput(folder, {"completed": True, "seed": scenario.seed})
 
     def enrol_ahead(scenarios, pool):
         raise RuntimeError("a worker died")
@@ -141,14 +176,14 @@ def test_ciphers_that_fail_to_train_ahead_are_left_to_each_run(tmp_path, monkeyp
 def test_a_ctrl_c_absorbed_by_a_run_winding_down_still_stops_the_sweep(tmp_path, monkeypatch):
     launched = []
 
-    async def launch(scenario, folder, executor):  # finishes, then absorbs the Ctrl-C
+    async def launch(scenario, folder, executor, end_in):  # finishes, then absorbs the Ctrl-C
         launched.append(scenario.name)
         try:
             os.kill(os.getpid(), signal.SIGINT)
             await asyncio.sleep(5)
         except asyncio.CancelledError:
             pass
-        return SimpleNamespace(results={"completed": True, "seed": scenario.seed})
+        return RunOutput(folder, {"completed": True, "seed": scenario.seed})
 
     monkeypatch.setattr("iomt.scenarios.launcher.launch", launch)
     todo = list(jobs(points(tmp_path), 1, tmp_path / "out"))
