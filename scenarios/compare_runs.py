@@ -116,7 +116,8 @@ def run_jobs(todo: Sequence[Job], progress: Any) -> dict[str, list[dict[str, Any
             progress.started(job.label)
             outputs.append((job, asyncio.run(_launch_minding_ctrl_c(job, pool, ender))))
             progress.finished()
-        if waiting := sum(1 for _, out in outputs if getattr(out, "pending", None)):
+        pending = [out.pending for _, out in outputs if getattr(out, "pending", None)]
+        if waiting := sum(1 for future in pending if not future.done()):
             progress.note(f"compare: waiting for the leakage of {waiting} runs")
         runs: dict[str, list[dict[str, Any]]] = {}
         for job, out in outputs:
