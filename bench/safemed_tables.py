@@ -47,7 +47,7 @@ def main() -> None:
         rows = compare([files[t] for t in args.tables], (), args.seeds, out / "tables")
         minutes = (time.monotonic() - started) / 60
         names = " + ".join({"t1": "T1 + T2", "t3": "T3"}[t] for t in args.tables)
-        print(f"\n{names}: {minutes:.0f} min, seeds 1-{args.seeds}")
+        print(f"\n{names}: {minutes:.1f} min, seeds 1-{args.seeds}")
         by = {r["scenario"]: r for r in rows}
         if "t1" in args.tables:
             table(
