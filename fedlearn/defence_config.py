@@ -249,6 +249,11 @@ class NeuralCipherConfig(Strict):
     )
     adversarial: bool = Field(True, description="false: NeuralCrypto-FL, reconstruction only")
     keyed: bool = Field(False, description="encoder and decoder also take the HMU's QKD key")
+    unbiased: bool = Field(
+        False,
+        description="keyed only: the server divides each decoded update by the decoder's"
+        " gain, so that the average of many is not shrunk (iomt.fedlearn.decoder_gain)",
+    )
     key_bits: int = Field(64, ge=8, le=256)
     adversary_weight: float = Field(1.0, ge=0, le=100)
     dropout: float = Field(0.2, ge=0, lt=1)
@@ -259,6 +264,15 @@ class NeuralCipherConfig(Strict):
     train_blocks: int = Field(
         20_000, ge=16, le=1_000_000, description="random 128-value blocks the cipher is trained on"
     )
+
+    @model_validator(mode="after")
+    def _unbiased_needs_a_key(self) -> NeuralCipherConfig:
+        if self.unbiased and not self.keyed:
+            raise ValueError(
+                "unbiased needs keyed: true (a keyless cipher loses the same part of every"
+                " HMU's update, which dividing by the gain would amplify)"
+            )
+        return self
 
     @property
     def cipher_width(self) -> int:

@@ -159,11 +159,14 @@ def update_leakage(
     report: dict[str, Any] = {"to_server": to_server, "headline": to_server}
     if enrolled is not None:
         from iomt.fedlearn.cipher_enrolment import leakage_report
+        from iomt.fedlearn.decoder_gain import decoder_gain
 
         own = real_updates(final_w, [data.parts[insider]], training, seed)
         cipher = leakage_report(enrolled, own, truth, seed, sent=sent)
         report.update(insider=insider, **cipher, headline=cipher["fresh_attacker"])
         report["to_server"] = cipher["decoder_recovers"]
+        # what the server divides out of each update when ``unbiased`` is set
+        report["decoder_gain"] = round(decoder_gain(enrolled.nets, seed), 4)
     return report
 
 

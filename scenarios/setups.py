@@ -100,7 +100,8 @@ def cipher_file(scenario: Scenario) -> Path | None:
 
     cfg = scenario.update_encryption.neural
     # one thread: two sum in another order and train another cipher from the same seed
-    digest = hashlib.sha256(f"{cfg.model_dump_json()}/{scenario.seed}/1 thread".encode())
+    training = cfg.model_dump_json(exclude={"unbiased"})  # how the server reads, not trains
+    digest = hashlib.sha256(f"{training}/{scenario.seed}/1 thread".encode())
     for module in (ce, ce.nc):
         digest.update(Path(module.__file__ or "").read_bytes())
     return cache_dir(scenario) / "ciphers" / f"{digest.hexdigest()[:32]}.pt"
@@ -306,7 +307,14 @@ class RunParts:
         if self.cipher is not None:
             cipher = self.cipher.nets
             bits = cipher.cfg.key_bits if cipher.cfg.keyed else 0
-            setup = dataclasses.replace(setup, neural_decoder=cipher.decoder, cipher_key_bits=bits)
+            gain = 1.0
+            if cipher.cfg.unbiased:
+                from iomt.fedlearn.decoder_gain import decoder_gain
+
+                gain = decoder_gain(cipher, self.scenario.seed)
+            setup = dataclasses.replace(
+                setup, neural_decoder=cipher.decoder, cipher_key_bits=bits, neural_gain=gain
+            )
         return ServerAgent(setup)
 
     def hmu(self, hmu: str) -> HmuSetup:

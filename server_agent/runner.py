@@ -311,6 +311,7 @@ class ServerAgent(RoundActions):
         if s.neural_decoder is None:
             return {}
         from iomt.fedlearn import neural_cipher  # torch: only where a cipher runs
+        from iomt.fedlearn.decoder_gain import unbiased_reader
 
         key = None
         if s.cipher_key_bits:
@@ -319,9 +320,8 @@ class ServerAgent(RoundActions):
                 raise ProtocolViolation(f"no QKD key with {hmu} to decode its update")
             material = link.neural_key(round_, s.cipher_key_bits)
             key = neural_cipher.key_from_bytes(material, s.cipher_key_bits)
-        return {
-            "neural": functools.partial(neural_cipher.decrypt_update, s.neural_decoder, key=key)
-        }
+        read = functools.partial(neural_cipher.decrypt_update, s.neural_decoder, key=key)
+        return {"neural": unbiased_reader(read, s.neural_gain)}
 
     async def _on_key_traffic(self, hmu: str, leg: str, payload: bytes) -> list[Any]:
         """Detections or a post-processing frame; a finished session keys or isolates."""

@@ -56,6 +56,8 @@ class ServerSetup:
     """The neural cipher's decoder network, when updates are encoded with it."""
     cipher_key_bits: int = 0
     """Key bits of a keyed neural cipher, drawn per HMU and round from its QKD link."""
+    neural_gain: float = 1.0
+    """The decoder's gain, divided out of each decoded update (``fedlearn.decoder_gain``)."""
     privacy_audit: bool = False
     """Keep each round's global model and updates as read (``server_agent.audit``)."""
     validation: tuple[np.ndarray, np.ndarray] | None = None

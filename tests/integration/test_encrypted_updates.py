@@ -59,7 +59,8 @@ def test_a_neural_cipher_run_completes_and_reports_its_leakage(
     path.write_text(
         TINY + f"data: {{dataset: {dataset_path}, limit: 3000}}\n"
         f"update_encryption: {{kind: neural, neural: {{max_epochs: 5, train_blocks: 2000,"
-        f" keyed: {str(keyed).lower()}}}}}\n" + ("qkd: {enabled: true}\n" if keyed else "")
+        f" keyed: {str(keyed).lower()}, unbiased: {str(keyed).lower()}}}}}\n"
+        + ("qkd: {enabled: true}\n" if keyed else "")
     )
     proc = iomt("run", str(path), "--out", str(tmp_path / "runs"), "--processes")
     assert proc.returncode == 0, proc.stderr
@@ -71,5 +72,6 @@ def test_a_neural_cipher_run_completes_and_reports_its_leakage(
     assert leakage["keyed"] is keyed and results["rejected"] == {}
     for figure in ("fresh_attacker", "co_trained_adversary", "decoder_recovers"):
         assert 0 <= leakage[figure] <= 100
+    assert 0 < leakage["decoder_gain"] <= 1  # the keyed run's server divided it out
     # the ciphertext replaced the weights on the wire: blocks of 128 float32 and a scale
     assert all(r["bytes_up"] < 3 * 30_000 for r in results["rounds"])

@@ -5,7 +5,7 @@ import numpy as np
 from iomt.fedlearn import neural_cipher as nc
 from iomt.scenarios.in_process import training_pool
 from iomt.scenarios.schema import validate_scenario
-from iomt.scenarios.setups import ciphers_missing, enrol_ahead, make_cipher
+from iomt.scenarios.setups import cipher_file, ciphers_missing, enrol_ahead, make_cipher
 
 
 def scenario(tmp_path, seed=1, epochs=2):
@@ -29,6 +29,19 @@ def test_a_cipher_is_kept_and_loaded_by_its_settings_and_seed(tmp_path):
     make_cipher(scenario(tmp_path, epochs=3))
     assert len(list((tmp_path / "ciphers").iterdir())) == 3
     assert make_cipher(validate_scenario({"name": "plain"})) is None
+
+
+def test_how_the_server_reads_a_cipher_does_not_train_another():
+    def keyed(unbiased: bool):
+        return validate_scenario({
+            "name": "k", "qkd": {"enabled": True},
+            "update_encryption": {"kind": "neural",
+                                  "neural": {"keyed": True, "unbiased": unbiased}},
+        })  # fmt: skip
+
+    assert cipher_file(keyed(True)) == cipher_file(keyed(False))
+    assert cipher_file(keyed(True)) != cipher_file(validate_scenario({
+        "name": "k", "update_encryption": {"kind": "neural"}}))  # fmt: skip
 
 
 def test_a_sweeps_missing_ciphers_are_trained_ahead_in_worker_processes(tmp_path):
