@@ -6,7 +6,8 @@
    <= 2 ms per update.
 2. ``scenarios/fedavg.yaml`` (20 HMUs, K = 20, 30 rounds, E = 2) over the launcher's
    Mosquitto with ``update_encryption.kind`` ``none`` and ``neural`` (keyless with and
-   without adversarial training, and keyed by each HMU's QKD key), same seed:
+   without adversarial training, and keyed by each HMU's QKD key, read as decoded and
+   with the decoder's gain divided out), same seed:
    accuracy (target: within 1 point of plaintext) and ``results.json``'s ``leakage``:
    what a fresh attacker trained by an insider HMU, the co-trained adversary and the
    server's decoder recover of the other HMUs' real updates
@@ -59,6 +60,8 @@ def runs(seed: int, rounds: int) -> None:
                             "update_encryption.neural.adversarial=false"],
         "neural, keyed by QKD": ["update_encryption.kind=neural",
                                  "update_encryption.neural.keyed=true", "qkd.enabled=true"],
+        "keyed, gain out": ["update_encryption.kind=neural", "update_encryption.neural.keyed=true",
+                            "update_encryption.neural.unbiased=true", "qkd.enabled=true"],
     }  # fmt: skip
     out = fedq_variants(seed, rounds, variants)
     print(f"fedavg.yaml over MQTT, K = 20, E = 2, {rounds} rounds, seed {seed}:")
@@ -66,12 +69,13 @@ def runs(seed: int, rounds: int) -> None:
     for name, r in out.items():
         acc = r["final"]["accuracy"]
         line = f"  {name:20s} accuracy {acc:.4f} ({(acc - base) * 100:+.2f} points)"
-        leak = r.get("leakage")
-        if leak:
+        leak = r.get("leakage", {})
+        if "fresh_attacker" in leak:  # a neural cipher's report
             fresh, adv = leak["fresh_attacker"], leak["co_trained_adversary"]
             line += (f"; leakage: fresh attacker {fresh:.1f} %, co-trained adversary {adv:.1f} %,"
                      f" decoder recovers {leak['decoder_recovers']:.1f} %"
-                     f" ({leak['cipher_epochs']} epochs)")  # fmt: skip
+                     f" (gain {leak['decoder_gain']:.2f};"
+                     f" {leak['cipher_epochs']} epochs)")  # fmt: skip
         print(line + f"; wall {r['wall_time_s']:.1f} s")
 
 
