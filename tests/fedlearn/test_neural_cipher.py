@@ -86,7 +86,7 @@ def test_a_keyed_cipher_needs_a_key_of_its_width():
         nets.encode(test)
 
 
-@pytest.mark.timeout(600)  # 150 s on a quiet two-core machine, 250 s on a busy one
+@pytest.mark.timeout(600)  # 150 s on a quiet two-core machine, 250 s on a slower one
 def test_a_keyed_cipher_decodes_with_its_key_and_an_insider_without_it_recovers_less():
     """The keyed cipher as a run trains it (20,000 random blocks; about two minutes; at
     smaller sizes the key's effect depends on float order, so it is tested here).  The
