@@ -111,6 +111,7 @@ class LiveDetector:
         self._window: dict[str, Any] = {"flows": 0, "alerts": 0, "unscored": 0, "ms": []}
         self._next_report = 0.0
         self._started = False
+        self._final: DetectionReport | None = None
 
     def use(self, weights: Mapping[str, Any], version: int) -> None:
         """The agent's hook: the global model of the HMU's latest invitation."""
@@ -125,7 +126,10 @@ class LiveDetector:
         self._started = True
 
     def stop(self) -> DetectionReport:
-        """Stop watching (if it started), emit the last window and return the totals."""
+        """Stop watching (if it started), emit the last window and return the totals;
+        called again, the same totals."""
+        if self._final is not None:
+            return self._final
         try:
             stats = self.watcher.stop() if self._started else self.watcher.stats
         finally:
@@ -134,7 +138,7 @@ class LiveDetector:
             if self._alerts_file is not None:
                 self._alerts_file.close()
                 self._alerts_file = None
-        report = self.report(stats)
+        report = self._final = self.report(stats)
         log.info("%s: detection on %s: %d flows scored, %d alerts", self.hmu, self.iface,
                  report.scored, report.alerts)  # fmt: skip
         return report

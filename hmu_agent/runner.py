@@ -104,6 +104,8 @@ class HmuAgent:
             self._refusals.flush()
             for task in list(self._tasks):
                 task.cancel()
+            if s.on_finish is not None:
+                await asyncio.to_thread(s.on_finish)
             if s.metrics is not None:
                 await s.metrics.aflush()
             stop_pump.set()

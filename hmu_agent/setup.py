@@ -67,6 +67,9 @@ class HmuSetup:
     kernel link's shaping (``iomt.hmu_agent.kernel_link``)."""
     on_global: Callable[[dict[str, Any], int], None] | None = None
     """Called with the global weights (and version) of every invitation this HMU gets."""
+    on_finish: Callable[[], None] | None = None
+    """Called (in a thread) when the run has ended for this HMU, before its last metrics
+    are sent: live detection's last window still reaches the server."""
 
 
 @dataclass

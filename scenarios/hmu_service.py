@@ -69,7 +69,7 @@ async def serve_hmus(
     )
     detector = _detector(scenario, setups, scaler, first)
     if detector is not None:
-        setups = [dataclasses.replace(setups[0], on_global=detector.use)]
+        setups = [dataclasses.replace(setups[0], on_global=detector.use, on_finish=detector.stop)]
     try:
         with single_threaded_blas(), _training(len(setups)) as pool:
             agents = [
@@ -80,7 +80,7 @@ async def serve_hmus(
                 detector.start()
             outcomes = list(await asyncio.gather(*(agent.run() for agent in agents)))
     finally:
-        report = detector.stop() if detector is not None else None  # after agents end
+        report = detector.stop() if detector is not None else None  # also if it failed
         if sampler is not None:
             sampler.cancel()
         for sink, _ in sinks:
