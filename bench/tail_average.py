@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.fedq_rounds import seed_groups, spread
 from bench.table_i import compare, runs_folder, sweep_parser
 from iomt.fedlearn.evaluate import evaluate
 from iomt.scenarios.attack_runs import run_data
@@ -28,7 +29,6 @@ from iomt.server_agent import audit
 from iomt.server_agent.checkpoint import read_checkpoint
 
 TAILS = (1, 3, 5, 10)
-GROUP = 5
 
 
 def tail_scores(run_dir: Path) -> dict[int, tuple[float, float]]:
@@ -48,10 +48,6 @@ def seed_of(run_dir: Path) -> int:
     return int(json.loads((run_dir / "results.json").read_text())["seed"])
 
 
-def _spread(values: list[float]) -> float:
-    return statistics.stdev(values) if len(values) > 1 else 0.0
-
-
 def main() -> None:
     parser = sweep_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=30)
@@ -61,16 +57,15 @@ def main() -> None:
         compare(["fedq_eve"], extra, args.seeds, out)
         per_seed = {seed_of(p): tail_scores(p) for p in (out / "fedq_eve").iterdir()
                     if (p / "results.json").is_file()}  # fmt: skip
-    for first in range(1, args.seeds + 1, GROUP):
-        seeds = [s for s in range(first, first + GROUP) if s in per_seed]
+    for seeds in seed_groups(sorted(per_seed)):
         print(f"\nFedQ's conditions (fedq_eve.yaml), {args.rounds} rounds,"
               f" seeds {seeds[0]}-{seeds[-1]}: final model = mean of the last k global"
               " models")  # fmt: skip
         print("| k | accuracy | macro-F1 | weakest macro-F1 |\n|---|---|---|---|")
         for k in TAILS:
             acc, f1 = ([per_seed[s][k][i] for s in seeds] for i in (0, 1))
-            print(f"| {k} | {statistics.mean(acc):.4f} ± {_spread(acc):.4f} |"
-                  f" {statistics.mean(f1):.4f} ± {_spread(f1):.3f} | {min(f1):.3f} |")  # fmt: skip
+            print(f"| {k} | {statistics.mean(acc):.4f} ± {spread(acc):.4f} |"
+                  f" {statistics.mean(f1):.4f} ± {spread(f1):.3f} | {min(f1):.3f} |")  # fmt: skip
 
 
 if __name__ == "__main__":
