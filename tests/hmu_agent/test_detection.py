@@ -107,6 +107,7 @@ def test_a_detector_counts_alerts_writes_them_and_its_metrics(trained: Trained, 
         for i in range(700, len(pairs), 64):
             detector.watcher.feed_frames(pairs[i : i + 64])
         report = detector.stop()  # never started: the last window and the totals
+        assert detector.stop() == report  # again (the agent's end, then the service's)
     assert report.flows == 300 and report.watch["closed"] == 300
     first = FlowAssembler(close_on_fin=True).feed_many(islice(read_packets(trained.pcap), 700))
     assert report.unscored == len(first) > 0 and report.scored == 300 - len(first)
@@ -118,6 +119,10 @@ def test_a_detector_counts_alerts_writes_them_and_its_metrics(trained: Trained, 
     assert report.alerts <= predicted.sum()  # only the flows scored could alert
     text = metrics.read_text()
     assert "detection,hmu=hmu-07,run=r " in text and f"alerts={report.alerts}i" in text
+    # every flow is in exactly one window, and stopping again added no empty last window
+    flows = [int(x.split("flows=")[1].split("i")[0]) for x in text.splitlines()
+             if x.startswith("detection,")]  # fmt: skip
+    assert sum(flows) == report.flows and min(flows) > 0
 
 
 # -- live, in a pair of network namespaces (root) ---------------------------------------
