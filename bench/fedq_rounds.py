@@ -17,34 +17,12 @@ Run: ``.venv/bin/python -m bench.fedq_rounds [--rounds 30 90 150] [--server-lr 1
 
 from __future__ import annotations
 
-import json
 import statistics
-from collections.abc import Iterator
-from pathlib import Path
 
-from bench.table_i import compare, runs_folder, sweep_parser
+from bench.table_i import compare, completed_runs, runs_folder, seed_groups, spread, sweep_parser
 
 TARGET_ACCURACY = 0.93
 TARGET_MACRO_F1 = 0.83
-GROUP = 5
-
-
-def seed_groups(seeds: list[int]) -> Iterator[list[int]]:
-    """``seeds`` in groups of five consecutive seeds: 1-5, 6-10, ..."""
-    for first in range(1, max(seeds) + 1, GROUP):
-        group = [s for s in seeds if first <= s < first + GROUP]
-        if group:
-            yield group
-
-
-def spread(values: list[float]) -> float:
-    return statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-def finals(folder: Path) -> dict[int, dict]:
-    """Each completed run's ``results.json`` under ``folder``, by seed."""
-    runs = (json.loads(p.read_text()) for p in folder.glob("*/results.json"))
-    return {int(r["seed"]): r for r in runs if r["completed"]}
 
 
 def main() -> None:
@@ -60,14 +38,17 @@ def main() -> None:
                          "--set", f"federation.server_lr={lr:g}")  # fmt: skip
                 folder = out / f"rounds-{rounds}-step-{lr:g}"
                 (row,) = compare(["fedq_eve"], extra, args.seeds, folder)
-                rows.append((rounds, lr, row["epsilon_total_mean"], finals(folder / "fedq_eve")))
+                finals = {
+                    seed: r["final"] for seed, (_, r) in completed_runs(folder / "fedq_eve").items()
+                }
+                rows.append((rounds, lr, row["epsilon_total_mean"], finals))
     print("\nFedQ's conditions (fedq_eve.yaml), each run's final model, mean ± std")
     print("| rounds | server step | seeds | accuracy | macro-F1 | weakest macro-F1 | ε total |"
           " target |\n|---|---|---|---|---|---|---|---|")  # fmt: skip
     for rounds, lr, epsilon, runs in rows:
         for seeds in seed_groups(sorted(runs)):
-            acc = [runs[s]["final"]["accuracy"] for s in seeds]
-            f1 = [runs[s]["final"]["macro_f1"] for s in seeds]
+            acc = [runs[s]["accuracy"] for s in seeds]
+            f1 = [runs[s]["macro_f1"] for s in seeds]
             met = statistics.mean(acc) >= TARGET_ACCURACY and statistics.mean(f1) >= TARGET_MACRO_F1
             print(f"| {rounds} | {lr:g} | {seeds[0]}-{seeds[-1]} |"
                   f" {statistics.mean(acc):.4f} ± {spread(acc):.4f} |"

@@ -20,7 +20,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -63,6 +65,27 @@ def compare(files: list[str], extra: tuple[str, ...], seeds: int, out: Path) -> 
     subprocess.run([*command, "--out", str(out), *extra], env=env, check=True)
     with (out / "compare.csv").open(newline="") as f:
         return list(csv.DictReader(f))
+
+
+def completed_runs(folder: Path) -> dict[int, tuple[Path, dict]]:
+    """Each completed run ``iomt compare`` left in ``folder`` (``out/<scenario>``), by
+    seed: its directory and its ``results.json``."""
+    runs = ((p.parent, json.loads(p.read_text())) for p in folder.glob("*/results.json"))
+    return {int(r["seed"]): (d, r) for d, r in runs if r["completed"]}
+
+
+def seed_groups(seeds: list[int], size: int = 5) -> Iterator[list[int]]:
+    """``seeds`` in groups of ``size`` consecutive seeds: 1-5, 6-10, ...  A setting
+    chosen on the first group can then be checked on seeds it has not seen."""
+    for first in range(1, max(seeds) + 1, size):
+        group = [s for s in seeds if first <= s < first + size]
+        if group:
+            yield group
+
+
+def spread(values: list[float]) -> float:
+    """The sample standard deviation; 0 for a single value."""
+    return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def cell(row: dict, key: str) -> str:

@@ -15,14 +15,12 @@ Run: ``.venv/bin/python -m bench.tail_average [--seeds 5] [--rounds 30] [--out D
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 
 import numpy as np
 
-from bench.fedq_rounds import seed_groups, spread
-from bench.table_i import compare, runs_folder, sweep_parser
+from bench.table_i import compare, completed_runs, runs_folder, seed_groups, spread, sweep_parser
 from iomt.fedlearn.evaluate import evaluate
 from iomt.scenarios.attack_runs import run_data
 from iomt.server_agent import audit
@@ -44,10 +42,6 @@ def tail_scores(run_dir: Path) -> dict[int, tuple[float, float]]:
     return scores
 
 
-def seed_of(run_dir: Path) -> int:
-    return int(json.loads((run_dir / "results.json").read_text())["seed"])
-
-
 def main() -> None:
     parser = sweep_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=30)
@@ -55,8 +49,8 @@ def main() -> None:
     extra = ("--set", "privacy_audit=true", "--set", f"federation.rounds={args.rounds}")
     with runs_folder(args.out) as out:
         compare(["fedq_eve"], extra, args.seeds, out)
-        per_seed = {seed_of(p): tail_scores(p) for p in (out / "fedq_eve").iterdir()
-                    if (p / "results.json").is_file()}  # fmt: skip
+        runs = completed_runs(out / "fedq_eve")
+        per_seed = {seed: tail_scores(run_dir) for seed, (run_dir, _) in runs.items()}
     for seeds in seed_groups(sorted(per_seed)):
         print(f"\nFedQ's conditions (fedq_eve.yaml), {args.rounds} rounds,"
               f" seeds {seeds[0]}-{seeds[-1]}: final model = mean of the last k global"
